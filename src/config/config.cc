@@ -1,0 +1,122 @@
+#include "config/config.h"
+
+#include <set>
+
+namespace kal {
+
+const char *to_string(Policy p) {
+  switch (p) {
+  case Policy::LeastConn:
+    return "least-conn";
+  case Policy::RoundRobin:
+    return "round-robin";
+  case Policy::RandomTwo:
+    return "random-two";
+  case Policy::First:
+    return "first";
+  }
+  return "?";
+}
+
+std::optional<Policy> policy_from_string(std::string_view s) {
+  for (auto p : {Policy::LeastConn, Policy::RoundRobin, Policy::RandomTwo, Policy::First}) {
+    if (s == to_string(p)) {
+      return p;
+    }
+  }
+  return std::nullopt;
+}
+
+const char *to_string(HealthMode m) {
+  switch (m) {
+  case HealthMode::Https:
+    return "https";
+  case HealthMode::Tls:
+    return "tls";
+  case HealthMode::Tcp:
+    return "tcp";
+  case HealthMode::None:
+    return "none";
+  }
+  return "?";
+}
+
+std::optional<HealthMode> health_mode_from_string(std::string_view s) {
+  for (auto m : {HealthMode::Https, HealthMode::Tls, HealthMode::Tcp, HealthMode::None}) {
+    if (s == to_string(m)) {
+      return m;
+    }
+  }
+  return std::nullopt;
+}
+
+const char *to_string(LogFormat f) { return f == LogFormat::Json ? "json" : "text"; }
+
+std::optional<LogFormat> log_format_from_string(std::string_view s) {
+  if (s == "text") {
+    return LogFormat::Text;
+  }
+  if (s == "json") {
+    return LogFormat::Json;
+  }
+  return std::nullopt;
+}
+
+Result<bool> validate(const Config &c) {
+  if (c.endpoints.empty()) {
+    return Err{"no endpoints: give at least one apiserver (e.g. --endpoints=10.0.0.1:6443)"};
+  }
+  if (c.listen.empty()) {
+    return Err{"no listen address"};
+  }
+  std::set<std::string> seen;
+  for (const auto &e : c.endpoints) {
+    if (!seen.insert(e.str()).second) {
+      return Err{"duplicate endpoint " + e.str()};
+    }
+  }
+  seen.clear();
+  for (const auto &l : c.listen) {
+    if (!seen.insert(l.str()).second) {
+      return Err{"duplicate listen address " + l.str()};
+    }
+  }
+  auto positive = [](Millis m) { return m.count() > 0; };
+  if (!positive(c.connect_timeout)) {
+    return Err{"connect timeout must be > 0"};
+  }
+  if (!positive(c.first_byte_timeout)) {
+    return Err{"first-byte timeout must be > 0"};
+  }
+  if (c.idle_timeout.count() < 0 || c.shutdown_grace.count() < 0 || c.drain_timeout.count() < 0) {
+    return Err{"timeouts must not be negative"};
+  }
+  if (c.health.rise < 1 || c.health.rise > 100) {
+    return Err{"health rise must be between 1 and 100"};
+  }
+  if (c.health.fall < 1 || c.health.fall > 100) {
+    return Err{"health fall must be between 1 and 100"};
+  }
+  if (!positive(c.health.interval) || !positive(c.health.fast_interval) ||
+      !positive(c.health.down_interval) || !positive(c.health.timeout)) {
+    return Err{"health intervals and timeout must be > 0"};
+  }
+  if (c.health.jitter < 0 || c.health.jitter >= 1) {
+    return Err{"health jitter must be in [0, 1)"};
+  }
+  if (c.health.path.empty() || c.health.path.front() != '/') {
+    return Err{"health path must start with '/'"};
+  }
+  if (c.health.client_cert.empty() != c.health.client_key.empty()) {
+    return Err{"health client certificate and key must be given together"};
+  }
+  if (c.workers < 1 || c.workers > 64) {
+    return Err{"workers must be between 1 and 64"};
+  }
+  if (c.verbosity < 0 || c.verbosity > 10) {
+    return Err{"verbosity must be between 0 and 10"};
+  }
+  return true;
+}
+
+} // namespace kal

@@ -1,0 +1,92 @@
+#pragma once
+// The effective configuration of kube-api-lb. Defaults live here and nowhere else; the flag parser,
+// the YAML reader and the nginx.conf / haproxy.cfg readers all start from a default Config and
+// overwrite what they were given.
+#include "core/endpoint.h"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kal {
+
+using Millis = std::chrono::milliseconds;
+
+enum class Policy { LeastConn, RoundRobin, RandomTwo, First };
+enum class HealthMode { Https, Tls, Tcp, None };
+enum class LogFormat { Text, Json };
+
+// Names as written in flags and YAML ("least-conn", "round-robin", "random-two", "first").
+const char *to_string(Policy p);
+std::optional<Policy> policy_from_string(std::string_view s);
+const char *to_string(HealthMode m); // "https", "tls", "tcp", "none"
+std::optional<HealthMode> health_mode_from_string(std::string_view s);
+const char *to_string(LogFormat f); // "text", "json"
+std::optional<LogFormat> log_format_from_string(std::string_view s);
+
+struct HealthConfig {
+  HealthMode mode = HealthMode::Https;
+  std::string path = "/readyz";
+  // Normal interval between checks of a stable endpoint.
+  Millis interval{1000};
+  // Interval while an endpoint is between states (HAProxy's fastinter).
+  Millis fast_interval{250};
+  // Interval while an endpoint is down (HAProxy's downinter).
+  Millis down_interval{500};
+  // A check that has not completed in this time fails (L4TOUT / L6TOUT / L7TOUT).
+  Millis timeout{1000};
+  int rise = 2; // consecutive passes to come up
+  int fall = 2; // consecutive failures to go down
+  // Jitter applied to every delay, as a fraction of it (0.1 = +-10%).
+  double jitter = 0.1;
+  std::string ca_file;     // empty: do not verify the server certificate
+  std::string client_cert; // PEM; for apiservers with --anonymous-auth=false
+  std::string client_key;
+  std::string server_name; // SNI and verified name; empty: the endpoint's host
+  // After coming up, an endpoint's share of new connections ramps up over this time (0: off).
+  Millis slow_start{0};
+};
+
+struct AdminConfig {
+  // Address of /healthz, /readyz, /metrics, /stats. Empty host list disables the admin server.
+  std::vector<HostPort> listen{HostPort{"127.0.0.1", 8081, HostPort::Kind::IPv4}};
+  // Extra listeners that serve only /healthz (Kubespray's health port, on all addresses).
+  std::vector<HostPort> healthz_listen;
+};
+
+struct Config {
+  std::vector<HostPort> listen{HostPort{"127.0.0.1", 6443, HostPort::Kind::IPv4}};
+  std::vector<HostPort> endpoints;
+  Policy policy = Policy::LeastConn;
+  Millis connect_timeout{1000};
+  // Upstream accepted but sent nothing back within this time after the client's first bytes:
+  // re-dial another endpoint and replay (only while nothing has reached the client).
+  Millis first_byte_timeout{2000};
+  Millis idle_timeout{0}; // 0: none (watches are long-lived)
+  Millis shutdown_grace{10000};
+  // Connections to an endpoint removed by a reload are closed after this time.
+  Millis drain_timeout{30000};
+  // TCP_USER_TIMEOUT and keepalive on both sides.
+  Millis tcp_user_timeout{30000};
+  Millis keepalive_idle{15000};
+  int workers = 1;
+  // Bytes buffered per direction before the other side stops being read.
+  size_t buffer_high_watermark = 256 * 1024;
+  // Client bytes kept for replay when the upstream closes before answering.
+  size_t replay_buffer_limit = 64 * 1024;
+  HealthConfig health;
+  AdminConfig admin;
+  LogFormat log_format = LogFormat::Text;
+  int verbosity = 0;
+
+  // Where this configuration came from ("flags", a file path), for logs and check-config.
+  std::string source = "flags";
+};
+
+// Cross-field checks shared by every reader: at least one endpoint and one listener, rise/fall >= 1,
+// timeouts > 0, no duplicate listeners or endpoints. Returns an error naming the field.
+Result<bool> validate(const Config &c);
+
+} // namespace kal

@@ -1,0 +1,30 @@
+#pragma once
+// Endpoint addresses as operators write them: "10.0.0.1:6443", "[fd00::1]:6443", "cp1.example:6443".
+#include "core/result.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kal {
+
+struct HostPort {
+  std::string host; // IPv4 literal, IPv6 literal without brackets, or a DNS name
+  uint16_t port = 0;
+  enum class Kind { IPv4, IPv6, Name } kind = Kind::Name;
+
+  // "host:port", with brackets around IPv6 literals; the canonical key of an endpoint.
+  std::string str() const;
+  bool operator==(const HostPort &) const = default;
+};
+
+// Parses "host:port". A port is required unless default_port is non-zero. IPv6 literals must be
+// bracketed. Errors name the offending text, e.g. `endpoint "10.0.0.1:99999": port out of range`.
+Result<HostPort> parse_host_port(std::string_view text, uint16_t default_port = 0);
+
+// Parses a comma-separated list (whitespace around items ignored), rejecting empty items and
+// duplicates (after canonicalisation).
+Result<std::vector<HostPort>> parse_endpoint_list(std::string_view text);
+
+} // namespace kal
