@@ -1,0 +1,101 @@
+#pragma once
+// One apiserver endpoint as the running proxy tracks it: address, health and counters.
+//
+// Shared between the health checker (which writes `health`), the proxy worker loops (which read it
+// to pick an endpoint and bump counters) and the admin server (which reads everything). Fields that
+// cross threads are atomics with relaxed ordering: they are statistics and hints, never used to
+// publish other memory. Upstreams are owned by shared_ptr so that a reload can drop one from the
+// active set while sessions bound to it still run.
+#include "core/endpoint.h"
+#include "core/health.h"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace kal {
+
+struct UpstreamCounters {
+  std::atomic<uint64_t> active{0};           // client connections bound now
+  std::atomic<uint64_t> total{0};            // client connections ever bound
+  std::atomic<uint64_t> bytes_to_upstream{0};
+  std::atomic<uint64_t> bytes_to_client{0};
+  std::atomic<uint64_t> connect_failures{0}; // dials for clients that failed or timed out
+  std::atomic<uint64_t> retries{0};          // client dials moved from this endpoint to another
+  std::atomic<uint64_t> first_byte_timeouts{0};
+  std::atomic<uint64_t> early_closes{0};     // closed/reset before its first byte: re-dialled
+  std::atomic<uint64_t> closed_on_down{0};   // client connections closed because it went down
+  std::atomic<uint64_t> drained{0};          // closed after drain-timeout once removed by reload
+};
+
+struct HealthCounters {
+  std::atomic<uint64_t> checks{0};
+  // Failures by CheckResult value (index = static_cast<size_t>(CheckResult)).
+  std::array<std::atomic<uint64_t>, 9> failures{};
+  std::atomic<uint64_t> transitions{0};
+  std::atomic<uint64_t> handshakes{0};           // full + resumed TLS handshakes of the checker
+  std::atomic<uint64_t> resumed_handshakes{0};
+  std::atomic<uint64_t> handshakes_last_minute{0};
+  std::atomic<uint64_t> last_check_micros{0};    // duration of the last completed check
+  std::atomic<bool> auth_misconfigured{false};   // last /readyz answered 401/403
+  std::atomic<uint8_t> last_result{0};           // CheckResult
+};
+
+class Upstream {
+public:
+  explicit Upstream(HostPort address) : address_(std::move(address)) {}
+  Upstream(const Upstream &) = delete;
+  Upstream &operator=(const Upstream &) = delete;
+
+  const HostPort &address() const { return address_; }
+  std::string name() const { return address_.str(); }
+
+  Health health() const { return health_.load(std::memory_order_relaxed); }
+  void set_health(Health h) { health_.store(h, std::memory_order_relaxed); }
+
+  // Bumped each time the endpoint is marked down for a hard failure. A session remembers the epoch
+  // it was bound in; workers close sessions whose epoch is older than the upstream's.
+  uint64_t kill_epoch() const { return kill_epoch_.load(std::memory_order_acquire); }
+  void bump_kill_epoch() { kill_epoch_.fetch_add(1, std::memory_order_acq_rel); }
+
+  // Milliseconds on the steady clock when the endpoint last came up (0: never), for slow start.
+  int64_t up_since_ms() const { return up_since_ms_.load(std::memory_order_relaxed); }
+  void set_up_since_ms(int64_t v) { up_since_ms_.store(v, std::memory_order_relaxed); }
+
+  // Set once a reload removed this endpoint: no new connections, existing ones drain.
+  bool removed() const { return removed_.load(std::memory_order_relaxed); }
+  void set_removed() { removed_.store(true, std::memory_order_relaxed); }
+
+  // Passive evidence from client dials waiting for the checker (it re-checks at once).
+  void add_passive_failure() { passive_failures_.fetch_add(1, std::memory_order_relaxed); }
+  uint32_t take_passive_failures() { return passive_failures_.exchange(0); }
+
+  // Resolved addresses: IP literals at construction, names by the resolver. Empty: unresolved.
+  std::vector<sockaddr_storage> addrs() const {
+    std::lock_guard lock(mu_);
+    return addrs_;
+  }
+  void set_addrs(std::vector<sockaddr_storage> a) {
+    std::lock_guard lock(mu_);
+    addrs_ = std::move(a);
+  }
+
+  UpstreamCounters counters;
+  HealthCounters health_counters;
+
+private:
+  const HostPort address_;
+  std::atomic<Health> health_{Health::Unknown};
+  std::atomic<uint64_t> kill_epoch_{0};
+  std::atomic<int64_t> up_since_ms_{0};
+  std::atomic<bool> removed_{false};
+  std::atomic<uint32_t> passive_failures_{0};
+  mutable std::mutex mu_;
+  std::vector<sockaddr_storage> addrs_;
+};
+
+} // namespace kal
