@@ -1,0 +1,54 @@
+#pragma once
+// Chooses the endpoint for a new client connection. Pure: no I/O, no clock, an injected seed.
+//
+// Endpoints are ranked in tiers — Up, then Unknown, then Down (fail open: when nothing better is
+// left a down endpoint is still tried, so the first apiserver to come back serves at once). The
+// policy chooses inside the best non-empty tier; endpoints already tried for this client are
+// excluded so a retry always moves on.
+#include "config/config.h"
+#include "core/health.h"
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <span>
+
+namespace kal {
+
+struct Candidate {
+  Health health = Health::Unknown;
+  uint64_t active = 0;  // connections bound now
+  double weight = 1.0;  // (0, 1]: below 1 while slow-starting after recovery
+  bool excluded = false; // already tried for this client, or removed by a reload
+};
+
+class Picker {
+public:
+  explicit Picker(Policy policy, uint64_t seed = 0x6b61706c62ULL) : policy_(policy), rng_(seed) {}
+
+  // Index into `cands` of the endpoint to dial, or nullopt when every candidate is excluded.
+  std::optional<size_t> pick(std::span<const Candidate> cands);
+
+  Policy policy() const { return policy_; }
+  void set_policy(Policy p) { policy_ = p; }
+
+private:
+  Policy policy_;
+  uint64_t next_ = 0; // round-robin cursor, also breaks least-conn ties fairly
+  std::mt19937_64 rng_;
+};
+
+// Tier of a health state: 0 best.
+inline int tier_of(Health h) {
+  switch (h) {
+  case Health::Up:
+    return 0;
+  case Health::Unknown:
+    return 1;
+  case Health::Down:
+    return 2;
+  }
+  return 2;
+}
+
+} // namespace kal

@@ -1,0 +1,65 @@
+#include "core/endpoint.h"
+
+#include <doctest/doctest.h>
+
+using namespace kal;
+
+TEST_CASE("parse_host_port accepts IPv4, bracketed IPv6 and names") {
+  auto a = parse_host_port("192.168.10.11:6443");
+  REQUIRE(a);
+  CHECK(a->host == "192.168.10.11");
+  CHECK(a->port == 6443);
+  CHECK(a->kind == HostPort::Kind::IPv4);
+  auto b = parse_host_port("[fd00::11]:6443");
+  REQUIRE(b);
+  CHECK(b->host == "fd00::11");
+  CHECK(b->kind == HostPort::Kind::IPv6);
+  CHECK(b->str() == "[fd00::11]:6443");
+  auto c = parse_host_port("cp1.example.com:443");
+  REQUIRE(c);
+  CHECK(c->kind == HostPort::Kind::Name);
+  auto d = parse_host_port("localhost", 6443);
+  REQUIRE(d);
+  CHECK(d->port == 6443);
+}
+
+TEST_CASE("parse_host_port rejects bad input with a message naming it") {
+  struct Case {
+    const char *in;
+    const char *msg;
+  } cases[] = {
+      {"10.0.0.1:99999", "port 99999 out of range"},
+      {"10.0.0.1:0", "port 0 out of range"},
+      {"10.0.0.1:http", "is not a number"},
+      {"10.0.0.1", "missing port"},
+      {"10.0.0.1:", "missing port number"},
+      {"fd00::1:6443", "must be written in brackets"},
+      {"[fd00::1:6443", "missing ']'"},
+      {"[10.0.0.1]:6443", "is not an IPv6 address"},
+      {"300.1.1.1:6443", "is not a valid IPv4 address"},
+      {"bad_host!:6443", "is not a valid host name"},
+      {":6443", "missing host"},
+      {"", "empty address"},
+  };
+  for (const auto &c : cases) {
+    CAPTURE(c.in);
+    auto r = parse_host_port(c.in);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().find(c.msg) != std::string::npos);
+  }
+}
+
+TEST_CASE("parse_endpoint_list splits, trims and rejects duplicates and empties") {
+  auto l = parse_endpoint_list("10.0.0.1:6443, 10.0.0.2:6443 ,[::1]:6443");
+  REQUIRE(l);
+  CHECK(l->size() == 3);
+  auto dup = parse_endpoint_list("10.0.0.1:6443,10.0.0.1:6443");
+  REQUIRE_FALSE(dup);
+  CHECK(dup.error() == "duplicate endpoint 10.0.0.1:6443");
+  auto empty = parse_endpoint_list("10.0.0.1:6443,,10.0.0.2:6443");
+  REQUIRE_FALSE(empty);
+  CHECK(empty.error().find("empty endpoint") != std::string::npos);
+  auto bad = parse_endpoint_list("10.0.0.1:6443,10.0.0.2");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().find("10.0.0.2") != std::string::npos);
+}
