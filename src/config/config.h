@@ -47,6 +47,8 @@ struct HealthConfig {
   std::string server_name; // SNI and verified name; empty: the endpoint's host
   // After coming up, an endpoint's share of new connections ramps up over this time (0: off).
   Millis slow_start{0};
+
+  bool operator==(const HealthConfig &) const = default;
 };
 
 struct AdminConfig {
@@ -54,6 +56,8 @@ struct AdminConfig {
   std::vector<HostPort> listen{HostPort{"127.0.0.1", 8081, HostPort::Kind::IPv4}};
   // Extra listeners that serve only /healthz (Kubespray's health port, on all addresses).
   std::vector<HostPort> healthz_listen;
+
+  bool operator==(const AdminConfig &) const = default;
 };
 
 struct Config {
@@ -83,6 +87,9 @@ struct Config {
 
   // Where this configuration came from ("flags", a file path), for logs and check-config.
   std::string source = "flags";
+
+  // Field-by-field, `source` included (compare copies with equal sources to ask "same settings?").
+  bool operator==(const Config &) const = default;
 };
 
 // Cross-field checks shared by every reader: at least one endpoint and one listener, rise/fall >= 1,
