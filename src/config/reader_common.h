@@ -1,0 +1,23 @@
+#pragma once
+// Small pieces shared by the YAML, nginx.conf and haproxy.cfg readers.
+#include "config/config.h"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kal {
+
+// True when binding both addresses at once would fail or be ambiguous: same port and the same host,
+// or one of them the wildcard of the other's family (0.0.0.0 covers every IPv4 address, :: every
+// IPv6 address; listeners are bound IPV6_V6ONLY so 0.0.0.0 and :: do not overlap). Host names are
+// compared as written.
+bool listeners_overlap(const HostPort &a, const HostPort &b);
+
+// The closest of `known` to `word` if it is close enough to be a likely typo (same letters ignoring
+// case, '-' and '_', or a small edit distance), for "did you mean" hints.
+std::optional<std::string> closest_name(std::string_view word,
+                                        const std::vector<std::string> &known);
+
+} // namespace kal
