@@ -1,0 +1,502 @@
+#include "manifest/manifest.h"
+
+#include "config/duration.h"
+#include "config/yaml_config.h"
+
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+namespace kal {
+namespace {
+
+std::string join_host_ports(const std::vector<HostPort> &v) {
+  std::string out;
+  for (const auto &hp : v) {
+    if (!out.empty()) {
+      out += ',';
+    }
+    out += hp.str();
+  }
+  return out;
+}
+
+std::string format_double(double d) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
+  return ec == std::errc{} ? std::string(buf, end) : std::to_string(d);
+}
+
+// DNS-1123 label: lower-case letters, digits and '-', 1..63 chars, alphanumeric at both ends.
+bool is_dns_label(std::string_view s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') {
+    return false;
+  }
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A wildcard bind address means the admin server answers on the node IP, which is where kubelet
+// probes a hostNetwork pod by default; any other address must be named in the probe.
+bool is_wildcard(const HostPort &hp) {
+  return hp.host == "0.0.0.0" || hp.host == "::" || hp.host.empty();
+}
+
+Result<std::string> clean_hostpath(std::string p) {
+  if (p.empty() || p.front() != '/') {
+    return Err{"--config-hostpath \"" + p + "\": must be an absolute path"};
+  }
+  while (p.size() > 1 && p.back() == '/') {
+    p.pop_back();
+  }
+  if (p == "/") {
+    return Err{"--config-hostpath \"/\": refusing to mount the host's root directory"};
+  }
+  for (size_t i = 0; i <= p.size();) {
+    size_t j = p.find('/', i);
+    if (j == std::string::npos) {
+      j = p.size();
+    }
+    std::string_view part(p.data() + i, j - i);
+    if (part == "." || part == "..") {
+      return Err{"--config-hostpath \"" + p + "\": must not contain \".\" or \"..\""};
+    }
+    i = j + 1;
+  }
+  return p;
+}
+
+bool under_dir(const std::string &file, const std::string &dir) {
+  return file.size() > dir.size() + 1 && file.compare(0, dir.size(), dir) == 0 &&
+         file[dir.size()] == '/';
+}
+
+void emit_probe(YAML::Emitter &out, const char *key, const HostPort &admin, const char *path) {
+  out << YAML::Key << key << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "httpGet" << YAML::Value << YAML::BeginMap;
+  if (!is_wildcard(admin)) {
+    out << YAML::Key << "host" << YAML::Value << admin.host;
+  }
+  out << YAML::Key << "path" << YAML::Value << path;
+  out << YAML::Key << "port" << YAML::Value << admin.port;
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+}
+
+struct FileMount {
+  std::string volume; // volume name
+  std::string path;   // same on host and in the container
+  const char *type;   // hostPath type
+};
+
+} // namespace
+
+Result<double> parse_quantity(std::string_view text) {
+  // Kubernetes quantities: a non-negative decimal number and an optional SI or binary suffix.
+  // (Exponent forms like "1e3" are valid too but nobody writes them in a static pod.)
+  size_t i = 0;
+  bool digits = false, dot = false;
+  while (i < text.size()) {
+    char c = text[i];
+    if (c >= '0' && c <= '9') {
+      digits = true;
+    } else if (c == '.' && !dot) {
+      dot = true;
+    } else {
+      break;
+    }
+    ++i;
+  }
+  const std::string quoted = "\"" + std::string(text) + "\"";
+  if (!digits) {
+    return Err{"quantity " + quoted + ": expected a number with an optional unit (e.g. 64Mi)"};
+  }
+  double number = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + i, number);
+  if (ec != std::errc{} || ptr != text.data() + i) {
+    return Err{"quantity " + quoted + ": bad number"};
+  }
+  struct Unit {
+    const char *suffix;
+    double factor;
+  };
+  static const Unit units[] = {
+      {"", 1},
+      {"m", 1e-3},
+      {"k", 1e3},
+      {"M", 1e6},
+      {"G", 1e9},
+      {"T", 1e12},
+      {"P", 1e15},
+      {"E", 1e18},
+      {"Ki", 1024.0},
+      {"Mi", 1048576.0},
+      {"Gi", 1073741824.0},
+      {"Ti", 1099511627776.0},
+      {"Pi", 1125899906842624.0},
+      {"Ei", 1152921504606846976.0},
+  };
+  std::string_view suffix = text.substr(i);
+  for (const auto &u : units) {
+    if (suffix == u.suffix) {
+      return number * u.factor;
+    }
+  }
+  return Err{"quantity " + quoted + ": unknown unit \"" + std::string(suffix) +
+             "\" (use m, k, M, G, Ki, Mi, Gi, ...)"};
+}
+
+std::vector<std::string> config_to_args(const Config &c) {
+  const Config d;
+  std::vector<std::string> a;
+  auto dur = [&](const char *flag, Millis v, Millis def) {
+    if (v != def) {
+      a.push_back(std::string("--") + flag + "=" + format_duration(v));
+    }
+  };
+  auto num = [&](const char *flag, auto v, auto def) {
+    if (v != def) {
+      a.push_back(std::string("--") + flag + "=" + std::to_string(v));
+    }
+  };
+  auto str = [&](const char *flag, const std::string &v, const std::string &def) {
+    if (v != def) {
+      a.push_back(std::string("--") + flag + "=" + v);
+    }
+  };
+  auto list = [&](const char *flag, const std::vector<HostPort> &v,
+                  const std::vector<HostPort> &def) {
+    if (v == def) {
+      return;
+    }
+    if (v.empty()) {
+      a.push_back(std::string("--") + flag + "=");
+    }
+    for (const auto &hp : v) {
+      a.push_back(std::string("--") + flag + "=" + hp.str());
+    }
+  };
+
+  if (!c.endpoints.empty()) {
+    a.push_back("--endpoints=" + join_host_ports(c.endpoints));
+  }
+  list("listen", c.listen, d.listen);
+  if (c.policy != d.policy) {
+    a.push_back(std::string("--policy=") + to_string(c.policy));
+  }
+  dur("connect-timeout", c.connect_timeout, d.connect_timeout);
+  dur("first-byte-timeout", c.first_byte_timeout, d.first_byte_timeout);
+  dur("idle-timeout", c.idle_timeout, d.idle_timeout);
+  dur("shutdown-grace", c.shutdown_grace, d.shutdown_grace);
+  dur("drain-timeout", c.drain_timeout, d.drain_timeout);
+  dur("tcp-user-timeout", c.tcp_user_timeout, d.tcp_user_timeout);
+  dur("keepalive-idle", c.keepalive_idle, d.keepalive_idle);
+  num("workers", c.workers, d.workers);
+  num("buffer-high-watermark", c.buffer_high_watermark, d.buffer_high_watermark);
+  num("replay-buffer-limit", c.replay_buffer_limit, d.replay_buffer_limit);
+
+  const HealthConfig &h = c.health, &hd = d.health;
+  if (h.mode != hd.mode) {
+    a.push_back(std::string("--health-check=") + to_string(h.mode));
+  }
+  str("health-path", h.path, hd.path);
+  dur("health-interval", h.interval, hd.interval);
+  dur("health-fast-interval", h.fast_interval, hd.fast_interval);
+  dur("health-down-interval", h.down_interval, hd.down_interval);
+  dur("health-timeout", h.timeout, hd.timeout);
+  num("health-rise", h.rise, hd.rise);
+  num("health-fall", h.fall, hd.fall);
+  if (h.jitter != hd.jitter) {
+    a.push_back("--health-jitter=" + format_double(h.jitter));
+  }
+  str("health-ca-file", h.ca_file, hd.ca_file);
+  str("health-client-cert", h.client_cert, hd.client_cert);
+  str("health-client-key", h.client_key, hd.client_key);
+  str("health-server-name", h.server_name, hd.server_name);
+  dur("health-slow-start", h.slow_start, hd.slow_start);
+
+  list("admin-listen", c.admin.listen, d.admin.listen);
+  list("healthz-listen", c.admin.healthz_listen, d.admin.healthz_listen);
+  if (c.log_format != d.log_format) {
+    a.push_back(std::string("--log-format=") + to_string(c.log_format));
+  }
+  if (c.verbosity != d.verbosity) {
+    a.push_back("-v=" + std::to_string(c.verbosity));
+  }
+  return a;
+}
+
+std::string render_config_file(const Config &c) {
+  // `source` says where a running config came from; a generated file must not depend on it.
+  Config copy = c;
+  copy.source.clear();
+  return "# kube-api-lb configuration, written by `kube-api-lb manifest --write-config`.\n"
+         "# The pod's " +
+         std::string(kConfigChecksumAnnotation) +
+         " annotation is the sha256sum of this file;\n"
+         "# edits are reloaded live, regenerating the manifest restarts the pod.\n" +
+         to_yaml(copy);
+}
+
+std::string config_checksum(const Config &c) {
+  const std::string text = render_config_file(c);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+    return {}; // only on OpenSSL allocation failure; render_manifest reports it
+  }
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
+  if (auto v = validate(c); !v) {
+    return Err{"invalid configuration: " + v.error()};
+  }
+  if (o.image.empty()) {
+    return Err{"--image: must not be empty"};
+  }
+  for (char ch : o.image) {
+    if (std::isspace(static_cast<unsigned char>(ch)) ||
+        std::iscntrl(static_cast<unsigned char>(ch))) {
+      return Err{"--image \"" + o.image + "\": must not contain whitespace"};
+    }
+  }
+  if (!is_dns_label(o.name)) {
+    return Err{"--name \"" + o.name +
+               "\": must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)"};
+  }
+  if (!is_dns_label(o.pod_namespace)) {
+    return Err{"--namespace \"" + o.pod_namespace + "\": must be a DNS-1123 label"};
+  }
+  if (o.image_pull_policy != "Always" && o.image_pull_policy != "IfNotPresent" &&
+      o.image_pull_policy != "Never") {
+    return Err{"--image-pull-policy \"" + o.image_pull_policy +
+               "\": must be Always, IfNotPresent or Never"};
+  }
+  if (o.run_as_user <= 0 || o.run_as_group <= 0) {
+    return Err{"runAsUser/runAsGroup must be a non-root id (> 0)"};
+  }
+  // Requests and limits: well-formed, and no request above its limit (the API server rejects it).
+  struct Res {
+    const char *flag;
+    const std::string &request;
+    const char *limit_flag;
+    const std::string &limit;
+  };
+  for (const Res &r :
+       {Res{"--cpu-request", o.cpu_request, "--cpu-limit", o.cpu_limit},
+        Res{"--memory-request", o.memory_request, "--memory-limit", o.memory_limit}}) {
+    std::optional<double> req, lim;
+    if (!r.request.empty()) {
+      auto q = parse_quantity(r.request);
+      if (!q) {
+        return Err{std::string(r.flag) + ": " + q.error()};
+      }
+      req = *q;
+    }
+    if (!r.limit.empty()) {
+      auto q = parse_quantity(r.limit);
+      if (!q) {
+        return Err{std::string(r.limit_flag) + ": " + q.error()};
+      }
+      if (*q <= 0) {
+        return Err{std::string(r.limit_flag) + " \"" + r.limit + "\": must be greater than 0"};
+      }
+      lim = *q;
+    }
+    if (req && lim && *req > *lim) {
+      return Err{std::string(r.flag) + "=" + r.request + " is above " + r.limit_flag + "=" +
+                 r.limit};
+    }
+  }
+  if (c.admin.listen.empty()) {
+    return Err{"the manifest needs an admin listener (--admin-listen) for its liveness probe on "
+               "/healthz and readiness probe on /readyz"};
+  }
+
+  std::string hostpath;
+  if (!o.config_hostpath.empty()) {
+    auto p = clean_hostpath(o.config_hostpath);
+    if (!p) {
+      return Err{p.error()};
+    }
+    hostpath = *p;
+  }
+
+  const std::string checksum = config_checksum(c);
+  if (checksum.empty()) {
+    return Err{"cannot compute the config checksum (OpenSSL SHA-256 failed)"};
+  }
+
+  // Files the health checker reads must exist inside the container too. Those outside the config
+  // directory get their own read-only single-file hostPath mount at the same path.
+  std::vector<FileMount> files;
+  auto add_file = [&](const char *volume, const std::string &path) {
+    if (path.empty() || (!hostpath.empty() && under_dir(path, hostpath))) {
+      return;
+    }
+    files.push_back(FileMount{volume, path, "File"});
+  };
+  add_file("health-ca-file", c.health.ca_file);
+  add_file("health-client-cert", c.health.client_cert);
+  add_file("health-client-key", c.health.client_key);
+  for (const auto &f : files) {
+    if (f.path.front() != '/') {
+      return Err{std::string("health file \"") + f.path +
+                 "\": must be an absolute path to be mounted into the pod"};
+    }
+  }
+
+  // Enough time for the proxy's own graceful shutdown before kubelet sends SIGKILL.
+  const auto grace_s =
+      std::chrono::ceil<std::chrono::seconds>(c.shutdown_grace).count() + int64_t{5};
+
+  YAML::Emitter out;
+  out.SetIndent(2);
+  for (const auto &line : o.header_comments) {
+    out << YAML::Comment(line) << YAML::Newline;
+  }
+  out << YAML::BeginMap;
+  out << YAML::Key << "apiVersion" << YAML::Value << "v1";
+  out << YAML::Key << "kind" << YAML::Value << "Pod";
+
+  out << YAML::Key << "metadata" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << o.name;
+  out << YAML::Key << "namespace" << YAML::Value << o.pod_namespace;
+  out << YAML::Key << "labels" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "addonmanager.kubernetes.io/mode" << YAML::Value << "Reconcile";
+  out << YAML::Key << "k8s-app" << YAML::Value << "kube-api-lb";
+  out << YAML::EndMap;
+  out << YAML::Key << "annotations" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << kConfigChecksumAnnotation << YAML::Value << YAML::DoubleQuoted << checksum;
+  out << YAML::EndMap;
+  out << YAML::EndMap; // metadata
+
+  out << YAML::Key << "spec" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "hostNetwork" << YAML::Value << true;
+  out << YAML::Key << "dnsPolicy" << YAML::Value << "ClusterFirstWithHostNet";
+  out << YAML::Key << "nodeSelector" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "kubernetes.io/os" << YAML::Value << "linux";
+  out << YAML::EndMap;
+  out << YAML::Key << "priorityClassName" << YAML::Value << "system-node-critical";
+  out << YAML::Key << "terminationGracePeriodSeconds" << YAML::Value << grace_s;
+
+  out << YAML::Key << "containers" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << o.name;
+  out << YAML::Key << "image" << YAML::Value << o.image;
+  out << YAML::Key << "imagePullPolicy" << YAML::Value << o.image_pull_policy;
+  out << YAML::Key << "args" << YAML::Value << YAML::BeginSeq;
+  if (hostpath.empty()) {
+    for (const auto &arg : config_to_args(c)) {
+      out << arg;
+    }
+  } else {
+    out << "--config=" + hostpath + "/" + kConfigFileName;
+  }
+  out << YAML::EndSeq;
+
+  out << YAML::Key << "resources" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "requests" << YAML::Value << YAML::BeginMap;
+  if (!o.cpu_request.empty()) {
+    out << YAML::Key << "cpu" << YAML::Value << o.cpu_request;
+  }
+  if (!o.memory_request.empty()) {
+    out << YAML::Key << "memory" << YAML::Value << o.memory_request;
+  }
+  out << YAML::EndMap;
+  if (!o.cpu_limit.empty() || !o.memory_limit.empty()) {
+    out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
+    if (!o.cpu_limit.empty()) {
+      out << YAML::Key << "cpu" << YAML::Value << o.cpu_limit;
+    }
+    if (!o.memory_limit.empty()) {
+      out << YAML::Key << "memory" << YAML::Value << o.memory_limit;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap; // resources
+
+  const HostPort &admin = c.admin.listen.front();
+  emit_probe(out, "livenessProbe", admin, "/healthz");
+  emit_probe(out, "readinessProbe", admin, "/readyz");
+
+  out << YAML::Key << "securityContext" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "allowPrivilegeEscalation" << YAML::Value << false;
+  out << YAML::Key << "capabilities" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "drop" << YAML::Value << YAML::BeginSeq << "ALL" << YAML::EndSeq;
+  out << YAML::EndMap;
+  out << YAML::Key << "readOnlyRootFilesystem" << YAML::Value << true;
+  out << YAML::Key << "runAsGroup" << YAML::Value << o.run_as_group;
+  out << YAML::Key << "runAsNonRoot" << YAML::Value << true;
+  out << YAML::Key << "runAsUser" << YAML::Value << o.run_as_user;
+  out << YAML::Key << "seccompProfile" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << "RuntimeDefault";
+  out << YAML::EndMap;
+  out << YAML::EndMap; // securityContext
+
+  const bool any_volume = !hostpath.empty() || !files.empty();
+  if (any_volume) {
+    out << YAML::Key << "volumeMounts" << YAML::Value << YAML::BeginSeq;
+    if (!hostpath.empty()) {
+      out << YAML::BeginMap;
+      out << YAML::Key << "mountPath" << YAML::Value << hostpath;
+      out << YAML::Key << "name" << YAML::Value << "config";
+      out << YAML::Key << "readOnly" << YAML::Value << true;
+      out << YAML::EndMap;
+    }
+    for (const auto &f : files) {
+      out << YAML::BeginMap;
+      out << YAML::Key << "mountPath" << YAML::Value << f.path;
+      out << YAML::Key << "name" << YAML::Value << f.volume;
+      out << YAML::Key << "readOnly" << YAML::Value << true;
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap << YAML::EndSeq; // the container, containers
+
+  if (any_volume) {
+    out << YAML::Key << "volumes" << YAML::Value << YAML::BeginSeq;
+    auto volume = [&](const std::string &name, const std::string &path, const char *type) {
+      out << YAML::BeginMap;
+      out << YAML::Key << "name" << YAML::Value << name;
+      out << YAML::Key << "hostPath" << YAML::Value << YAML::BeginMap;
+      out << YAML::Key << "path" << YAML::Value << path;
+      out << YAML::Key << "type" << YAML::Value << type;
+      out << YAML::EndMap;
+      out << YAML::EndMap;
+    };
+    if (!hostpath.empty()) {
+      volume("config", hostpath, "Directory");
+    }
+    for (const auto &f : files) {
+      volume(f.volume, f.path, f.type);
+    }
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap; // spec
+  out << YAML::EndMap;
+
+  if (!out.good()) {
+    return Err{std::string("internal error emitting the manifest: ") + out.GetLastError()};
+  }
+  std::string text = out.c_str();
+  text += '\n';
+  return text;
+}
+
+} // namespace kal
