@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""The data path under load: byte-exact 256 MiB each way, half-close both ways, 2,000 concurrent
+connections, a slow reader of a 1 GiB stream with the proxy's RSS bounded, dead endpoints skipped."""
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kal_testlib as kt  # noqa: E402
+
+pattern = kt.kal_pattern
+MIB = 1024 * 1024
+BULK = int(os.environ.get("KAL_BULK_MIB", "256")) * MIB
+SLOW_TOTAL = int(os.environ.get("KAL_SLOW_MIB", "1024")) * MIB
+SLOW_SECONDS = float(os.environ.get("KAL_SLOW_SECONDS", "20"))
+RSS_LIMIT_KIB = 32 * 1024
+CONCURRENT = 2000
+
+
+class Client:
+    """A plain TCP client speaking tcp_backends.py's one-line command protocol."""
+
+    def __init__(self, port, cmd, timeout=30):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.s.sendall(cmd.encode() + b"\n")
+
+    def line(self):
+        while b"\n" not in self.buf:
+            d = self.s.recv(65536)
+            if not d:
+                raise AssertionError(f"EOF before a full line; got {self.buf!r}")
+            self.buf += d
+        l, _, self.buf = self.buf.partition(b"\n")
+        return l.decode()
+
+    def read_to_eof(self, hasher, throttle=None):
+        """Reads until EOF feeding hasher; throttle(nbytes_so_far) may sleep. Returns the count."""
+        n = len(self.buf)
+        hasher.update(self.buf)
+        self.buf = b""
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        while True:
+            want = len(buf)
+            if throttle:
+                want = throttle(n) or want
+            k = self.s.recv_into(view[:want])
+            if k == 0:
+                return n
+            hasher.update(view[:k])
+            n += k
+
+    def close(self):
+        self.s.close()
+
+
+def send_pattern(sock, total):
+    for c in pattern.iter_chunks(total, 1 << 20):
+        sock.sendall(c)
+
+
+class CoreBulk(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        kt.raise_nofile()
+        cls.backend = kt.TcpBackend("bulk")
+        cls.proxy = kt.Proxy([cls.backend.endpoint], ["--health-check=tcp"])
+        cls.proxy.wait_ready()
+
+    def test_upload_256mib_and_client_half_close(self):
+        t0 = time.monotonic()
+        c = Client(self.proxy.port, "SINK", timeout=120)
+        self.assertEqual(c.line(), "OK SINK bulk")
+        send_pattern(c.s, BULK)
+        c.s.shutdown(socket.SHUT_WR)  # the answer must still come back after our EOF
+        got = c.line().split()
+        c.close()
+        self.assertEqual(got, [str(BULK), pattern.sha256_of(BULK)],
+                         "upload was not byte-exact")
+        print(f"  upload {BULK // MIB} MiB in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+
+    def test_download_256mib(self):
+        t0 = time.monotonic()
+        c = Client(self.proxy.port, f"SEND {BULK}", timeout=120)
+        self.assertEqual(c.line(), "OK SEND bulk")
+        h = hashlib.sha256()
+        n = c.read_to_eof(h)
+        c.close()
+        self.assertEqual(n, BULK)
+        self.assertEqual(h.hexdigest(), pattern.sha256_of(BULK), "download was not byte-exact")
+        print(f"  download {BULK // MIB} MiB in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+
+    def test_server_half_close(self):
+        # The server sends 1 MB and half-closes; we get EOF, wait, then our 8 MB must still reach it.
+        c = Client(self.proxy.port, "SEND 1000000")
+        self.assertEqual(c.line(), "OK SEND bulk")
+        h = hashlib.sha256()
+        self.assertEqual(c.read_to_eof(h), 1000000)
+        self.assertEqual(h.hexdigest(), pattern.sha256_of(1000000))
+        time.sleep(1.0)  # the proxy must keep the client->server direction open meanwhile
+        body = os.urandom(8 * MIB)
+        c.s.sendall(body)
+        c.s.shutdown(socket.SHUT_WR)
+        c.s.settimeout(10)
+        self.assertEqual(c.s.recv(1), b"", "expected the close after both EOFs")
+        c.close()
+        digest = kt.sha256_hex(body)
+        ev = self.backend.wait_events(lambda e: e["event"] == "closed" and e["mode"] == "SEND" and
+                                      e["sent"] == 1000000 and e["sha256"] == digest, 1, 10)
+        self.assertEqual(ev[0]["received"], len(body))
+        self.assertTrue(ev[0]["peer_eof"], "backend did not see our EOF")
+
+    def test_client_half_close_echo(self):
+        c = Client(self.proxy.port, "ECHO")
+        self.assertEqual(c.line(), "OK ECHO bulk")
+        body = os.urandom(3 * MIB)
+        c.s.sendall(body)
+        c.s.shutdown(socket.SHUT_WR)
+        h = hashlib.sha256()
+        self.assertEqual(c.read_to_eof(h), len(body))  # echo continues after our EOF, then EOF
+        self.assertEqual(h.hexdigest(), kt.sha256_hex(body))
+        c.close()
+
+    def test_2000_concurrent_connections(self):
+        # The proxy starts with the common default soft limit of 1024 descriptors: it needs two
+        # per connection, so it must raise its own limit to serve 2,000.
+        backend = kt.TcpBackend("conc")
+        proxy = kt.Proxy([backend.endpoint], ["--health-check=tcp"], nofile=1024)
+        proxy.wait_ready()
+        socks, t0 = [], time.monotonic()
+        try:
+            for i in range(CONCURRENT):
+                try:
+                    s = socket.create_connection(("127.0.0.1", proxy.port), timeout=20)
+                except OSError as e:
+                    self.fail(f"connect #{i} failed: {e}")
+                s.sendall(b"ECHO\nping %d\n" % i)
+                socks.append(s)
+            for i, s in enumerate(socks):
+                want = b"OK ECHO conc\nping %d\n" % i
+                got = b""
+                try:
+                    while len(got) < len(want):
+                        d = s.recv(len(want) - len(got))
+                        if not d:
+                            break
+                        got += d
+                except OSError as e:
+                    got += f" <{e}>".encode()
+                self.assertEqual(got, want, f"connection #{i} of {CONCURRENT} not served "
+                                 "(does kube-api-lb raise RLIMIT_NOFILE?)")
+            st = backend.stats()
+            self.assertGreaterEqual(st["active"], CONCURRENT, f"backend stats {st}")
+            print(f"  {CONCURRENT} concurrent connections served in "
+                  f"{time.monotonic() - t0:.1f}s", file=sys.stderr)
+            # All still usable after being held together.
+            for i, s in enumerate(socks[::97]):
+                s.sendall(b"again\n")
+                self.assertEqual(s.recv(6), b"again\n")
+        finally:
+            for s in socks:
+                s.close()
+        kt.wait_until(lambda: backend.stats()["active"] == 0, 20,
+                      what="all backend connections to close after the clients closed")
+        self.assertEqual(proxy.stop(), 0)
+        backend.stop()
+
+    def test_slow_reader_1gib_bounded_rss(self):
+        proxy = kt.Proxy([self.backend.endpoint], ["--health-check=tcp"])
+        proxy.wait_ready()
+        sanitized = proxy.sanitized()
+        rss = {"max": proxy.rss_kib(), "samples": 0}
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                try:
+                    v = proxy.rss_kib()
+                except (OSError, AssertionError):
+                    return
+                rss["max"] = max(rss["max"], v)
+                rss["samples"] += 1
+                time.sleep(0.1)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        c = Client(proxy.port, f"SEND {SLOW_TOTAL}", timeout=60)
+        self.assertEqual(c.line(), "OK SEND bulk")
+        t0 = time.monotonic()
+        slow_bytes = [0]
+
+        def throttle(n):
+            # ~1.6 MB/s for SLOW_SECONDS (16 KiB every 10 ms), then as fast as we can.
+            if time.monotonic() - t0 < SLOW_SECONDS:
+                time.sleep(0.01)
+                slow_bytes[0] = n
+                return 16 * 1024
+            return None
+        h = hashlib.sha256()
+        n = c.read_to_eof(h, throttle)
+        elapsed = time.monotonic() - t0
+        c.close()
+        stop.set()
+        sampler.join()
+        self.assertEqual(n, SLOW_TOTAL)
+        self.assertEqual(h.hexdigest(), pattern.sha256_of(SLOW_TOTAL))
+        self.assertLess(elapsed, SLOW_SECONDS + 120, "fast phase took too long")
+        self.assertGreater(rss["samples"], SLOW_SECONDS * 5, "RSS sampler did not run")
+        print(f"  slow reader: {slow_bytes[0] // MIB} MiB in the slow {SLOW_SECONDS:.0f}s, "
+              f"{SLOW_TOTAL // MIB} MiB total in {elapsed:.1f}s; proxy max RSS "
+              f"{rss['max'] / 1024:.1f} MiB over {rss['samples']} samples"
+              f"{' (sanitizer build: RSS limit not applied)' if sanitized else ''}",
+              file=sys.stderr)
+        if not sanitized:
+            self.assertLess(rss["max"], RSS_LIMIT_KIB,
+                            f"proxy RSS reached {rss['max']} KiB while a client read slowly")
+        self.assertEqual(proxy.stop(), 0)
+
+    def echo_roundtrips(self, port, count, expect_names=None):
+        for i in range(count):
+            try:
+                c = Client(port, "ECHO", timeout=10)
+                first = c.line()
+                c.s.sendall(b"x%d\n" % i)
+                self.assertEqual(c.line(), f"x{i}")
+                c.close()
+            except (OSError, AssertionError) as e:
+                self.fail(f"connection {i + 1}/{count} failed: {e}")
+            name = first.split()[-1]
+            if expect_names:
+                self.assertIn(name, expect_names)
+
+    def test_dead_endpoint_skipped_without_health_checks(self):
+        # Only the connect-retry path is exercised: the dead endpoint is never marked down.
+        b2 = kt.TcpBackend("b2")
+        dead = f"127.0.0.1:{kt.closed_port()}"
+        try:
+            for policy in ("least-conn", "round-robin", "first", "random-two"):
+                with self.subTest(policy=policy):
+                    proxy = kt.Proxy([dead, self.backend.endpoint, b2.endpoint],
+                                     ["--health-check=none", f"--policy={policy}"])
+                    try:
+                        self.echo_roundtrips(proxy.port, 100, {"bulk", "b2"})
+                    finally:
+                        self.assertEqual(proxy.stop(), 0)
+        finally:
+            b2.stop()
+
+    def test_dead_endpoint_skipped_with_default_health_checks(self):
+        certs = kt.make_certs()
+        api = kt.FakeApiserver("live", certs)
+        dead = f"127.0.0.1:{kt.closed_port()}"
+        proxy = kt.Proxy([dead, api.endpoint],
+                         [f"--health-ca-file={certs.ca}", f"--health-client-cert={certs.health_crt}",
+                          f"--health-client-key={certs.health_key}", "--policy=first"])
+        try:
+            # From the first moment (health still unknown) and on.
+            for i in range(100):
+                try:
+                    self.assertEqual(kt.served_by("127.0.0.1", proxy.port, certs), "live")
+                except (OSError, AssertionError) as e:
+                    self.fail(f"request {i + 1}/100 failed: {e}")
+            st, body = proxy.admin_get("/readyz")
+            self.assertEqual(st, 200, body)
+        finally:
+            self.assertEqual(proxy.stop(), 0)
+            api.stop()
+
+
+if __name__ == "__main__":
+    kt.main()
