@@ -6,9 +6,8 @@
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <charconv>
-#include <cmath>
-#include <cstdio>
 
 namespace kal {
 namespace {
@@ -22,12 +21,6 @@ std::string join_host_ports(const std::vector<HostPort> &v) {
     out += hp.str();
   }
   return out;
-}
-
-std::string format_double(double d) {
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
-  return ec == std::errc{} ? std::string(buf, end) : std::to_string(d);
 }
 
 // DNS-1123 label: lower-case letters, digits and '-', 1..63 chars, alphanumeric at both ends.
@@ -199,8 +192,6 @@ std::vector<std::string> config_to_args(const Config &c) {
   dur("tcp-user-timeout", c.tcp_user_timeout, d.tcp_user_timeout);
   dur("keepalive-idle", c.keepalive_idle, d.keepalive_idle);
   num("workers", c.workers, d.workers);
-  num("buffer-high-watermark", c.buffer_high_watermark, d.buffer_high_watermark);
-  num("replay-buffer-limit", c.replay_buffer_limit, d.replay_buffer_limit);
 
   const HealthConfig &h = c.health, &hd = d.health;
   if (h.mode != hd.mode) {
@@ -213,9 +204,6 @@ std::vector<std::string> config_to_args(const Config &c) {
   dur("health-timeout", h.timeout, hd.timeout);
   num("health-rise", h.rise, hd.rise);
   num("health-fall", h.fall, hd.fall);
-  if (h.jitter != hd.jitter) {
-    a.push_back("--health-jitter=" + format_double(h.jitter));
-  }
   str("health-ca-file", h.ca_file, hd.ca_file);
   str("health-client-cert", h.client_cert, hd.client_cert);
   str("health-client-key", h.client_key, hd.client_key);
@@ -228,9 +216,24 @@ std::vector<std::string> config_to_args(const Config &c) {
     a.push_back(std::string("--log-format=") + to_string(c.log_format));
   }
   if (c.verbosity != d.verbosity) {
-    a.push_back("-v=" + std::to_string(c.verbosity));
+    a.push_back("--v=" + std::to_string(c.verbosity));
   }
   return a;
+}
+
+std::vector<std::string> fields_without_flags(const Config &c) {
+  const Config d;
+  std::vector<std::string> out;
+  if (c.buffer_high_watermark != d.buffer_high_watermark) {
+    out.push_back("bufferHighWatermark");
+  }
+  if (c.replay_buffer_limit != d.replay_buffer_limit) {
+    out.push_back("replayBufferLimit");
+  }
+  if (c.health.jitter != d.health.jitter) {
+    out.push_back("healthCheck.jitter");
+  }
+  return out;
 }
 
 std::string render_config_file(const Config &c) {
@@ -335,6 +338,14 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
       return Err{p.error()};
     }
     hostpath = *p;
+  } else if (auto missing = fields_without_flags(c); !missing.empty()) {
+    std::string names;
+    for (const auto &m : missing) {
+      names += (names.empty() ? "" : ", ") + m;
+    }
+    return Err{"the configuration sets " + names +
+               ", which no command-line flag can express; use --config-hostpath to pass it as a "
+               "config file"};
   }
 
   const std::string checksum = config_checksum(c);

@@ -46,9 +46,15 @@ inline constexpr const char *kConfigFileName = "config.yaml";
 
 // The command-line flags (--flag=value, in a stable order) that make the proxy run with `c`
 // when given on their own: only fields that differ from a default Config are emitted (endpoints
-// always differ). Durations are written with format_duration(). Config::source is not a setting
-// and is never emitted.
+// always differ), with the names src/config/flags.h registers, so that apply_flags() over a
+// default Config gives `c` back. Durations are written with format_duration(); verbosity as
+// "--v=N". Fields without a flag (see fields_without_flags()) and Config::source are not emitted.
 std::vector<std::string> config_to_args(const Config &c);
+
+// Config fields (by their YAML names) that differ from the defaults but have no command-line
+// flag, so config_to_args() cannot carry them: bufferHighWatermark, replayBufferLimit,
+// healthCheck.jitter. render_manifest() refuses args mode when this is not empty.
+std::vector<std::string> fields_without_flags(const Config &c);
 
 // The config file (YAML, as --config reads it) that describes `c`; kal::to_yaml() in a wrapper
 // so the manifest and --write-config always agree on the bytes.

@@ -1,3 +1,4 @@
+#include "config/flags.h"
 #include "config/yaml_config.h"
 #include "manifest/manifest.h"
 
@@ -239,7 +240,6 @@ TEST_CASE("config_to_args: only non-defaults, durations in Kubernetes form") {
   c.health.mode = HealthMode::Tcp;
   c.health.interval = Millis{1500};
   c.health.rise = 3;
-  c.health.jitter = 0.25;
   c.admin.listen = {*parse_host_port("127.0.0.1:9090")};
   c.admin.healthz_listen = {*parse_host_port("0.0.0.0:8081")};
   c.log_format = LogFormat::Json;
@@ -256,11 +256,10 @@ TEST_CASE("config_to_args: only non-defaults, durations in Kubernetes form") {
             "--health-check=tcp",
             "--health-interval=1.5s",
             "--health-rise=3",
-            "--health-jitter=0.25",
             "--admin-listen=127.0.0.1:9090",
             "--healthz-listen=0.0.0.0:8081",
             "--log-format=json",
-            "-v=2",
+            "--v=2",
         });
   // A longer shutdown grace stretches the pod's termination grace period with it.
   CHECK(render(c, opts())["spec"]["terminationGracePeriodSeconds"].as<int>() == 95);
@@ -355,4 +354,65 @@ TEST_CASE("manifest: golden files") {
     auto m = YAML::LoadFile(std::string(KAL_SOURCE_DIR) + "/tests/data/golden/" + name);
     CHECK(m["spec"]["containers"].size() == 1);
   }
+}
+
+TEST_CASE("config_to_args: the proxy's own flag parser reads the args back to the same config") {
+  Config c = lab_config();
+  c.listen = {*parse_host_port("127.0.0.1:6443"), *parse_host_port("[::1]:6443")};
+  c.policy = Policy::RandomTwo;
+  c.connect_timeout = Millis{250};
+  c.first_byte_timeout = Millis{3000};
+  c.idle_timeout = Millis{3600000};
+  c.shutdown_grace = Millis{20000};
+  c.drain_timeout = Millis{60000};
+  c.tcp_user_timeout = Millis{10000};
+  c.keepalive_idle = Millis{0};
+  c.workers = 2;
+  c.health.mode = HealthMode::Tls;
+  c.health.path = "/livez";
+  c.health.interval = Millis{2000};
+  c.health.fast_interval = Millis{100};
+  c.health.down_interval = Millis{1500};
+  c.health.timeout = Millis{700};
+  c.health.rise = 3;
+  c.health.fall = 4;
+  c.health.slow_start = Millis{30000};
+  c.health.ca_file = "/etc/kubernetes/ssl/ca.crt";
+  c.health.client_cert = "/etc/kube-api-lb/c.crt";
+  c.health.client_key = "/etc/kube-api-lb/c.key";
+  c.health.server_name = "kubernetes.default.svc";
+  c.admin.listen = {*parse_host_port("127.0.0.1:9443"), *parse_host_port("[::1]:9443")};
+  c.admin.healthz_listen = {*parse_host_port("0.0.0.0:8081")};
+  c.log_format = LogFormat::Json;
+  c.verbosity = 4;
+  CHECK(fields_without_flags(c).empty());
+
+  auto round_trip = [](const Config &in) {
+    CLI::App app;
+    FlagValues fv;
+    add_config_flags(app, fv);
+    std::vector<std::string> args = config_to_args(in);
+    std::reverse(args.begin(), args.end()); // CLI11 takes the vector back to front
+    app.parse(args);
+    auto out = apply_flags(fv, Config{});
+    REQUIRE_MESSAGE(out.ok(), out.error());
+    return *out;
+  };
+  CHECK(round_trip(c) == c);
+  CHECK(round_trip(lab_config()) == lab_config());
+
+  // Settings with no flag are named, and args mode refuses them rather than dropping them.
+  Config j = lab_config();
+  j.health.jitter = 0.25;
+  j.replay_buffer_limit = 1;
+  CHECK(fields_without_flags(j) ==
+        std::vector<std::string>{"replayBufferLimit", "healthCheck.jitter"});
+  auto r = render_manifest(j, opts());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == "the configuration sets replayBufferLimit, healthCheck.jitter, which no "
+                     "command-line flag can express; use --config-hostpath to pass it as a config "
+                     "file");
+  ManifestOptions o = opts();
+  o.config_hostpath = "/etc/kube-api-lb";
+  CHECK(render_manifest(j, o).ok());
 }
