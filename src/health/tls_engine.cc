@@ -1,0 +1,268 @@
+#include "health/tls_engine.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+namespace kal {
+namespace {
+
+// All queued OpenSSL errors, oldest first, as one string; clears the queue.
+std::string drain_errors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) {
+      out += "; ";
+    }
+    out += buf;
+  }
+  return out;
+}
+
+int engine_index() {
+  static int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+bool is_ip_literal(std::string_view s) {
+  std::string z(s);
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, z.c_str(), buf) == 1 || inet_pton(AF_INET6, z.c_str(), buf) == 1;
+}
+
+} // namespace
+
+TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+
+Result<std::shared_ptr<TlsContext>> TlsContext::client(const ClientOptions &o) {
+  ERR_clear_error();
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) {
+    return Err{"TLS: cannot create client context: " + drain_errors()};
+  }
+  std::shared_ptr<TlsContext> out(new TlsContext(ctx, !o.ca_file.empty()));
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  if (!o.ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) != 1) {
+      return Err{"health CA file \"" + o.ca_file + "\": " + drain_errors()};
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  if (o.client_cert.empty() != o.client_key.empty()) {
+    return Err{"health client certificate and key must be given together"};
+  }
+  if (!o.client_cert.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, o.client_cert.c_str()) != 1) {
+      return Err{"health client certificate \"" + o.client_cert + "\": " + drain_errors()};
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, o.client_key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      return Err{"health client key \"" + o.client_key + "\": " + drain_errors()};
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+      return Err{"health client key \"" + o.client_key + "\" does not match certificate \"" +
+                 o.client_cert + "\""};
+    }
+  }
+  // Sessions are kept by the caller per endpoint (see take_new_session), not in OpenSSL's cache.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, &TlsEngine::new_session_cb);
+  return out;
+}
+
+Result<std::shared_ptr<TlsContext>> TlsContext::server(const std::string &cert_file,
+                                                       const std::string &key_file,
+                                                       const std::string &client_ca_file) {
+  ERR_clear_error();
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) {
+    return Err{"TLS: cannot create server context: " + drain_errors()};
+  }
+  std::shared_ptr<TlsContext> out(new TlsContext(ctx, !client_ca_file.empty()));
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+    return Err{"certificate \"" + cert_file + "\": " + drain_errors()};
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return Err{"key \"" + key_file + "\": " + drain_errors()};
+  }
+  if (!client_ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, client_ca_file.c_str(), nullptr) != 1) {
+      return Err{"client CA file \"" + client_ca_file + "\": " + drain_errors()};
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  static const unsigned char sid_ctx[] = "kube-api-lb";
+  SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+  return out;
+}
+
+TlsEngine::TlsEngine(std::shared_ptr<TlsContext> ctx, SSL *ssl)
+    : ctx_(std::move(ctx)), ssl_(ssl), rbio_(BIO_new(BIO_s_mem())), wbio_(BIO_new(BIO_s_mem())) {
+  // An empty read BIO means "no bytes yet", never EOF: the socket owner reports EOF itself.
+  BIO_set_mem_eof_return(rbio_, -1);
+  SSL_set_bio(ssl_, rbio_, wbio_);
+  SSL_set_ex_data(ssl_, engine_index(), this);
+}
+
+TlsEngine::~TlsEngine() {
+  // OpenSSL marks the session of a connection freed without a close_notify as not resumable. The
+  // probe drops connections that broke at the TCP level (apiserver restart, timeout) and still
+  // wants to resume with the session of the last good handshake: a stale ticket only costs a full
+  // handshake, which is what not resuming would cost anyway.
+  if (handshake_done()) {
+    SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  }
+  SSL_free(ssl_);
+}
+
+std::unique_ptr<TlsEngine> TlsEngine::client(std::shared_ptr<TlsContext> ctx, std::string_view sni,
+                                             std::string_view verify_name, SSL_SESSION *resume) {
+  SSL *ssl = SSL_new(ctx->get());
+  if (!ssl) {
+    return nullptr;
+  }
+  std::unique_ptr<TlsEngine> e(new TlsEngine(std::move(ctx), ssl));
+  SSL_set_connect_state(ssl);
+  if (!sni.empty()) {
+    SSL_set_tlsext_host_name(ssl, std::string(sni).c_str());
+  }
+  if (e->ctx_->verifies_peer() && !verify_name.empty()) {
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    std::string name(verify_name);
+    if (is_ip_literal(name)) {
+      X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
+    } else {
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+    }
+  }
+  if (resume) {
+    SSL_set_session(ssl, resume);
+  }
+  return e;
+}
+
+std::unique_ptr<TlsEngine> TlsEngine::server(std::shared_ptr<TlsContext> ctx) {
+  SSL *ssl = SSL_new(ctx->get());
+  if (!ssl) {
+    return nullptr;
+  }
+  std::unique_ptr<TlsEngine> e(new TlsEngine(std::move(ctx), ssl));
+  SSL_set_accept_state(ssl);
+  return e;
+}
+
+int TlsEngine::new_session_cb(SSL *ssl, SSL_SESSION *sess) {
+  auto *self = static_cast<TlsEngine *>(SSL_get_ex_data(ssl, engine_index()));
+  if (!self) {
+    return 0; // not ours: OpenSSL keeps ownership
+  }
+  self->new_session_.reset(sess);
+  return 1; // we took the reference
+}
+
+void TlsEngine::feed(const char *data, size_t len) {
+  if (len > 0) {
+    BIO_write(rbio_, data, static_cast<int>(len));
+  }
+}
+
+size_t TlsEngine::take_output(std::string &out) {
+  const size_t pending = BIO_ctrl_pending(wbio_);
+  if (pending == 0) {
+    return 0;
+  }
+  const size_t old = out.size();
+  out.resize(old + pending);
+  const int n = BIO_read(wbio_, out.data() + old, static_cast<int>(pending));
+  out.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+bool TlsEngine::has_output() const { return BIO_ctrl_pending(wbio_) > 0; }
+
+void TlsEngine::set_error(const char *what, int ssl_error) {
+  std::string why = drain_errors();
+  const long vr = SSL_get_verify_result(ssl_);
+  if (vr != X509_V_OK) {
+    why = std::string("certificate verify failed: ") + X509_verify_cert_error_string(vr);
+  }
+  if (why.empty()) {
+    why = ssl_error == SSL_ERROR_SYSCALL ? "unexpected end of stream"
+                                         : "error " + std::to_string(ssl_error);
+  }
+  error_ = std::string(what) + ": " + why;
+}
+
+TlsEngine::Handshake TlsEngine::handshake() {
+  if (handshake_done()) {
+    return Handshake::Done;
+  }
+  ERR_clear_error();
+  const int rc = SSL_do_handshake(ssl_);
+  if (rc == 1) {
+    return Handshake::Done;
+  }
+  const int err = SSL_get_error(ssl_, rc);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    return Handshake::InProgress;
+  }
+  set_error("TLS handshake", err);
+  return Handshake::Failed;
+}
+
+bool TlsEngine::write(std::string_view plaintext) {
+  if (!handshake_done()) {
+    error_ = "TLS write before the handshake finished";
+    return false;
+  }
+  while (!plaintext.empty()) {
+    ERR_clear_error();
+    size_t written = 0;
+    const int rc = SSL_write_ex(ssl_, plaintext.data(), plaintext.size(), &written);
+    if (rc != 1) {
+      set_error("TLS write", SSL_get_error(ssl_, rc));
+      return false;
+    }
+    plaintext.remove_prefix(written);
+  }
+  return true;
+}
+
+TlsEngine::ReadStatus TlsEngine::read(std::string &out) {
+  char buf[16 * 1024];
+  while (true) {
+    ERR_clear_error();
+    size_t n = 0;
+    const int rc = SSL_read_ex(ssl_, buf, sizeof buf, &n);
+    if (rc == 1) {
+      out.append(buf, n);
+      continue;
+    }
+    const int err = SSL_get_error(ssl_, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      return ReadStatus::Ok;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN) {
+      return ReadStatus::Closed;
+    }
+    set_error("TLS read", err);
+    return ReadStatus::Failed;
+  }
+}
+
+void TlsEngine::shutdown() {
+  ERR_clear_error();
+  if (handshake_done()) {
+    SSL_shutdown(ssl_);
+  }
+  ERR_clear_error();
+}
+
+SslSessionPtr TlsEngine::take_new_session() { return std::move(new_session_); }
+
+} // namespace kal
