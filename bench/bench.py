@@ -699,10 +699,47 @@ def write_report(path, stats, results, proxies, info, versions, rounds_done, ela
         "",
     ]
     text = "\n".join(out)
+    # Keep the section bench/failover.sh wrote, if any.
+    kept = read_section(path, "failover")
+    if kept is not None:
+        text += "\n" + section(kept, "failover")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
     return tbl
+
+
+def section(body, name):
+    return f"<!-- {name}:begin -->\n{body.rstrip()}\n<!-- {name}:end -->\n"
+
+
+def read_section(path, name):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    b, e = f"<!-- {name}:begin -->\n", f"<!-- {name}:end -->"
+    if b in text and e in text:
+        return text[text.index(b) + len(b):text.index(e)]
+    return None
+
+
+def replace_section(path, name, body):
+    """Write body between the name:begin/end markers of path, appending it if not there yet."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        text = "# Benchmarks\n\n"
+    b, e = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if b in text and e in text:
+        text = text[:text.index(b)] + section(body, name) + text[text.index(e) + len(e) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section(body, name)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
 
 
 # ----------------------------------------------------------------------------- main
