@@ -17,8 +17,8 @@ namespace kal {
 
 struct Candidate {
   Health health = Health::Unknown;
-  uint64_t active = 0;  // connections bound now
-  double weight = 1.0;  // (0, 1]: below 1 while slow-starting after recovery
+  uint64_t active = 0;   // connections bound now
+  double weight = 1.0;   // (0, 1]: below 1 while slow-starting after recovery
   bool excluded = false; // already tried for this client, or removed by a reload
 };
 

@@ -2,8 +2,8 @@
 // One log line per event, `ts=... level=info msg="..." key=value ...` or JSON (--log-format=json),
 // written to stderr with a single write(2) so lines from several threads never interleave.
 //
-//   log::info("endpoint up").kv("endpoint", name).kv("health", "up");   // emitted at end of statement
-//   if (log::v(2)) log::debug("accepted").kv("peer", peer);
+//   log::info("endpoint up").kv("endpoint", name).kv("health", "up");   // emitted at end of
+//   statement if (log::v(2)) log::debug("accepted").kv("peer", peer);
 #include "config/config.h"
 
 #include <cstdint>
@@ -27,7 +27,9 @@ public:
   Line(const Line &) = delete;
   ~Line();
   Line &kv(std::string_view key, std::string_view value);
-  Line &kv(std::string_view key, const std::string &value) { return kv(key, std::string_view(value)); }
+  Line &kv(std::string_view key, const std::string &value) {
+    return kv(key, std::string_view(value));
+  }
   Line &kv(std::string_view key, const char *value) { return kv(key, std::string_view(value)); }
   Line &kv(std::string_view key, int64_t value);
   Line &kv(std::string_view key, uint64_t value);

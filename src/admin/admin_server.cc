@@ -1,0 +1,198 @@
+#include "admin/admin_server.h"
+
+#include "uvx/sockaddr.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <memory>
+
+namespace kal {
+namespace {
+
+constexpr size_t kMaxRequest = 8192;
+
+// One admin connection: reads the request head, writes the answer, closes.
+struct AdminConn {
+  uvx::Handle<uv_tcp_t> tcp;
+  uvx::Timer timer; // a peer that never finishes its request is cut after 5 s
+  const AdminServer *server = nullptr;
+  std::string in;
+  std::string out;
+  uv_write_t write_req{};
+  bool done = false;
+
+  void finish() {
+    // Handles free themselves after uv_close; the conn object goes when its last user does.
+    timer.reset();
+    tcp.reset();
+    delete this;
+  }
+};
+
+void conn_alloc(uv_handle_t *, size_t suggested, uv_buf_t *buf) noexcept {
+  buf->base = new char[4096];
+  buf->len = 4096;
+}
+
+void conn_written(uv_write_t *req, int) noexcept {
+  auto *c = static_cast<AdminConn *>(req->data);
+  if (c) {
+    c->finish();
+  }
+}
+
+void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
+  auto *c = static_cast<AdminConn *>(s->data);
+  std::unique_ptr<char[]> owned(buf->base);
+  if (!c || c->done) {
+    return;
+  }
+  if (nread < 0) {
+    c->finish();
+    return;
+  }
+  c->in.append(buf->base, static_cast<size_t>(nread));
+  bool complete =
+      c->in.find("\r\n\r\n") != std::string::npos || c->in.find("\n\n") != std::string::npos;
+  if (!complete && c->in.size() < kMaxRequest) {
+    return;
+  }
+  c->done = true;
+  uv_read_stop(s);
+  c->out = complete ? c->server->respond(c->in)
+                    : std::string("HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                                  "Content-Length: 0\r\nConnection: close\r\n\r\n");
+  c->timer.stop();
+  c->write_req.data = c;
+  uv_buf_t b = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
+  if (uv_write(&c->write_req, c->tcp.stream(), &b, 1, conn_written) != 0) {
+    c->finish();
+  }
+}
+
+void conn_timeout(uv_timer_t *t) noexcept {
+  if (auto *c = static_cast<AdminConn *>(t->data)) {
+    if (!c->done) {
+      c->finish();
+    }
+  }
+}
+
+void admin_connection_cb(uv_stream_t *server, int status) noexcept {
+  if (auto *self = static_cast<AdminServer *>(server->data)) {
+    self->on_connection(server, status);
+  }
+}
+
+std::string http_response(int code, const char *reason, const std::string &content_type,
+                          const std::string &body, bool head) {
+  std::string r = "HTTP/1.1 " + std::to_string(code) + " " + reason + "\r\n";
+  r += "Content-Type: " + content_type + "\r\n";
+  r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  r += "Cache-Control: no-store\r\nConnection: close\r\n\r\n";
+  if (!head) {
+    r += body;
+  }
+  return r;
+}
+
+} // namespace
+
+AdminServer::AdminServer(uv_loop_t *loop, AdminHandlers handlers, bool healthz_only)
+    : loop_(loop), handlers_(std::move(handlers)), healthz_only_(healthz_only) {}
+
+AdminServer::~AdminServer() { close(); }
+
+void AdminServer::close() { listeners_.clear(); }
+
+Result<bool> AdminServer::listen(const HostPort &addr) {
+  sockaddr_storage ss;
+  std::string what = healthz_only_ ? "healthz listen " : "admin listen ";
+  if (!uvx::literal_sockaddr(addr, ss)) {
+    return Err{what + addr.str() + ": not an IP address"};
+  }
+  uvx::Handle<uv_tcp_t> h;
+  auto *t = h.make(this);
+  if (uv_tcp_init(loop_, t) != 0) {
+    h.abandon();
+    return Err{what + addr.str() + ": uv_tcp_init failed"};
+  }
+  unsigned flags = ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+  int rc = uv_tcp_bind(t, reinterpret_cast<sockaddr *>(&ss), flags);
+  if (rc == 0) {
+    rc = uv_listen(h.stream(), 128, admin_connection_cb);
+  }
+  if (rc != 0) {
+    std::string msg = rc == UV_EADDRINUSE ? "address already in use" : uv_strerror(rc);
+    return Err{what + addr.str() + ": " + msg};
+  }
+  listeners_.push_back(std::move(h));
+  return true;
+}
+
+void AdminServer::on_connection(uv_stream_t *server, int status) {
+  if (status < 0) {
+    return;
+  }
+  auto *c = new AdminConn{};
+  c->server = this;
+  auto *t = c->tcp.make(c);
+  if (uv_tcp_init(loop_, t) != 0) {
+    c->tcp.abandon();
+    delete c;
+    return;
+  }
+  if (uv_accept(server, c->tcp.stream()) != 0 || !c->timer.init(loop_, c)) {
+    c->finish();
+    return;
+  }
+  c->timer.start(conn_timeout, 5000);
+  uv_read_start(c->tcp.stream(), conn_alloc, conn_read);
+}
+
+std::string AdminServer::respond(std::string_view req) const {
+  auto line_end = req.find_first_of("\r\n");
+  std::string_view line = req.substr(0, line_end);
+  auto sp1 = line.find(' ');
+  auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp1 == std::string_view::npos || sp2 == std::string_view::npos ||
+      line.substr(sp2 + 1).rfind("HTTP/1.", 0) != 0) {
+    return http_response(400, "Bad Request", "text/plain", "malformed request line\n", false);
+  }
+  std::string_view method = line.substr(0, sp1);
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  bool head = method == "HEAD";
+  if (method != "GET" && !head) {
+    return http_response(405, "Method Not Allowed", "text/plain", "only GET and HEAD\n", false);
+  }
+  std::string_view path = target.substr(0, target.find('?'));
+  bool verbose = target.find("verbose") != std::string_view::npos;
+  if (path == "/healthz" || path == "/livez") {
+    return http_response(200, "OK", "text/plain; charset=utf-8", "ok\n", head);
+  }
+  if (healthz_only_) {
+    return http_response(404, "Not Found", "text/plain", "not found\n", head);
+  }
+  if (path == "/readyz") {
+    bool ok = handlers_.ready && handlers_.ready();
+    std::string body = ok ? "ok\n" : "no apiserver endpoint is ready\n";
+    if (verbose && handlers_.readiness_detail) {
+      body = handlers_.readiness_detail() + body;
+    }
+    return ok ? http_response(200, "OK", "text/plain; charset=utf-8", body, head)
+              : http_response(503, "Service Unavailable", "text/plain; charset=utf-8", body, head);
+  }
+  if (path == "/metrics") {
+    return http_response(200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+                         handlers_.metrics ? handlers_.metrics() : "", head);
+  }
+  if (path == "/stats") {
+    return http_response(200, "OK", "application/json", handlers_.stats ? handlers_.stats() : "{}",
+                         head);
+  }
+  return http_response(404, "Not Found", "text/plain", "not found\n", head);
+}
+
+} // namespace kal

@@ -1,0 +1,46 @@
+#pragma once
+// A tiny HTTP/1.1 server for /healthz, /readyz, /metrics and /stats on the main loop.
+// One request per connection (Connection: close): kubelet probes and Prometheus scrapes open a
+// connection per request anyway, and it keeps the server trivially bounded.
+#include "core/endpoint.h"
+#include "core/result.h"
+#include "uvx/handle.h"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace kal {
+
+struct AdminHandlers {
+  std::function<bool()> ready;                   // /readyz: 200 when true, else 503
+  std::function<std::string()> metrics;          // /metrics body
+  std::function<std::string()> stats;            // /stats body (JSON)
+  std::function<std::string()> readiness_detail; // /readyz?verbose body lines
+};
+
+class AdminServer {
+public:
+  // `healthz_only`: a Kubespray-style health port that answers only /healthz.
+  AdminServer(uv_loop_t *loop, AdminHandlers handlers, bool healthz_only);
+  ~AdminServer();
+  AdminServer(const AdminServer &) = delete;
+  AdminServer &operator=(const AdminServer &) = delete;
+
+  // Errors name the address ("admin listen 127.0.0.1:8081: address already in use").
+  Result<bool> listen(const HostPort &addr);
+  void close();
+
+  // Builds the full HTTP response for a raw request (pure; exposed for unit tests).
+  std::string respond(std::string_view request) const;
+
+  void on_connection(uv_stream_t *server, int status);
+
+private:
+  uv_loop_t *loop_;
+  AdminHandlers handlers_;
+  bool healthz_only_;
+  std::vector<uvx::Handle<uv_tcp_t>> listeners_;
+};
+
+} // namespace kal

@@ -1,0 +1,202 @@
+#include "admin/metrics.h"
+
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+
+namespace kal {
+namespace {
+
+const CheckResult kResults[] = {CheckResult::L4Con,  CheckResult::L4Tout, CheckResult::L6Rsp,
+                                CheckResult::L6Tout, CheckResult::L7Rsp,  CheckResult::L7Tout,
+                                CheckResult::L7Sts,  CheckResult::L7Auth};
+
+uint64_t get(const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); }
+
+// Label values are endpoint addresses: no quotes or backslashes can occur, but escape anyway.
+std::string label(const std::string &v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+    }
+    out += c;
+  }
+  return out;
+}
+
+} // namespace
+
+bool any_usable(const std::vector<std::shared_ptr<Upstream>> &ups, bool checks_enabled) {
+  for (const auto &u : ups) {
+    if (u->removed()) {
+      continue;
+    }
+    Health h = u->health();
+    if (h == Health::Up || (!checks_enabled && h == Health::Unknown)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
+                              const ProcessStats &ps) {
+  std::ostringstream o;
+  auto family = [&](const char *name, const char *type, const char *help) {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  };
+  family("kube_api_lb_build_info", "gauge", "Build information.");
+  o << "kube_api_lb_build_info{version=\"" << KAL_VERSION << "\"} 1\n";
+  family("kube_api_lb_start_time_seconds", "gauge", "Unix time the process started.");
+  o << "kube_api_lb_start_time_seconds " << static_cast<uint64_t>(ps.start_time_seconds) << '\n';
+  family("kube_api_lb_ready", "gauge", "1 while at least one endpoint is usable.");
+  o << "kube_api_lb_ready " << (ps.ready ? 1 : 0) << '\n';
+  family("kube_api_lb_workers", "gauge", "Event loops accepting connections.");
+  o << "kube_api_lb_workers " << ps.workers << '\n';
+  family("kube_api_lb_accepted_connections_total", "counter", "Client connections accepted.");
+  o << "kube_api_lb_accepted_connections_total " << ps.accepted << '\n';
+  family("kube_api_lb_active_connections", "gauge", "Client connections open now.");
+  o << "kube_api_lb_active_connections " << ps.active << '\n';
+  family("kube_api_lb_config_reloads_total", "counter", "Successful configuration reloads.");
+  o << "kube_api_lb_config_reloads_total " << ps.reloads << '\n';
+  family("kube_api_lb_config_reload_failures_total", "counter",
+         "Rejected configuration reloads (the running configuration stayed).");
+  o << "kube_api_lb_config_reload_failures_total " << ps.reload_failures << '\n';
+  family("kube_api_lb_config_info", "gauge", "Hash and source of the running configuration.");
+  o << "kube_api_lb_config_info{hash=\"" << label(ps.config_hash) << "\",source=\""
+    << label(ps.config_source) << "\"} 1\n";
+
+  struct Counter {
+    const char *name;
+    const char *type;
+    const char *help;
+    uint64_t (*read)(const Upstream &);
+  };
+  static const Counter per_endpoint[] = {
+      {"kube_api_lb_endpoint_up", "gauge", "1 when the endpoint passes its health checks.",
+       [](const Upstream &u) -> uint64_t { return u.health() == Health::Up ? 1 : 0; }},
+      {"kube_api_lb_endpoint_active_connections", "gauge", "Client connections bound now.",
+       [](const Upstream &u) { return get(u.counters.active); }},
+      {"kube_api_lb_endpoint_connections_total", "counter", "Client connections bound ever.",
+       [](const Upstream &u) { return get(u.counters.total); }},
+      {"kube_api_lb_endpoint_sent_bytes_total", "counter", "Bytes sent to the endpoint.",
+       [](const Upstream &u) { return get(u.counters.bytes_to_upstream); }},
+      {"kube_api_lb_endpoint_received_bytes_total", "counter", "Bytes received from the endpoint.",
+       [](const Upstream &u) { return get(u.counters.bytes_to_client); }},
+      {"kube_api_lb_endpoint_connect_failures_total", "counter",
+       "Connects for clients that failed or timed out.",
+       [](const Upstream &u) { return get(u.counters.connect_failures); }},
+      {"kube_api_lb_endpoint_retries_total", "counter",
+       "Client connections moved from this endpoint to another (connect failure, early close, "
+       "first-byte timeout).",
+       [](const Upstream &u) { return get(u.counters.retries); }},
+      {"kube_api_lb_endpoint_first_byte_timeouts_total", "counter",
+       "Upstreams silent past the first-byte timeout (client re-dialled and replayed).",
+       [](const Upstream &u) { return get(u.counters.first_byte_timeouts); }},
+      {"kube_api_lb_endpoint_early_closes_total", "counter",
+       "Upstreams that closed before their first byte (client re-dialled and replayed).",
+       [](const Upstream &u) { return get(u.counters.early_closes); }},
+      {"kube_api_lb_endpoint_closed_on_down_total", "counter",
+       "Client connections closed because the endpoint went down.",
+       [](const Upstream &u) { return get(u.counters.closed_on_down); }},
+      {"kube_api_lb_endpoint_drained_total", "counter",
+       "Client connections closed after the drain timeout of a removed endpoint.",
+       [](const Upstream &u) { return get(u.counters.drained); }},
+      {"kube_api_lb_endpoint_health_checks_total", "counter", "Active health checks run.",
+       [](const Upstream &u) { return get(u.health_counters.checks); }},
+      {"kube_api_lb_endpoint_health_transitions_total", "counter", "Health state changes.",
+       [](const Upstream &u) { return get(u.health_counters.transitions); }},
+      {"kube_api_lb_endpoint_health_handshakes_total", "counter",
+       "TLS handshakes made by health checks (full and resumed).",
+       [](const Upstream &u) { return get(u.health_counters.handshakes); }},
+      {"kube_api_lb_endpoint_health_handshakes_per_minute", "gauge",
+       "TLS handshakes made by health checks in the last minute.",
+       [](const Upstream &u) { return get(u.health_counters.handshakes_last_minute); }},
+      {"kube_api_lb_endpoint_health_check_misconfigured", "gauge",
+       "1 when the last check was answered 401/403: give the checker a client certificate.",
+       [](const Upstream &u) -> uint64_t {
+         return u.health_counters.auth_misconfigured.load(std::memory_order_relaxed) ? 1 : 0;
+       }},
+  };
+  for (const auto &c : per_endpoint) {
+    family(c.name, c.type, c.help);
+    for (const auto &u : ups) {
+      o << c.name << "{endpoint=\"" << label(u->name()) << "\"} " << c.read(*u) << '\n';
+    }
+  }
+  family("kube_api_lb_endpoint_health_state", "gauge",
+         "Health state of the endpoint (1 for the current state).");
+  for (const auto &u : ups) {
+    for (auto h : {Health::Unknown, Health::Up, Health::Down}) {
+      o << "kube_api_lb_endpoint_health_state{endpoint=\"" << label(u->name()) << "\",state=\""
+        << to_string(h) << "\"} " << (u->health() == h ? 1 : 0) << '\n';
+    }
+  }
+  family("kube_api_lb_endpoint_health_check_duration_seconds", "gauge",
+         "Duration of the last completed health check.");
+  for (const auto &u : ups) {
+    o << "kube_api_lb_endpoint_health_check_duration_seconds{endpoint=\"" << label(u->name())
+      << "\"} " << static_cast<double>(get(u->health_counters.last_check_micros)) / 1e6 << '\n';
+  }
+  family("kube_api_lb_endpoint_health_check_failures_total", "counter",
+         "Failed health checks by layer and reason (HAProxy's L4CON, L6TOUT, L7STS, ...).");
+  for (const auto &u : ups) {
+    for (auto r : kResults) {
+      o << "kube_api_lb_endpoint_health_check_failures_total{endpoint=\"" << label(u->name())
+        << "\",reason=\"" << to_string(r) << "\"} "
+        << get(u->health_counters.failures[static_cast<size_t>(r)]) << '\n';
+    }
+  }
+  return o.str();
+}
+
+std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
+                              const ProcessStats &ps) {
+  nlohmann::json j;
+  j["version"] = KAL_VERSION;
+  j["ready"] = ps.ready;
+  j["startTimeSeconds"] = static_cast<uint64_t>(ps.start_time_seconds);
+  j["workers"] = ps.workers;
+  j["acceptedConnections"] = ps.accepted;
+  j["activeConnections"] = ps.active;
+  j["config"] = {{"hash", ps.config_hash},
+                 {"source", ps.config_source},
+                 {"reloads", ps.reloads},
+                 {"reloadFailures", ps.reload_failures}};
+  j["healthCheck"] = ps.health_mode;
+  auto &eps = j["endpoints"] = nlohmann::json::array();
+  for (const auto &u : ups) {
+    nlohmann::json failures = nlohmann::json::object();
+    for (auto r : kResults) {
+      failures[to_string(r)] = get(u->health_counters.failures[static_cast<size_t>(r)]);
+    }
+    eps.push_back({
+        {"endpoint", u->name()},
+        {"health", to_string(u->health())},
+        {"removed", u->removed()},
+        {"activeConnections", get(u->counters.active)},
+        {"connectionsTotal", get(u->counters.total)},
+        {"sentBytes", get(u->counters.bytes_to_upstream)},
+        {"receivedBytes", get(u->counters.bytes_to_client)},
+        {"connectFailures", get(u->counters.connect_failures)},
+        {"retries", get(u->counters.retries)},
+        {"firstByteTimeouts", get(u->counters.first_byte_timeouts)},
+        {"earlyCloses", get(u->counters.early_closes)},
+        {"closedOnDown", get(u->counters.closed_on_down)},
+        {"drained", get(u->counters.drained)},
+        {"healthChecks", get(u->health_counters.checks)},
+        {"healthTransitions", get(u->health_counters.transitions)},
+        {"healthHandshakes", get(u->health_counters.handshakes)},
+        {"healthHandshakesLastMinute", get(u->health_counters.handshakes_last_minute)},
+        {"lastCheckSeconds", static_cast<double>(get(u->health_counters.last_check_micros)) / 1e6},
+        {"lastCheckResult",
+         to_string(static_cast<CheckResult>(u->health_counters.last_result.load()))},
+        {"healthCheckMisconfigured", u->health_counters.auth_misconfigured.load()},
+        {"checkFailures", failures},
+    });
+  }
+  return j.dump(2) + "\n";
+}
+
+} // namespace kal

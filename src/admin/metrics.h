@@ -1,0 +1,33 @@
+#pragma once
+// Renders the proxy's state as Prometheus text (/metrics) and JSON (/stats). Pure functions over
+// a snapshot, so they are unit-tested without sockets.
+#include "core/upstream.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kal {
+
+struct ProcessStats {
+  uint64_t accepted = 0;        // client connections accepted, all workers
+  uint64_t active = 0;          // client connections open now
+  uint64_t reloads = 0;         // successful configuration reloads
+  uint64_t reload_failures = 0; // rejected reloads (the running config stayed)
+  std::string config_hash;
+  std::string config_source;
+  double start_time_seconds = 0; // Unix time the process started
+  int workers = 1;
+  bool ready = false;
+  std::string health_mode;
+};
+
+// True when at least one endpoint can take connections: Up, or Unknown while checks are off.
+bool any_usable(const std::vector<std::shared_ptr<Upstream>> &ups, bool checks_enabled);
+
+std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
+                              const ProcessStats &ps);
+std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
+                              const ProcessStats &ps);
+
+} // namespace kal

@@ -1,0 +1,632 @@
+#include "app/proxy_app.h"
+
+#include "config/yaml_config.h"
+#if __has_include("health/checker.h")
+#include "health/checker.h"
+#define KAL_HAVE_CHECKER 1
+#else
+namespace kal {
+class HealthChecker {};
+} // namespace kal
+#endif
+#if __has_include("config/load.h")
+#include "config/load.h"
+#else
+namespace kal {
+inline std::string config_hash(const Config &c) {
+  return std::to_string(std::hash<std::string>{}(to_yaml(c)));
+}
+} // namespace kal
+#endif
+#include "log/logger.h"
+#include "uvx/sockaddr.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace kal {
+namespace {
+
+void signal_cb(uv_signal_t *h, int signum) noexcept {
+  if (auto *self = static_cast<ProxyApp *>(h->data)) {
+    self->on_signal(signum);
+  }
+}
+
+void shutdown_tick_cb(uv_timer_t *t) noexcept {
+  if (auto *self = static_cast<ProxyApp *>(t->data)) {
+    self->on_shutdown_tick();
+  }
+}
+
+void drain_cb(uv_timer_t *t) noexcept {
+  if (auto *self = static_cast<ProxyApp *>(t->data)) {
+    self->on_drain_timer();
+  }
+}
+
+void debounce_cb(uv_timer_t *t) noexcept {
+  if (auto *self = static_cast<ProxyApp *>(t->data)) {
+    self->on_watch_debounced();
+  }
+}
+
+void resolve_tick_cb(uv_timer_t *t) noexcept {
+  if (auto *self = static_cast<ProxyApp *>(t->data)) {
+    self->on_resolve_tick();
+  }
+}
+
+void fs_event_cb(uv_fs_event_t *h, const char *, int, int) noexcept {
+  if (auto *self = static_cast<ProxyApp *>(h->data)) {
+    self->on_watch_event();
+  }
+}
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string read_file(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Resolves a host name synchronously on the libuv thread pool while the loop waits: used at start
+// (before anything listens) and from the periodic re-resolve, which runs it off-loop.
+struct ResolveReq {
+  uv_getaddrinfo_t req;
+  std::shared_ptr<Upstream> up;
+  ProxyApp *app;
+};
+
+} // namespace
+
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+ProxyApp::ProxyApp(Config config, ConfigLoader loader, std::string watch_path)
+    : config_(std::move(config)), loader_(std::move(loader)), watch_path_(std::move(watch_path)),
+      loop_(uv_default_loop()) {}
+
+ProxyApp::~ProxyApp() = default;
+
+std::shared_ptr<const UpstreamList> ProxyApp::build_upstreams(const Config &c,
+                                                              const UpstreamList *previous) {
+  auto list = std::make_shared<UpstreamList>();
+  for (const auto &ep : c.endpoints) {
+    std::shared_ptr<Upstream> up;
+    if (previous) {
+      for (const auto &old : *previous) {
+        if (old->address() == ep) {
+          up = old; // unchanged endpoint: keeps its connections, counters and health
+        }
+      }
+    }
+    if (!up) {
+      up = std::make_shared<Upstream>(ep);
+      sockaddr_storage ss;
+      if (uvx::literal_sockaddr(ep, ss)) {
+        up->set_addrs({ss});
+      }
+    }
+    list->push_back(up);
+  }
+  return list;
+}
+
+Result<bool> ProxyApp::resolve_names(bool at_start) {
+  for (const auto &up : *ups_) {
+    if (up->address().kind != HostPort::Kind::Name) {
+      continue;
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    uv_getaddrinfo_t req;
+    std::string port = std::to_string(up->address().port);
+    // Synchronous form (null callback): only at start-up, before any client is served.
+    int rc = uv_getaddrinfo(loop_, &req, nullptr, up->address().host.c_str(), port.c_str(), &hints);
+    if (rc != 0) {
+      if (at_start) {
+        return Err{"endpoint " + up->name() + ": cannot resolve host name \"" + up->address().host +
+                   "\": " + uv_strerror(rc)};
+      }
+      continue;
+    }
+    std::vector<sockaddr_storage> addrs;
+    for (auto *ai = req.addrinfo; ai; ai = ai->ai_next) {
+      sockaddr_storage ss{};
+      std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+      addrs.push_back(ss);
+    }
+    uv_freeaddrinfo(req.addrinfo);
+    log::info("resolved endpoint")
+        .kv("endpoint", up->name())
+        .kv("address", uvx::to_string(reinterpret_cast<sockaddr *>(&addrs.front())));
+    up->set_addrs(std::move(addrs));
+  }
+  return true;
+}
+
+void ProxyApp::on_resolve_tick() {
+  // Names are re-resolved in the background so a moved apiserver is followed; failures keep the
+  // previous addresses.
+  for (const auto &up : *ups_) {
+    if (up->address().kind != HostPort::Kind::Name) {
+      continue;
+    }
+    auto *r = new ResolveReq{};
+    r->up = up;
+    r->app = this;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    std::string port = std::to_string(up->address().port);
+    int rc = uv_getaddrinfo(
+        loop_, &r->req,
+        [](uv_getaddrinfo_t *req, int status, addrinfo *res) noexcept {
+          auto *r = reinterpret_cast<ResolveReq *>(req);
+          if (status == 0 && res) {
+            std::vector<sockaddr_storage> addrs;
+            for (auto *ai = res; ai; ai = ai->ai_next) {
+              sockaddr_storage ss{};
+              std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+              addrs.push_back(ss);
+            }
+            r->up->set_addrs(std::move(addrs));
+          } else if (status != UV_ECANCELED) {
+            log::warn("re-resolving endpoint failed, keeping previous addresses")
+                .kv("endpoint", r->up->name())
+                .kv("error", uv_strerror(status));
+          }
+          uv_freeaddrinfo(res);
+          delete r;
+        },
+        up->address().host.c_str(), port.c_str(), &hints);
+    if (rc != 0) {
+      delete r;
+    }
+  }
+}
+
+bool ProxyApp::ready() const { return any_usable(*ups_, config_.health.mode != HealthMode::None); }
+
+ProcessStats ProxyApp::process_stats() const {
+  ProcessStats ps;
+  ps.ready = ready();
+  ps.workers = config_.workers;
+  ps.reloads = reloads_;
+  ps.reload_failures = reload_failures_;
+  ps.config_hash = config_hash_;
+  ps.config_source = config_.source;
+  ps.start_time_seconds = start_time_;
+  ps.health_mode = to_string(config_.health.mode);
+  ps.accepted = main_worker_ ? main_worker_->accepted_total() : 0;
+  ps.active = main_worker_ ? main_worker_->session_count() : 0;
+  for (const auto &t : threads_) {
+    ps.accepted += t->worker->accepted_total();
+    ps.active += t->worker->session_count();
+  }
+  return ps;
+}
+
+Result<bool> ProxyApp::start_admin(const Config &c) {
+  admin_.clear();
+  AdminHandlers h;
+  h.ready = [this] { return ready(); };
+  h.metrics = [this] { return render_prometheus(*ups_, process_stats()); };
+  h.stats = [this] { return render_stats_json(*ups_, process_stats()); };
+  h.readiness_detail = [this] {
+    std::string s;
+    for (const auto &u : *ups_) {
+      s += "[" + std::string(u->health() == Health::Up ? "+" : "-") + "]endpoint " + u->name() +
+           " " + to_string(u->health()) + "\n";
+    }
+    return s;
+  };
+  if (!c.admin.listen.empty()) {
+    auto a = std::make_unique<AdminServer>(loop_, h, false);
+    for (const auto &addr : c.admin.listen) {
+      if (auto r = a->listen(addr); !r) {
+        return r;
+      }
+    }
+    admin_.push_back(std::move(a));
+  }
+  if (!c.admin.healthz_listen.empty()) {
+    auto a = std::make_unique<AdminServer>(loop_, h, true);
+    for (const auto &addr : c.admin.healthz_listen) {
+      if (auto r = a->listen(addr); !r) {
+        return r;
+      }
+    }
+    admin_.push_back(std::move(a));
+  }
+  return true;
+}
+
+void ProxyApp::for_each_worker(const std::function<void(Worker &)> &fn) {
+  if (main_worker_) {
+    fn(*main_worker_);
+  }
+  for (auto &t : threads_) {
+    Worker *w = t->worker.get();
+    w->post([w, fn] { fn(*w); });
+  }
+}
+
+void ProxyApp::close_killed_everywhere() {
+  for_each_worker([](Worker &w) { w.close_killed_sessions(); });
+}
+
+Result<bool> ProxyApp::start() {
+  start_time_ = unix_now();
+  config_hash_ = config_hash(config_);
+  ups_ = build_upstreams(config_, nullptr);
+  if (auto r = resolve_names(true); !r) {
+    return r;
+  }
+  auto settings = ProxySettings::from(config_);
+  bool reuseport = config_.workers > 1;
+  main_worker_ = std::make_unique<Worker>(loop_, 0, settings, ups_);
+  if (auto r = main_worker_->listen(config_.listen, reuseport); !r) {
+    return r;
+  }
+  for (int i = 1; i < config_.workers; ++i) {
+    auto t = std::make_unique<Thread>();
+    uv_loop_init(&t->loop);
+    t->worker = std::make_unique<Worker>(&t->loop, i, settings, ups_);
+    if (auto r = t->worker->listen(config_.listen, reuseport); !r) {
+      t->worker.reset();
+      uv_run(&t->loop, UV_RUN_DEFAULT);
+      uv_loop_close(&t->loop);
+      return r;
+    }
+    threads_.push_back(std::move(t));
+  }
+  if (auto r = start_admin(config_); !r) {
+    return r;
+  }
+#ifdef KAL_HAVE_CHECKER
+  checker_ = std::make_unique<HealthChecker>(
+      loop_, config_.health, [this](Upstream &u, Health old_h, Health new_h, CheckResult why) {
+        if (new_h == Health::Down && is_hard_failure(why)) {
+          close_killed_everywhere();
+        }
+      });
+  auto poke = [this] { checker_->poke(); };
+  main_worker_->on_passive_failure = poke;
+  for (auto &t : threads_) {
+    t->worker->on_passive_failure = poke;
+  }
+  checker_->set_upstreams(*ups_);
+#endif
+
+  for (int signum : {SIGTERM, SIGINT, SIGHUP}) {
+    uvx::Handle<uv_signal_t> h;
+    auto *s = h.make(this);
+    if (uv_signal_init(loop_, s) != 0) {
+      h.abandon();
+      return Err{"cannot install signal handler"};
+    }
+    uv_signal_start(s, signal_cb, signum);
+    uv_unref(h.base());
+    signals_.push_back(std::move(h));
+  }
+  shutdown_timer_.init(loop_, this);
+  drain_timer_.init(loop_, this);
+  watch_debounce_.init(loop_, this);
+  resolve_timer_.init(loop_, this);
+  bool has_names = false;
+  for (const auto &u : *ups_) {
+    has_names |= u->address().kind == HostPort::Kind::Name;
+  }
+  if (has_names) {
+    resolve_timer_.start(resolve_tick_cb, 30000, 30000);
+  }
+  if (!watch_path_.empty()) {
+    last_file_content_ = read_file(watch_path_);
+    // Watch the directory: kubelet and Ansible replace the file by an atomic rename, which a
+    // watch on the old inode would miss.
+    auto dir = std::filesystem::path(watch_path_).parent_path().string();
+    auto *w = watch_.make(this);
+    if (uv_fs_event_init(loop_, w) != 0) {
+      watch_.abandon();
+    } else if (uv_fs_event_start(w, fs_event_cb, dir.empty() ? "." : dir.c_str(), 0) != 0) {
+      watch_.reset();
+      log::warn("cannot watch the config file; reload with SIGHUP").kv("path", watch_path_);
+    }
+  }
+  for (auto &t : threads_) {
+    uv_loop_t *l = &t->loop;
+    t->thread = std::thread([l] { uv_run(l, UV_RUN_DEFAULT); });
+  }
+  std::string listen;
+  for (const auto &l : config_.listen) {
+    listen += (listen.empty() ? "" : ",") + l.str();
+  }
+  std::string eps;
+  for (const auto &e : config_.endpoints) {
+    eps += (eps.empty() ? "" : ",") + e.str();
+  }
+  std::string admin;
+  for (const auto &a : config_.admin.listen) {
+    admin += (admin.empty() ? "" : ",") + a.str();
+  }
+  log::info("kube-api-lb started")
+      .kv("version", KAL_VERSION)
+      .kv("listen", listen)
+      .kv("endpoints", eps)
+      .kv("policy", to_string(config_.policy))
+      .kv("health_check", to_string(config_.health.mode))
+      .kv("admin", admin)
+      .kv("workers", config_.workers)
+      .kv("config", config_.source)
+      .kv("config_hash", config_hash_);
+  return true;
+}
+
+int ProxyApp::run() {
+  signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+  auto started = start();
+  if (!started) {
+    std::fprintf(stderr, "kube-api-lb: error: %s\n", started.error().c_str());
+    log::error("start-up failed").kv("error", started.error());
+    exit_code_ = 1;
+    finish_shutdown();
+  }
+  uv_run(loop_, UV_RUN_DEFAULT);
+  for (auto &t : threads_) {
+    if (t->thread.joinable()) {
+      t->thread.join();
+    }
+    t->worker.reset();
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&t->loop) != 0) {
+      log::warn("worker loop did not close cleanly").kv("worker", t->worker ? 0 : 1);
+    }
+  }
+  threads_.clear();
+  main_worker_.reset();
+  uv_run(loop_, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(loop_);
+  if (rc != 0) {
+    log::warn("main loop did not close cleanly").kv("error", uv_err_name(rc));
+  }
+  if (exit_code_ == 0) {
+    log::info("kube-api-lb stopped");
+  }
+  return exit_code_;
+}
+
+void ProxyApp::on_signal(int signum) {
+  if (signum == SIGHUP) {
+    reload("SIGHUP");
+    return;
+  }
+  if (shutting_down_) {
+    if (signum == SIGINT) {
+      log::info("second interrupt: closing every connection now");
+      finish_shutdown();
+    }
+    return;
+  }
+  begin_shutdown(signum);
+}
+
+void ProxyApp::begin_shutdown(int signum) {
+  shutting_down_ = true;
+  log::info("shutting down: no new connections, serving open ones")
+      .kv("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT")
+      .kv("grace", static_cast<int64_t>(config_.shutdown_grace.count()))
+      .kv("open_connections", process_stats().active);
+  for_each_worker([](Worker &w) { w.stop_accepting(); });
+  shutdown_deadline_ = uv_now(loop_) + static_cast<uint64_t>(config_.shutdown_grace.count());
+  shutdown_timer_.start(shutdown_tick_cb, 0, 50);
+}
+
+void ProxyApp::on_shutdown_tick() {
+  auto active = process_stats().active;
+  if (active == 0 || uv_now(loop_) >= shutdown_deadline_) {
+    if (active > 0) {
+      log::info("grace period over, closing open connections").kv("open_connections", active);
+    }
+    finish_shutdown();
+  }
+}
+
+void ProxyApp::finish_shutdown() {
+  for_each_worker([](Worker &w) {
+    w.stop_accepting();
+    w.close_all(Session::CloseReason::Shutdown);
+  });
+#ifdef KAL_HAVE_CHECKER
+  if (checker_) {
+    checker_->stop();
+  }
+#endif
+  admin_.clear();
+  signals_.clear();
+  shutdown_timer_.reset();
+  drain_timer_.reset();
+  watch_debounce_.reset();
+  resolve_timer_.reset();
+  watch_.reset();
+}
+
+void ProxyApp::on_watch_event() {
+  // Editors and kubelet produce bursts of events; settle for 200 ms.
+  watch_debounce_.start(debounce_cb, 200);
+}
+
+void ProxyApp::on_watch_debounced() {
+  std::error_code ec;
+  if (!std::filesystem::exists(watch_path_, ec)) {
+    return; // between unlink and rename: the next event brings the new file
+  }
+  auto content = read_file(watch_path_);
+  if (content == last_file_content_) {
+    return;
+  }
+  reload("file change");
+}
+
+void ProxyApp::reload(const char *trigger) {
+  if (shutting_down_) {
+    return;
+  }
+  if (!loader_) {
+    log::warn("reload requested but the configuration came from flags only; nothing to re-read")
+        .kv("trigger", trigger);
+    return;
+  }
+  if (!watch_path_.empty()) {
+    last_file_content_ = read_file(watch_path_);
+  }
+  auto next = loader_();
+  if (!next) {
+    ++reload_failures_;
+    log::error("configuration reload rejected; the running configuration stays")
+        .kv("trigger", trigger)
+        .kv("error", next.error());
+    return;
+  }
+  Config &n = *next;
+  auto hash = config_hash(n);
+  if (hash == config_hash_) {
+    log::info("configuration unchanged").kv("trigger", trigger);
+    return;
+  }
+  // Listeners first: if a new address cannot be bound, nothing else changes.
+  bool listen_changed = n.listen != config_.listen || n.workers != config_.workers;
+  if (n.workers != config_.workers) {
+    ++reload_failures_;
+    log::error("configuration reload rejected: changing workers needs a restart")
+        .kv("trigger", trigger);
+    return;
+  }
+  if (listen_changed) {
+    // Bind the new set on a probe worker-free path: close old listeners, open new ones.
+    bool reuseport = n.workers > 1;
+    main_worker_->stop_accepting();
+    if (auto r = main_worker_->listen(n.listen, reuseport); !r) {
+      ++reload_failures_;
+      log::error("configuration reload rejected; the running configuration stays")
+          .kv("trigger", trigger)
+          .kv("error", r.error());
+      main_worker_->stop_accepting();
+      if (auto back = main_worker_->listen(config_.listen, reuseport); !back) {
+        log::error("could not rebind the previous listeners").kv("error", back.error());
+      }
+      return;
+    }
+    for (auto &t : threads_) {
+      Worker *w = t->worker.get();
+      auto addrs = n.listen;
+      w->post([w, addrs, reuseport] {
+        w->stop_accepting();
+        if (auto r = w->listen(addrs, reuseport); !r) {
+          log::error("worker could not bind new listeners").kv("error", r.error());
+        }
+      });
+    }
+  }
+  if (n.admin != config_.admin) {
+    if (auto r = start_admin(n); !r) {
+      log::error("admin listeners not changed").kv("error", r.error());
+      start_admin(config_);
+      n.admin = config_.admin;
+    }
+  }
+  auto old = ups_;
+  auto next_ups = build_upstreams(n, old.get());
+  for (const auto &u : *old) {
+    bool kept = false;
+    for (const auto &k : *next_ups) {
+      kept |= k.get() == u.get();
+    }
+    if (!kept) {
+      u->set_removed();
+      draining_.push_back(u);
+      log::info("endpoint removed; draining its connections")
+          .kv("endpoint", u->name())
+          .kv("connections", u->counters.active.load())
+          .kv("drain_timeout", static_cast<int64_t>(n.drain_timeout.count()));
+    }
+  }
+  for (const auto &u : *next_ups) {
+    bool existed = false;
+    for (const auto &o : *old) {
+      existed |= o.get() == u.get();
+    }
+    if (!existed) {
+      log::info("endpoint added; health-checked before it gets traffic").kv("endpoint", u->name());
+    }
+  }
+  ups_ = next_ups;
+  if (!draining_.empty()) {
+    drain_timer_.start(drain_cb, static_cast<uint64_t>(n.drain_timeout.count()));
+  }
+  log::set_format(n.log_format);
+  log::set_verbosity(n.verbosity);
+  auto settings = ProxySettings::from(n);
+  auto list = ups_;
+  main_worker_->set_settings(settings);
+  main_worker_->set_upstreams(list);
+  for (auto &t : threads_) {
+    Worker *w = t->worker.get();
+    w->post([w, settings, list] {
+      w->set_settings(settings);
+      w->set_upstreams(list);
+    });
+  }
+#ifdef KAL_HAVE_CHECKER
+  if (n.health != config_.health) {
+    // New check settings: restart checking from scratch for every endpoint, keeping the states
+    // (the checker keeps state only for unchanged endpoints, so rebuild it).
+    checker_->stop();
+    checker_ = std::make_unique<HealthChecker>(
+        loop_, n.health, [this](Upstream &, Health, Health new_h, CheckResult why) {
+          if (new_h == Health::Down && is_hard_failure(why)) {
+            close_killed_everywhere();
+          }
+        });
+  }
+  config_ = n;
+  resolve_names(false);
+  checker_->set_upstreams(*ups_);
+#else
+  config_ = n;
+  resolve_names(false);
+#endif
+  config_hash_ = hash;
+  ++reloads_;
+  log::info("configuration reloaded")
+      .kv("trigger", trigger)
+      .kv("config_hash", config_hash_)
+      .kv("endpoints", static_cast<uint64_t>(ups_->size()));
+}
+
+void ProxyApp::on_drain_timer() {
+  for_each_worker([](Worker &w) { w.close_sessions_of_removed(); });
+  draining_.clear();
+}
+
+} // namespace kal

@@ -1,0 +1,267 @@
+#include "config/flags.h"
+
+#include "config/duration.h"
+
+#include <charconv>
+
+namespace kal {
+namespace {
+
+struct FlagSpec {
+  const char *name;
+  const char *help;
+  bool repeatable;
+};
+
+// Every configuration flag, in the order --help lists them.
+const FlagSpec kFlags[] = {
+    {"endpoints", "Comma-separated apiserver endpoints HOST:PORT (IPv4, [IPv6] or DNS name)",
+     false},
+    {"listen", "Address to accept clients on (repeatable; default 127.0.0.1:6443)", true},
+    {"policy",
+     "Balancing policy: least-conn, round-robin, random-two or first (default least-conn)", false},
+    {"connect-timeout", "Per-attempt upstream connect timeout (default 1s)", false},
+    {"first-byte-timeout",
+     "Re-dial another endpoint if the upstream sends nothing this long after the client's first "
+     "bytes (default 2s)",
+     false},
+    {"idle-timeout",
+     "Close connections idle this long; 0 = never (default 0: watches are long-lived)", false},
+    {"shutdown-grace", "On SIGTERM, keep serving open connections up to this long (default 10s)",
+     false},
+    {"drain-timeout", "Close connections to endpoints removed by a reload after this (default 30s)",
+     false},
+    {"tcp-user-timeout", "TCP_USER_TIMEOUT on both sides (default 30s)", false},
+    {"keepalive-idle", "TCP keepalive idle time on both sides; 0 disables (default 15s)", false},
+    {"workers", "Event loops accepting connections (SO_REUSEPORT when > 1; default 1)", false},
+    {"admin-listen",
+     "Address of /healthz /readyz /metrics /stats (repeatable; default 127.0.0.1:8081; \"\" "
+     "disables)",
+     true},
+    {"healthz-listen", "Extra address serving only /healthz (repeatable)", true},
+    {"health-check", "Active check: https (GET path, expect 200), tls, tcp or none (default https)",
+     false},
+    {"health-path", "Path of the https check (default /readyz)", false},
+    {"health-interval", "Interval between checks of a stable endpoint (default 1s)", false},
+    {"health-fast-interval", "Interval while an endpoint changes state (default 250ms)", false},
+    {"health-down-interval", "Interval while an endpoint is down (default 500ms)", false},
+    {"health-timeout", "Timeout of one check (default 1s)", false},
+    {"health-rise", "Consecutive passes to mark an endpoint up (default 2)", false},
+    {"health-fall", "Consecutive failures to mark an endpoint down (default 2)", false},
+    {"health-slow-start",
+     "Ramp a recovered endpoint's share of new connections over this (default 0)", false},
+    {"health-ca-file", "CA bundle to verify apiserver certificates (default: no verification)",
+     false},
+    {"health-client-cert",
+     "Client certificate (PEM) for checks of apiservers without anonymous auth", false},
+    {"health-client-key", "Key of --health-client-cert", false},
+    {"health-server-name", "SNI and verified name for checks (default: the endpoint host)", false},
+    {"log-format", "Log format: text (key=value) or json (default text)", false},
+    {"v", "Log verbosity (klog style -v=N; default 0)", false},
+};
+
+Result<Millis> duration_flag(const std::string &name, const std::string &text) {
+  auto d = parse_duration(text);
+  if (!d) {
+    return Err{"--" + name + ": " + d.error()};
+  }
+  return *d;
+}
+
+Result<int> int_flag(const std::string &name, const std::string &text, int lo, int hi) {
+  int v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) {
+    return Err{"--" + name + ": \"" + text + "\" is not a whole number"};
+  }
+  if (v < lo || v > hi) {
+    return Err{"--" + name + ": " + text + " out of range (" + std::to_string(lo) + "-" +
+               std::to_string(hi) + ")"};
+  }
+  return v;
+}
+
+Result<std::vector<HostPort>> address_list(const std::string &name,
+                                           const std::vector<std::string> &values) {
+  std::vector<HostPort> out;
+  for (const auto &v : values) {
+    if (v.empty()) {
+      continue; // --admin-listen="" disables
+    }
+    // Each value may itself be a comma-separated list.
+    size_t start = 0;
+    while (start <= v.size()) {
+      auto comma = v.find(',', start);
+      auto item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      auto hp = parse_host_port(item);
+      if (!hp) {
+        return Err{"--" + name + ": " + hp.error()};
+      }
+      if (hp->kind == HostPort::Kind::Name) {
+        if (hp->host != "localhost") {
+          return Err{"--" + name + ": " + hp->str() + " is not an IP address"};
+        }
+        hp->host = "127.0.0.1";
+        hp->kind = HostPort::Kind::IPv4;
+      }
+      for (const auto &seen : out) {
+        if (seen == *hp) {
+          return Err{"--" + name + ": duplicate address " + hp->str()};
+        }
+      }
+      out.push_back(*hp);
+      if (comma == std::string::npos) {
+        break;
+      }
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+bool FlagValues::given(const std::string &name) const {
+  auto it = options.find(name);
+  return it != options.end() && it->second->count() > 0;
+}
+
+void add_config_flags(CLI::App &app, FlagValues &v) {
+  for (const auto &f : kFlags) {
+    auto &slot = v.raw[f.name];
+    CLI::Option *o = app.add_option("--" + std::string(f.name), slot, f.help);
+    if (!f.repeatable) {
+      o->expected(1);
+      o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    } else {
+      o->allow_extra_args(false);
+    }
+    v.options[f.name] = o;
+  }
+  app.add_option("--config", v.config_path,
+                 "Configuration file: kube-api-lb YAML, nginx.conf or haproxy.cfg (flags override "
+                 "it)");
+  app.add_option("--config-format", v.config_format,
+                 "Format of --config: yaml, nginx or haproxy (default: detected)")
+      ->check(CLI::IsMember({"yaml", "nginx", "haproxy"}));
+}
+
+Result<Config> apply_flags(const FlagValues &v, Config c) {
+  auto one = [&](const char *name) -> const std::string & { return v.raw.at(name).back(); };
+  auto set_duration = [&](const char *name, Millis &dst) -> Result<bool> {
+    if (!v.given(name)) {
+      return true;
+    }
+    auto d = duration_flag(name, one(name));
+    if (!d) {
+      return Err{d.error()};
+    }
+    dst = *d;
+    return true;
+  };
+  auto set_int = [&](const char *name, int &dst, int lo, int hi) -> Result<bool> {
+    if (!v.given(name)) {
+      return true;
+    }
+    auto i = int_flag(name, one(name), lo, hi);
+    if (!i) {
+      return Err{i.error()};
+    }
+    dst = *i;
+    return true;
+  };
+  auto set_string = [&](const char *name, std::string &dst) {
+    if (v.given(name)) {
+      dst = one(name);
+    }
+  };
+
+  if (v.given("endpoints")) {
+    auto eps = parse_endpoint_list(one("endpoints"));
+    if (!eps) {
+      return Err{"--endpoints: " + eps.error()};
+    }
+    c.endpoints = *eps;
+  }
+  for (auto [name, dst] : {std::pair<const char *, std::vector<HostPort> *>{"listen", &c.listen},
+                           {"admin-listen", &c.admin.listen},
+                           {"healthz-listen", &c.admin.healthz_listen}}) {
+    if (v.given(name)) {
+      auto l = address_list(name, v.raw.at(name));
+      if (!l) {
+        return Err{l.error()};
+      }
+      *dst = *l;
+    }
+  }
+  if (v.given("policy")) {
+    auto p = policy_from_string(one("policy"));
+    if (!p) {
+      return Err{"--policy: unknown policy \"" + one("policy") +
+                 "\" (expected least-conn, round-robin, random-two or first)"};
+    }
+    c.policy = *p;
+  }
+  if (v.given("health-check")) {
+    auto m = health_mode_from_string(one("health-check"));
+    if (!m) {
+      return Err{"--health-check: unknown mode \"" + one("health-check") +
+                 "\" (expected https, tls, tcp or none)"};
+    }
+    c.health.mode = *m;
+  }
+  if (v.given("log-format")) {
+    auto f = log_format_from_string(one("log-format"));
+    if (!f) {
+      return Err{"--log-format: unknown format \"" + one("log-format") +
+                 "\" (expected text or json)"};
+    }
+    c.log_format = *f;
+  }
+  for (auto r :
+       {set_duration("connect-timeout", c.connect_timeout),
+        set_duration("first-byte-timeout", c.first_byte_timeout),
+        set_duration("idle-timeout", c.idle_timeout),
+        set_duration("shutdown-grace", c.shutdown_grace),
+        set_duration("drain-timeout", c.drain_timeout),
+        set_duration("tcp-user-timeout", c.tcp_user_timeout),
+        set_duration("keepalive-idle", c.keepalive_idle),
+        set_duration("health-interval", c.health.interval),
+        set_duration("health-fast-interval", c.health.fast_interval),
+        set_duration("health-down-interval", c.health.down_interval),
+        set_duration("health-timeout", c.health.timeout),
+        set_duration("health-slow-start", c.health.slow_start),
+        set_int("workers", c.workers, 1, 64), set_int("health-rise", c.health.rise, 1, 100),
+        set_int("health-fall", c.health.fall, 1, 100), set_int("v", c.verbosity, 0, 10)}) {
+    if (!r) {
+      return Err{r.error()};
+    }
+  }
+  set_string("health-path", c.health.path);
+  set_string("health-ca-file", c.health.ca_file);
+  set_string("health-client-cert", c.health.client_cert);
+  set_string("health-client-key", c.health.client_key);
+  set_string("health-server-name", c.health.server_name);
+  if (auto ok = validate(c); !ok) {
+    return Err{ok.error()};
+  }
+  return c;
+}
+
+std::vector<std::string> normalize_args(int argc, char **argv) {
+  std::vector<std::string> out;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("-v=", 0) == 0) {
+      a = "--v=" + a.substr(3);
+    } else if (a == "-v" && i + 1 < argc) {
+      a = "--v=" + std::string(argv[++i]);
+    } else if (a.size() > 2 && a[0] == '-' && a[1] == 'v' && std::isdigit((unsigned char)a[2])) {
+      a = "--v=" + a.substr(2);
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
+} // namespace kal

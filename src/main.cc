@@ -1,0 +1,176 @@
+// kube-api-lb: command line, subcommands and process start-up. Everything else is in the library.
+#include "app/proxy_app.h"
+#include "config/flags.h"
+#if __has_include("config/load.h")
+#include "config/load.h"
+#define KAL_HAVE_LOAD 1
+#endif
+#include "config/yaml_config.h"
+#include "log/logger.h"
+#include "manifest/manifest_command.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+namespace {
+
+constexpr int kExitUsage = 2;
+
+int fail(const std::string &msg, int code = kExitUsage) {
+  std::fprintf(stderr, "kube-api-lb: error: %s\n", msg.c_str());
+  return code;
+}
+
+std::vector<std::string> default_search_path() {
+  if (const char *env = std::getenv("KUBE_API_LB_CONFIG_SEARCH_PATH"); env && *env) {
+    std::vector<std::string> out;
+    std::stringstream ss(env);
+    std::string item;
+    while (std::getline(ss, item, ':')) {
+      if (!item.empty()) {
+        out.push_back(item);
+      }
+    }
+    return out;
+  }
+  return {"/etc/kube-api-lb/config.yaml", "/etc/nginx/nginx.conf",
+          "/usr/local/etc/haproxy/haproxy.cfg"};
+}
+
+// defaults -> config file -> flags. Endpoints given as a flag also seed the file's base, so a
+// file without endpoints is valid when --endpoints supplies them.
+kal::Result<kal::Config> effective_config(const kal::FlagValues &v) {
+  kal::Config base;
+  if (v.given("endpoints")) {
+    auto eps = kal::parse_endpoint_list(v.raw.at("endpoints").back());
+    if (!eps) {
+      return kal::Err{"--endpoints: " + eps.error()};
+    }
+    base.endpoints = *eps;
+  }
+#ifdef KAL_HAVE_LOAD
+  if (!v.config_path.empty()) {
+    std::optional<kal::ConfigFormat> forced;
+    if (!v.config_format.empty()) {
+      forced = kal::config_format_from_string(v.config_format);
+    }
+    auto loaded = kal::load_config_file(v.config_path, forced, base);
+    if (!loaded) {
+      return kal::Err{loaded.error()};
+    }
+    base = *loaded;
+  }
+#endif
+  return kal::apply_flags(v, base);
+}
+
+int run_proxy(const kal::FlagValues &v, bool auto_detected) {
+  auto cfg = effective_config(v);
+  if (!cfg) {
+    return fail(cfg.error());
+  }
+  kal::log::set_format(cfg->log_format);
+  kal::log::set_verbosity(cfg->verbosity);
+#ifdef KAL_HAVE_LOAD
+  if (auto_detected) {
+    kal::log::info("no arguments: running from detected configuration")
+        .kv("config", v.config_path)
+        .kv("format", kal::to_string(kal::detect_config_format(v.config_path, "")));
+  }
+#endif
+  kal::ProxyApp::ConfigLoader loader;
+  if (!v.config_path.empty()) {
+    loader = [&v] { return effective_config(v); };
+  }
+  kal::ProxyApp app(*cfg, loader, v.config_path);
+  return app.run();
+}
+
+int run_check_config(const kal::FlagValues &v) {
+  if (v.config_path.empty() && !v.given("endpoints")) {
+    return fail("check-config: give --config=FILE (and/or flags) to check");
+  }
+  auto cfg = effective_config(v);
+  if (!cfg) {
+    std::fprintf(stderr, "kube-api-lb: configuration invalid: %s\n", cfg.error().c_str());
+    return 1;
+  }
+  std::fputs(kal::to_yaml(*cfg).c_str(), stdout);
+#ifdef KAL_HAVE_LOAD
+  std::fprintf(stderr, "kube-api-lb: configuration %s is valid (hash %s)\n", cfg->source.c_str(),
+               kal::config_hash(*cfg).c_str());
+#endif
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "manifest") == 0) {
+    return kal::manifest_main(argc - 1, argv + 1);
+  }
+  CLI::App app{"kube-api-lb: a node-local TCP load balancer for the Kubernetes API server.\n"
+               "TLS passes through untouched; endpoints are health-checked (GET /readyz) and\n"
+               "connections fail over in seconds.",
+               "kube-api-lb"};
+  app.get_formatter()->column_width(40);
+  kal::FlagValues v;
+  kal::add_config_flags(app, v);
+  bool version = false;
+  app.add_flag("--version", version, "Print the version and exit");
+  auto *check =
+      app.add_subcommand("check-config", "Validate the configuration and print it as YAML "
+                                         "(exit 0 valid, 1 invalid, 2 usage)");
+  kal::FlagValues cv;
+  kal::add_config_flags(*check, cv);
+  auto *ver = app.add_subcommand("version", "Print the version and exit");
+  app.add_subcommand("manifest", "Print a static Pod manifest (see `kube-api-lb manifest --help`)");
+  app.require_subcommand(0, 1);
+
+  auto args = kal::normalize_args(argc, argv);
+  std::vector<const char *> cargs;
+  for (const auto &a : args) {
+    cargs.push_back(a.c_str());
+  }
+  try {
+    app.parse(static_cast<int>(cargs.size()), cargs.data());
+  } catch (const CLI::CallForHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError &e) {
+    return fail(e.what());
+  }
+  if (version || ver->parsed()) {
+    std::printf("kube-api-lb %s\n", KAL_VERSION);
+    return 0;
+  }
+  if (check->parsed()) {
+    return run_check_config(cv);
+  }
+  bool auto_detected = false;
+#ifdef KAL_HAVE_LOAD
+  if (argc == 1) {
+    auto found = kal::find_default_config(default_search_path());
+    if (!found) {
+      std::string list;
+      for (const auto &p : default_search_path()) {
+        list += (list.empty() ? "" : ", ") + p;
+      }
+      return fail("no --endpoints given and no configuration file found (looked for " + list +
+                  "); see --help");
+    }
+    v.config_path = *found;
+    auto_detected = true;
+  } else
+#endif
+      if (!v.given("endpoints") && v.config_path.empty()) {
+    return fail("--endpoints is required (or --config=FILE); e.g. "
+                "--endpoints=10.0.0.11:6443,10.0.0.12:6443,10.0.0.13:6443");
+  }
+  return run_proxy(v, auto_detected);
+}

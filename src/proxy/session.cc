@@ -1,0 +1,522 @@
+#include "proxy/session.h"
+
+#include "log/logger.h"
+#include "proxy/worker.h"
+#include "uvx/sockaddr.h"
+
+#include <cstring>
+
+namespace kal {
+namespace {
+
+// A write in flight: owns its bytes (a pool buffer or a heap copy) until libuv is done with it.
+struct WriteReq {
+  uv_write_t req;
+  BufferPool *pool;
+  char *data;
+  bool pooled;
+  bool to_upstream;
+  size_t len;
+};
+
+void free_write(WriteReq *w) {
+  if (w->pooled) {
+    w->pool->put(w->data);
+  } else {
+    delete[] w->data;
+  }
+  delete w;
+}
+
+void write_cb(uv_write_t *req, int status) noexcept {
+  auto *w = reinterpret_cast<WriteReq *>(req);
+  // A closed handle's data is null: the session is gone or moved on (UV_ECANCELED).
+  auto *self = static_cast<Session *>(req->handle->data);
+  bool to_upstream = w->to_upstream;
+  size_t len = w->len;
+  free_write(w);
+  if (!self) {
+    return;
+  }
+  if (status < 0) {
+    self->close(to_upstream ? Session::CloseReason::UpstreamError
+                            : Session::CloseReason::ClientError);
+    return;
+  }
+  self->on_write_done(to_upstream, len);
+}
+
+void alloc_cb(uv_handle_t *h, size_t, uv_buf_t *buf) noexcept {
+  auto *self = static_cast<Session *>(h->data);
+  if (!self) {
+    *buf = uv_buf_init(nullptr, 0);
+    return;
+  }
+  self->on_alloc(buf);
+}
+
+void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
+  auto *self = static_cast<Session *>(s->data);
+  if (!self) {
+    return; // cannot happen with a pooled buffer: alloc_cb gave none without an owner
+  }
+  self->on_read(s, nread, buf);
+}
+
+void connect_cb(uv_connect_t *req, int status) noexcept {
+  auto *self = static_cast<Session *>(req->handle->data);
+  delete req;
+  if (self) {
+    self->on_connect(status);
+  }
+}
+
+void shutdown_cb(uv_shutdown_t *req, int status) noexcept {
+  auto *self = static_cast<Session *>(req->handle->data);
+  bool upstream_side = req->data != nullptr;
+  delete req;
+  if (self) {
+    self->on_shutdown_done(upstream_side, status);
+  }
+}
+
+void timer_cb(uv_timer_t *t) noexcept {
+  if (auto *self = static_cast<Session *>(t->data)) {
+    self->on_timer();
+  }
+}
+
+} // namespace
+
+Session::Session(Worker &worker) : worker_(worker) {}
+
+Session::~Session() = default;
+
+bool Session::start(uv_stream_t *server) {
+  worker_.link(this);
+  auto *c = client_.make(this);
+  if (uv_tcp_init(worker_.loop(), c) != 0) {
+    client_.abandon();
+    close(CloseReason::ClientError);
+    return false;
+  }
+  if (uv_accept(server, client_.stream()) != 0) {
+    close(CloseReason::ClientError);
+    return false;
+  }
+  int fd = -1;
+  if (uv_fileno(client_.base(), &fd) == 0) {
+    const auto &s = worker_.settings();
+    uvx::tune_tcp_socket(fd, s.keepalive_idle_s, s.tcp_user_timeout_ms);
+  }
+  if (!timer_.init(worker_.loop(), this)) {
+    close(CloseReason::ClientError);
+    return false;
+  }
+  list_ = worker_.upstreams();
+  last_activity_ms_ = uv_now(worker_.loop());
+  // Read the client at once: its bytes (the TLS ClientHello) are held while we dial.
+  uv_read_start(client_.stream(), alloc_cb, read_cb);
+  dial();
+  return true;
+}
+
+void Session::bind_upstream(std::shared_ptr<Upstream> up) {
+  up_ = std::move(up);
+  bound_epoch_ = up_->kill_epoch();
+  up_->counters.active.fetch_add(1, std::memory_order_relaxed);
+  up_->counters.total.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Session::unbind_upstream() {
+  if (up_) {
+    up_->counters.active.fetch_sub(1, std::memory_order_relaxed);
+    up_.reset();
+  }
+}
+
+void Session::dial() {
+  const auto &list = *list_;
+  const auto &s = worker_.settings();
+  int64_t now_ms = static_cast<int64_t>(uv_now(worker_.loop()));
+  Candidate cands[64];
+  size_t n = std::min<size_t>(list.size(), 64);
+  for (size_t i = 0; i < n; ++i) {
+    const auto &u = *list[i];
+    cands[i].health = s.health_checks ? u.health() : Health::Unknown;
+    cands[i].active = u.counters.active.load(std::memory_order_relaxed);
+    cands[i].excluded = (tried_ >> i) & 1 || u.removed();
+    cands[i].weight = 1.0;
+    if (s.slow_start_ms > 0 && cands[i].health == Health::Up && u.up_since_ms() > 0) {
+      int64_t since = now_ms - u.up_since_ms();
+      if (since >= 0 && static_cast<uint64_t>(since) < s.slow_start_ms) {
+        cands[i].weight = 0.05 + 0.95 * static_cast<double>(since) / s.slow_start_ms;
+      }
+    }
+  }
+  auto choice = worker_.picker().pick(std::span<const Candidate>(cands, n));
+  if (!choice) {
+    log::warn("no endpoint accepted the connection")
+        .kv("attempts", attempts_)
+        .kv("endpoints", static_cast<uint64_t>(n));
+    close(CloseReason::NoUpstream);
+    return;
+  }
+  tried_ |= uint64_t{1} << *choice;
+  ++attempts_;
+  bind_upstream(list[*choice]);
+
+  auto addrs = up_->addrs();
+  auto *u = upstream_.make(this);
+  if (addrs.empty() || uv_tcp_init(worker_.loop(), u) != 0) {
+    upstream_.abandon(); // libuv never saw it
+    up_->counters.connect_failures.fetch_add(1, std::memory_order_relaxed);
+    up_->counters.retries.fetch_add(1, std::memory_order_relaxed);
+    unbind_upstream();
+    dial();
+    return;
+  }
+  upstream_connected_ = false;
+  phase_ = Phase::Dialing;
+  auto *req = new uv_connect_t{};
+  int rc = uv_tcp_connect(req, u, reinterpret_cast<const sockaddr *>(&addrs.front()), connect_cb);
+  if (rc != 0) {
+    delete req;
+    on_connect(rc);
+    return;
+  }
+  timer_.start(timer_cb, s.connect_timeout_ms);
+}
+
+void Session::on_connect(int status) {
+  if (closed_) {
+    return;
+  }
+  if (status != 0) {
+    if (log::v(2)) {
+      log::debug("upstream connect failed")
+          .kv("endpoint", up_->name())
+          .kv("error", uv_err_name(status));
+    }
+    up_->counters.connect_failures.fetch_add(1, std::memory_order_relaxed);
+    up_->counters.retries.fetch_add(1, std::memory_order_relaxed);
+    up_->add_passive_failure();
+    if (worker_.on_passive_failure) {
+      worker_.on_passive_failure();
+    }
+    upstream_.reset();
+    unbind_upstream();
+    timer_.stop();
+    dial();
+    return;
+  }
+  upstream_connected_ = true;
+  int fd = -1;
+  if (uv_fileno(upstream_.base(), &fd) == 0) {
+    const auto &s = worker_.settings();
+    uvx::tune_tcp_socket(fd, s.keepalive_idle_s, s.tcp_user_timeout_ms);
+  }
+  uv_read_start(upstream_.stream(), alloc_cb, read_cb);
+  phase_ = got_first_byte_ ? Phase::Relaying : Phase::AwaitFirstByte;
+  if (!replay_.empty()) {
+    send(true, replay_.data(), replay_.size());
+    if (!replay_ok_) {
+      replay_.clear();
+      replay_.shrink_to_fit();
+    }
+  }
+  if (c2u_.eof) {
+    half_close(true);
+  }
+  arm_timer();
+  // Dialling may have paused the client (replay buffer full); it flows again now.
+  maybe_resume(true);
+}
+
+void Session::arm_timer() {
+  const auto &s = worker_.settings();
+  if (phase_ == Phase::AwaitFirstByte && !replay_.empty()) {
+    timer_.start(timer_cb, s.first_byte_timeout_ms);
+  } else if (phase_ != Phase::Dialing && s.idle_timeout_ms > 0) {
+    // Checked lazily: the timer fires at most twice per idle period instead of being re-armed
+    // on every read.
+    timer_.start(timer_cb, s.idle_timeout_ms / 2 + 1, s.idle_timeout_ms / 2 + 1);
+  } else {
+    timer_.stop();
+  }
+}
+
+void Session::on_timer() {
+  if (closed_) {
+    return;
+  }
+  switch (phase_) {
+  case Phase::Dialing:
+    if (log::v(1)) {
+      log::info("upstream connect timed out").kv("endpoint", up_ ? up_->name() : "?");
+    }
+    on_connect(UV_ETIMEDOUT);
+    return;
+  case Phase::AwaitFirstByte:
+    if (!got_first_byte_ && !replay_.empty()) {
+      redial(true);
+      return;
+    }
+    arm_timer();
+    return;
+  case Phase::Relaying: {
+    uint64_t now = uv_now(worker_.loop());
+    if (worker_.settings().idle_timeout_ms > 0 &&
+        now - last_activity_ms_ >= worker_.settings().idle_timeout_ms) {
+      close(CloseReason::IdleTimeout);
+    }
+    return;
+  }
+  }
+}
+
+void Session::redial(bool first_byte_timeout) {
+  if (first_byte_timeout) {
+    up_->counters.first_byte_timeouts.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    up_->counters.early_closes.fetch_add(1, std::memory_order_relaxed);
+  }
+  up_->counters.retries.fetch_add(1, std::memory_order_relaxed);
+  up_->add_passive_failure();
+  if (worker_.on_passive_failure) {
+    worker_.on_passive_failure();
+  }
+  log::info(first_byte_timeout ? "upstream silent before first byte, re-dialling"
+                               : "upstream closed before first byte, re-dialling")
+      .kv("endpoint", up_->name())
+      .kv("replay_bytes", static_cast<uint64_t>(replay_.size()));
+  upstream_.reset(); // pending writes to it are cancelled; replay_ holds all of them
+  upstream_connected_ = false;
+  unbind_upstream();
+  timer_.stop();
+  c2u_.pending = 0;
+  c2u_.shut = c2u_.shut_done = false;
+  u2c_.eof = false;
+  dial();
+}
+
+void Session::on_alloc(uv_buf_t *buf) {
+  *buf = uv_buf_init(worker_.pool().get(), BufferPool::kBufferSize);
+}
+
+void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
+  bool from_client = from == client_.stream();
+  if (nread <= 0) {
+    if (buf->base) {
+      worker_.pool().put(buf->base);
+    }
+    if (nread == 0) {
+      return; // EAGAIN
+    }
+    if (from_client) {
+      if (nread == UV_EOF) {
+        c2u_.eof = true;
+        uv_read_stop(from);
+        if (upstream_connected_) {
+          half_close(true);
+        }
+        maybe_finish();
+      } else {
+        close(CloseReason::ClientError);
+      }
+      return;
+    }
+    // Upstream EOF or error before it answered: nothing reached the client, try elsewhere.
+    if (can_replay() && !replay_.empty()) {
+      redial(false);
+      return;
+    }
+    if (nread == UV_EOF) {
+      u2c_.eof = true;
+      uv_read_stop(from);
+      half_close(false);
+      maybe_finish();
+    } else {
+      close(CloseReason::UpstreamError);
+    }
+    return;
+  }
+  last_activity_ms_ = uv_now(worker_.loop());
+  size_t len = static_cast<size_t>(nread);
+  if (from_client) {
+    if (up_) {
+      up_->counters.bytes_to_upstream.fetch_add(len, std::memory_order_relaxed);
+    }
+    if (!got_first_byte_ && replay_ok_) {
+      if (replay_.size() + len <= worker_.settings().replay_limit) {
+        replay_.append(buf->base, len);
+      } else {
+        // Too much to hold: from here on a failure is no longer hidden from the client.
+        replay_ok_ = false;
+        if (upstream_connected_) {
+          replay_.clear();
+          replay_.shrink_to_fit();
+        }
+      }
+    }
+    if (!upstream_connected_) {
+      if (replay_ok_) {
+        worker_.pool().put(buf->base);
+      } else {
+        // Not replayable and not yet connected: keep the bytes as the data to send on connect.
+        replay_.append(buf->base, len);
+        worker_.pool().put(buf->base);
+      }
+      if (replay_.size() >= worker_.settings().high_watermark ||
+          replay_.size() >= worker_.settings().replay_limit) {
+        c2u_.paused = true;
+        uv_read_stop(from);
+      }
+      return;
+    }
+    if (phase_ == Phase::AwaitFirstByte && !timer_.active()) {
+      arm_timer();
+    }
+    relay(true, buf->base, len, true);
+    return;
+  }
+  // From upstream.
+  if (!got_first_byte_) {
+    got_first_byte_ = true;
+    phase_ = Phase::Relaying;
+    replay_.clear();
+    replay_.shrink_to_fit();
+    arm_timer();
+  }
+  up_->counters.bytes_to_client.fetch_add(len, std::memory_order_relaxed);
+  relay(false, buf->base, len, true);
+}
+
+// Writes what it can now; queues the rest with the buffer attached; pauses the source when the
+// destination is above the high watermark.
+void Session::relay(bool to_upstream, char *data, size_t len, bool pooled) {
+  uv_stream_t *dst = to_upstream ? upstream_.stream() : client_.stream();
+  Direction &d = to_upstream ? c2u_ : u2c_;
+  size_t off = 0;
+  if (d.pending == 0) {
+    uv_buf_t b = uv_buf_init(data, static_cast<unsigned>(len));
+    int n = uv_try_write(dst, &b, 1);
+    if (n > 0) {
+      off = static_cast<size_t>(n);
+    } else if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+      if (pooled) {
+        worker_.pool().put(data);
+      }
+      close(to_upstream ? CloseReason::UpstreamError : CloseReason::ClientError);
+      return;
+    }
+  }
+  if (off == len) {
+    if (pooled) {
+      worker_.pool().put(data);
+    }
+    return;
+  }
+  auto *w = new WriteReq{};
+  w->pool = &worker_.pool();
+  w->pooled = pooled;
+  w->data = data;
+  w->to_upstream = to_upstream;
+  w->len = len - off;
+  uv_buf_t b = uv_buf_init(data + off, static_cast<unsigned>(len - off));
+  int rc = uv_write(&w->req, dst, &b, 1, write_cb);
+  if (rc != 0) {
+    free_write(w);
+    close(to_upstream ? CloseReason::UpstreamError : CloseReason::ClientError);
+    return;
+  }
+  d.pending += len - off;
+  if (d.pending >= worker_.settings().high_watermark && !d.paused) {
+    d.paused = true;
+    uv_read_stop(to_upstream ? client_.stream() : upstream_.stream());
+  }
+}
+
+void Session::send(bool to_upstream, const char *data, size_t len) {
+  // A copy: the source (replay buffer) may be cleared or kept for another replay.
+  char *copy = new char[len];
+  std::memcpy(copy, data, len);
+  relay(to_upstream, copy, len, false);
+}
+
+void Session::on_write_done(bool to_upstream, size_t len) {
+  if (closed_) {
+    return;
+  }
+  Direction &d = to_upstream ? c2u_ : u2c_;
+  d.pending -= std::min(d.pending, len);
+  maybe_resume(to_upstream);
+  maybe_finish();
+}
+
+void Session::maybe_resume(bool to_upstream) {
+  Direction &d = to_upstream ? c2u_ : u2c_;
+  if (!d.paused || d.eof || d.pending > worker_.settings().high_watermark / 2) {
+    return;
+  }
+  if (to_upstream && !upstream_connected_) {
+    return;
+  }
+  d.paused = false;
+  uv_read_start(to_upstream ? client_.stream() : upstream_.stream(), alloc_cb, read_cb);
+}
+
+// Passes a FIN on: shutdown(2) on the destination once its queued writes are flushed.
+void Session::half_close(bool to_upstream) {
+  Direction &d = to_upstream ? c2u_ : u2c_;
+  if (d.shut) {
+    return;
+  }
+  d.shut = true;
+  auto *req = new uv_shutdown_t{};
+  req->data = to_upstream ? this : nullptr; // marks which side, not an owner
+  int rc = uv_shutdown(req, to_upstream ? upstream_.stream() : client_.stream(), shutdown_cb);
+  if (rc != 0) {
+    delete req;
+    close(CloseReason::Done);
+  }
+}
+
+void Session::on_shutdown_done(bool upstream_side, int status) {
+  if (closed_) {
+    return;
+  }
+  (upstream_side ? c2u_ : u2c_).shut_done = true;
+  if (status < 0 && status != UV_ECANCELED) {
+    close(CloseReason::Done);
+    return;
+  }
+  maybe_finish();
+}
+
+void Session::maybe_finish() {
+  if (c2u_.eof && u2c_.eof && c2u_.shut_done && u2c_.shut_done) {
+    close(CloseReason::Done);
+  }
+}
+
+void Session::close(CloseReason why) {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  if (why == CloseReason::EndpointDown && up_) {
+    up_->counters.closed_on_down.fetch_add(1, std::memory_order_relaxed);
+  } else if (why == CloseReason::Drained && up_) {
+    up_->counters.drained.fetch_add(1, std::memory_order_relaxed);
+  }
+  unbind_upstream();
+  timer_.reset();
+  upstream_.reset();
+  client_.reset();
+  replay_.clear();
+  worker_.unlink(this);
+  worker_.defer_delete(this);
+}
+
+} // namespace kal

@@ -1,0 +1,113 @@
+#pragma once
+// One proxied client connection: the client socket, the upstream socket, and the bytes between.
+//
+// Life cycle: accept -> dial (pick an endpoint, connect with a timeout; on failure pick the next,
+// holding the client's bytes) -> relay (both directions, watermarks, half-close) -> close.
+// Until the upstream sends its first byte, the client's bytes are kept (bounded) so that an
+// upstream that resets, closes or stays silent past the first-byte timeout can be replaced
+// transparently: nothing has reached the client yet.
+//
+// Owned by its Worker. Never deleted inside its own callbacks: close() unlinks it and queues it for
+// deletion on a later loop turn.
+#include "core/upstream.h"
+#include "proxy/proxy_settings.h"
+#include "uvx/handle.h"
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kal {
+
+class Worker;
+using UpstreamList = std::vector<std::shared_ptr<Upstream>>;
+
+class Session {
+public:
+  enum class CloseReason {
+    Done,
+    ClientError,
+    UpstreamError,
+    NoUpstream,
+    IdleTimeout,
+    EndpointDown,
+    Drained,
+    Shutdown
+  };
+
+  explicit Session(Worker &worker);
+  ~Session();
+  Session(const Session &) = delete;
+  Session &operator=(const Session &) = delete;
+
+  // Accepts a pending connection from `server` and starts dialling. Returns false (and the
+  // session is already queued for deletion) when the accept itself failed.
+  bool start(uv_stream_t *server);
+
+  // Idempotent. Releases both sockets now, deletes the object on a later loop turn.
+  void close(CloseReason why);
+
+  // The endpoint this session is bound to (null while between endpoints), and whether the endpoint
+  // was marked down for a hard failure since the session bound to it.
+  Upstream *upstream() const { return up_.get(); }
+  bool endpoint_killed() const { return up_ && up_->kill_epoch() != bound_epoch_; }
+  bool closed() const { return closed_; }
+
+  // Intrusive list links owned by Worker.
+  Session *prev = nullptr;
+  Session *next = nullptr;
+
+  // libuv trampolines reach these.
+  void on_alloc(uv_buf_t *buf);
+  void on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf);
+  void on_connect(int status);
+  void on_write_done(bool to_upstream, size_t len);
+  void on_shutdown_done(bool upstream_side, int status);
+  void on_timer();
+
+private:
+  struct Direction {
+    size_t pending = 0;     // bytes handed to uv_write and not yet written
+    bool eof = false;       // source sent FIN
+    bool shut = false;      // shutdown(2) sent on the destination
+    bool shut_done = false; // ...and completed
+    bool paused = false;    // source reading stopped by the watermark
+  };
+  enum class Phase { Dialing, AwaitFirstByte, Relaying };
+
+  void dial();
+  void bind_upstream(std::shared_ptr<Upstream> up);
+  void unbind_upstream();
+  // The upstream failed before answering: count it, then dial another endpoint and replay.
+  void redial(bool first_byte_timeout);
+  bool can_replay() const { return !got_first_byte_ && replay_ok_; }
+  void relay(bool to_upstream, char *data, size_t len, bool pooled);
+  void send(bool to_upstream, const char *data, size_t len);
+  void maybe_resume(bool to_upstream);
+  void half_close(bool to_upstream);
+  void maybe_finish();
+  void arm_timer();
+
+  Worker &worker_;
+  uvx::Handle<uv_tcp_t> client_;
+  uvx::Handle<uv_tcp_t> upstream_;
+  uvx::Timer timer_;
+  std::shared_ptr<const UpstreamList> list_; // endpoint snapshot taken at accept
+  std::shared_ptr<Upstream> up_;
+  uint64_t bound_epoch_ = 0;
+  uint64_t tried_ = 0; // bit i: list_[i] tried for this client
+  int attempts_ = 0;
+  Phase phase_ = Phase::Dialing;
+  bool upstream_connected_ = false;
+  bool got_first_byte_ = false;
+  bool replay_ok_ = true;
+  bool closed_ = false;
+  std::string replay_; // client bytes not yet confirmed by an upstream answer
+  Direction c2u_, u2c_;
+  uint64_t last_activity_ms_ = 0;
+};
+
+} // namespace kal

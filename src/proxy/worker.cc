@@ -1,0 +1,234 @@
+#include "proxy/worker.h"
+
+#include "log/logger.h"
+#include "uvx/sockaddr.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace kal {
+namespace {
+
+void connection_cb(uv_stream_t *server, int status) noexcept {
+  if (auto *self = static_cast<Worker *>(server->data)) {
+    self->on_connection(server, status);
+  }
+}
+
+void async_cb(uv_async_t *a) noexcept {
+  if (auto *self = static_cast<Worker *>(a->data)) {
+    self->on_async();
+  }
+}
+
+void check_cb(uv_check_t *c) noexcept {
+  if (auto *self = static_cast<Worker *>(c->data)) {
+    self->on_check();
+  }
+}
+
+// A listening socket made by hand rather than uv_tcp_bind: SO_REUSEPORT (libuv 1.44 has no flag
+// for it) and an exact error for the address that failed.
+Result<int> make_listen_socket(const HostPort &hp, bool reuseport) {
+  sockaddr_storage ss;
+  if (!uvx::literal_sockaddr(hp, ss)) {
+    return Err{"listen " + hp.str() + ": not an IP address (listen addresses must be literal IPs)"};
+  }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return Err{"listen " + hp.str() + ": socket: " + std::strerror(errno)};
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuseport) {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
+  if (ss.ss_family == AF_INET6) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  socklen_t len = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
+    int e = errno;
+    ::close(fd);
+    std::string what = e == EADDRINUSE      ? "address already in use"
+                       : e == EADDRNOTAVAIL ? "address not available on this host"
+                       : e == EACCES        ? "permission denied (ports below 1024 need root)"
+                                            : std::strerror(e);
+    return Err{"listen " + hp.str() + ": " + what};
+  }
+  if (::listen(fd, 4096) != 0) {
+    int e = errno;
+    ::close(fd);
+    return Err{"listen " + hp.str() + ": " + std::strerror(e)};
+  }
+  return fd;
+}
+
+} // namespace
+
+Worker::Worker(uv_loop_t *loop, int index, ProxySettings settings,
+               std::shared_ptr<const UpstreamList> ups)
+    : loop_(loop), index_(index), settings_(settings), ups_(std::move(ups)),
+      picker_(settings.policy, 0x6b616c ^ static_cast<uint64_t>(index)) {
+  auto *a = async_.make(this);
+  if (uv_async_init(loop_, a, async_cb) != 0) {
+    async_.abandon();
+  } else {
+    // The async handle alone must not keep a stopping loop alive.
+    uv_unref(async_.base());
+  }
+  auto *c = reaper_.make(this);
+  if (uv_check_init(loop_, c) != 0) {
+    reaper_.abandon();
+  }
+}
+
+Worker::~Worker() {
+  close_all(Session::CloseReason::Shutdown);
+  on_check();
+}
+
+Result<bool> Worker::listen(const std::vector<HostPort> &addrs, bool reuseport) {
+  for (const auto &hp : addrs) {
+    auto fd = make_listen_socket(hp, reuseport);
+    if (!fd) {
+      return Err{fd.error()};
+    }
+    uvx::Handle<uv_tcp_t> h;
+    auto *t = h.make(this);
+    if (uv_tcp_init(loop_, t) != 0) {
+      h.abandon();
+      ::close(*fd);
+      return Err{"listen " + hp.str() + ": uv_tcp_init failed"};
+    }
+    if (int rc = uv_tcp_open(t, *fd); rc != 0) {
+      ::close(*fd);
+      return Err{"listen " + hp.str() + ": " + uv_strerror(rc)};
+    }
+    if (int rc = uv_listen(h.stream(), 4096, connection_cb); rc != 0) {
+      return Err{"listen " + hp.str() + ": " + uv_strerror(rc)};
+    }
+    listeners_.push_back(std::move(h));
+  }
+  return true;
+}
+
+void Worker::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    posted_.push_back(std::move(fn));
+  }
+  if (async_) {
+    uv_async_send(async_.get());
+  }
+}
+
+void Worker::on_async() {
+  std::vector<std::function<void()>> fns;
+  {
+    std::lock_guard lock(mu_);
+    fns.swap(posted_);
+  }
+  for (auto &f : fns) {
+    f();
+  }
+}
+
+void Worker::stop_accepting() { listeners_.clear(); }
+
+void Worker::close_all(Session::CloseReason why) {
+  while (head_) {
+    head_->close(why); // unlinks it
+  }
+}
+
+void Worker::close_killed_sessions() {
+  size_t closed = 0;
+  for (Session *s = head_; s;) {
+    Session *next = s->next;
+    if (s->endpoint_killed()) {
+      s->close(Session::CloseReason::EndpointDown);
+      ++closed;
+    }
+    s = next;
+  }
+  if (closed > 0) {
+    log::info("closed connections bound to a down endpoint")
+        .kv("worker", index_)
+        .kv("connections", static_cast<uint64_t>(closed));
+  }
+}
+
+void Worker::close_sessions_of_removed() {
+  for (Session *s = head_; s;) {
+    Session *next = s->next;
+    if (s->upstream() && s->upstream()->removed()) {
+      s->close(Session::CloseReason::Drained);
+    }
+    s = next;
+  }
+}
+
+void Worker::set_upstreams(std::shared_ptr<const UpstreamList> ups) { ups_ = std::move(ups); }
+
+void Worker::set_settings(const ProxySettings &s) {
+  settings_ = s;
+  picker_.set_policy(s.policy);
+}
+
+void Worker::on_connection(uv_stream_t *server, int status) {
+  if (status < 0) {
+    log::warn("accept failed").kv("error", uv_strerror(status));
+    return;
+  }
+  accepted_.fetch_add(1, std::memory_order_relaxed);
+  auto *s = new Session(*this);
+  s->start(server);
+}
+
+void Worker::link(Session *s) {
+  s->next = head_;
+  s->prev = nullptr;
+  if (head_) {
+    head_->prev = s;
+  }
+  head_ = s;
+  sessions_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Worker::unlink(Session *s) {
+  if (s->prev) {
+    s->prev->next = s->next;
+  } else if (head_ == s) {
+    head_ = s->next;
+  }
+  if (s->next) {
+    s->next->prev = s->prev;
+  }
+  s->prev = s->next = nullptr;
+  sessions_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Worker::defer_delete(Session *s) {
+  graveyard_.push_back(s);
+  if (reaper_ && graveyard_.size() == 1) {
+    uv_check_start(reaper_.get(), check_cb);
+  }
+}
+
+void Worker::on_check() {
+  auto dead = std::move(graveyard_);
+  graveyard_.clear();
+  for (Session *s : dead) {
+    delete s;
+  }
+  if (reaper_ && graveyard_.empty()) {
+    uv_check_stop(reaper_.get());
+  }
+}
+
+} // namespace kal

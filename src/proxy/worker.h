@@ -1,0 +1,84 @@
+#pragma once
+// A proxy worker: one event loop with its listening sockets and the sessions accepted on them.
+//
+// Worker 0 runs on the main loop (next to the health checker and the admin server); with
+// --workers=N the others each run a loop on their own thread, with SO_REUSEPORT sockets so the
+// kernel spreads connections. Everything in a Worker is touched only from its own loop thread,
+// except post(), which any thread may call.
+#include "core/picker.h"
+#include "core/result.h"
+#include "proxy/buffer_pool.h"
+#include "proxy/session.h"
+#include "uvx/handle.h"
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+namespace kal {
+
+class Worker {
+public:
+  Worker(uv_loop_t *loop, int index, ProxySettings settings,
+         std::shared_ptr<const UpstreamList> ups);
+  ~Worker();
+  Worker(const Worker &) = delete;
+  Worker &operator=(const Worker &) = delete;
+
+  // Binds and listens on every address. Errors name the address ("listen 127.0.0.1:6443: address
+  // already in use"). Safe to call before the loop runs, from the thread that created the loop.
+  Result<bool> listen(const std::vector<HostPort> &addrs, bool reuseport);
+
+  // Runs `fn` on this worker's loop thread (soon). Thread-safe.
+  void post(std::function<void()> fn);
+
+  // The following run on the worker's own thread.
+  void stop_accepting();
+  void close_all(Session::CloseReason why);
+  // Closes sessions bound to an endpoint that was marked down for a hard failure since.
+  void close_killed_sessions();
+  // Closes sessions bound to endpoints no longer in the list (after a reload's drain timeout).
+  void close_sessions_of_removed();
+  void set_upstreams(std::shared_ptr<const UpstreamList> ups);
+  void set_settings(const ProxySettings &s);
+
+  // Called by sessions.
+  uv_loop_t *loop() const { return loop_; }
+  BufferPool &pool() { return pool_; }
+  const ProxySettings &settings() const { return settings_; }
+  std::shared_ptr<const UpstreamList> upstreams() const { return ups_; }
+  Picker &picker() { return picker_; }
+  void link(Session *s);
+  void unlink(Session *s);
+  void defer_delete(Session *s);
+  // Passive evidence against an endpoint: hook that wakes the health checker. Thread-safe target.
+  std::function<void()> on_passive_failure;
+
+  size_t session_count() const { return sessions_.load(std::memory_order_relaxed); }
+  uint64_t accepted_total() const { return accepted_.load(std::memory_order_relaxed); }
+  int index() const { return index_; }
+
+  void on_connection(uv_stream_t *server, int status);
+  void on_async();
+  void on_check();
+
+private:
+  uv_loop_t *loop_;
+  int index_;
+  ProxySettings settings_;
+  std::shared_ptr<const UpstreamList> ups_;
+  Picker picker_;
+  BufferPool pool_;
+  std::vector<uvx::Handle<uv_tcp_t>> listeners_;
+  uvx::Handle<uv_async_t> async_;
+  uvx::Handle<uv_check_t> reaper_;
+  std::mutex mu_;
+  std::vector<std::function<void()>> posted_;
+  Session *head_ = nullptr;
+  std::vector<Session *> graveyard_;
+  std::atomic<size_t> sessions_{0};
+  std::atomic<uint64_t> accepted_{0};
+};
+
+} // namespace kal
