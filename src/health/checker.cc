@@ -1,0 +1,379 @@
+#include "health/checker.h"
+
+#include "log/logger.h"
+
+#include <random>
+
+namespace kal {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+bool is_timeout(CheckResult r) {
+  return r == CheckResult::L4Tout || r == CheckResult::L6Tout || r == CheckResult::L7Tout;
+}
+
+// HAProxy-style reason: "L7OK" / "L6OK" / "L4OK" for passes, else the failure's own name.
+std::string reason_of(CheckResult r, HealthMode mode) {
+  if (r == CheckResult::Ok) {
+    return std::string(layer_of(r, mode)) + "OK";
+  }
+  return to_string(r);
+}
+
+ScheduleConfig schedule_config(const HealthConfig &c) {
+  return ScheduleConfig{c.interval, c.fast_interval, c.down_interval, c.jitter};
+}
+
+} // namespace
+
+const char *layer_of(CheckResult r, HealthMode mode) {
+  switch (r) {
+  case CheckResult::L4Con:
+  case CheckResult::L4Tout:
+    return "L4";
+  case CheckResult::L6Rsp:
+  case CheckResult::L6Tout:
+    return "L6";
+  case CheckResult::L7Rsp:
+  case CheckResult::L7Tout:
+  case CheckResult::L7Sts:
+  case CheckResult::L7Auth:
+    return "L7";
+  case CheckResult::Ok:
+    break;
+  }
+  return mode == HealthMode::Tcp ? "L4" : mode == HealthMode::Tls ? "L6" : "L7";
+}
+
+struct HealthChecker::Target {
+  HealthChecker *owner = nullptr;
+  std::shared_ptr<Upstream> up;
+  HealthTracker tracker;
+  std::unique_ptr<Probe> probe;
+  uvx::Timer timer;
+  TimePoint started;
+  bool in_flight = false;
+  bool recheck_now = false; // passive evidence arrived during a check: run the next one at once
+  bool auth_warned = false;
+  bool killed = false; // kill epoch bumped during the current down period
+  bool retired = false;
+
+  explicit Target(HealthTracker t) : tracker(t) {}
+};
+
+Result<std::shared_ptr<TlsContext>> HealthChecker::make_tls_context(const HealthConfig &cfg) {
+  return TlsContext::client({cfg.ca_file, cfg.client_cert, cfg.client_key});
+}
+
+HealthChecker::HealthChecker(uv_loop_t *loop, HealthConfig cfg, TransitionFn on_transition)
+    : loop_(loop), cfg_(std::move(cfg)), on_transition_(std::move(on_transition)),
+      schedule_(schedule_config(cfg_), std::random_device{}()) {
+  if (cfg_.mode == HealthMode::Https || cfg_.mode == HealthMode::Tls) {
+    auto ctx = make_tls_context(cfg_);
+    if (ctx.ok()) {
+      tls_ = *ctx;
+    } else {
+      tls_error_ = ctx.error();
+      log::error("health checks cannot use TLS").kv("error", tls_error_);
+    }
+  }
+  reaper_.init(loop_, this);
+  auto *a = async_.make(this);
+  if (uv_async_init(loop_, a, &HealthChecker::async_cb) != 0) {
+    async_.abandon();
+  }
+}
+
+HealthChecker::~HealthChecker() { stop(); }
+
+std::unique_ptr<HealthChecker::Target> HealthChecker::make_target(std::shared_ptr<Upstream> up,
+                                                                  HealthTracker tracker) {
+  auto t = std::make_unique<Target>(tracker);
+  t->owner = this;
+  t->up = up;
+  t->timer.init(loop_, t.get());
+  ProbeOptions po;
+  po.mode = cfg_.mode;
+  po.path = cfg_.path;
+  po.timeout = cfg_.timeout;
+  po.tls = tls_;
+  po.server_name = cfg_.server_name;
+  Target *tp = t.get();
+  t->probe = std::make_unique<Probe>(loop_, std::move(up), std::move(po), [this, tp] {
+    // The apiserver closed our idle check connection: it may be going away. Look now; the
+    // re-check's own result (refused, or fine on a fresh connection) is what counts.
+    if (!tp->in_flight && !tp->retired && !stopped_) {
+      if (log::v(1)) {
+        log::debug("health check connection closed by peer").kv("endpoint", tp->up->name());
+      }
+      schedule_in(*tp, milliseconds(0));
+    }
+  });
+  return t;
+}
+
+void HealthChecker::set_upstreams(const std::vector<std::shared_ptr<Upstream>> &ups) {
+  if (stopped_) {
+    return;
+  }
+  if (cfg_.mode == HealthMode::None) {
+    for (const auto &u : ups) {
+      u->set_health(Health::Unknown);
+    }
+    for (auto &t : targets_) {
+      retire(std::move(t));
+    }
+    targets_.clear();
+    return;
+  }
+  std::vector<std::unique_ptr<Target>> next;
+  for (const auto &u : ups) {
+    if (!u) {
+      continue;
+    }
+    bool duplicate = false;
+    for (const auto &n : next) {
+      duplicate = duplicate || n->up->name() == u->name();
+    }
+    if (duplicate) {
+      continue;
+    }
+    std::unique_ptr<Target> *found = nullptr;
+    for (auto &t : targets_) {
+      if (t && t->up == u) {
+        found = &t;
+        break;
+      }
+    }
+    for (auto &t : targets_) {
+      if (!found && t && t->up->name() == u->name()) {
+        found = &t;
+      }
+    }
+    if (found && (*found)->up == u) {
+      next.push_back(std::move(*found));
+      continue;
+    }
+    if (found) {
+      // Same endpoint, new Upstream object: carry the verdict over, re-check on a new probe.
+      HealthTracker tracker = (*found)->tracker;
+      retire(std::move(*found));
+      u->set_health(tracker.health());
+      auto t = make_target(u, tracker);
+      schedule_in(*t, milliseconds(0));
+      next.push_back(std::move(t));
+      continue;
+    }
+    auto t = make_target(u, HealthTracker(cfg_.rise, cfg_.fall));
+    schedule_in(*t, schedule_.initial_offset());
+    next.push_back(std::move(t));
+  }
+  for (auto &t : targets_) {
+    if (t) {
+      retire(std::move(t));
+    }
+  }
+  targets_ = std::move(next);
+}
+
+void HealthChecker::retire(std::unique_ptr<Target> t) {
+  t->retired = true;
+  t->timer.reset();
+  t->probe->cancel();
+  retired_.push_back(std::move(t));
+  reaper_.start(&HealthChecker::reaper_cb, 0);
+}
+
+void HealthChecker::reaper_cb(uv_timer_t *h) noexcept {
+  auto *self = static_cast<HealthChecker *>(h->data);
+  if (!self) {
+    return;
+  }
+  self->retired_.clear();
+}
+
+void HealthChecker::schedule_in(Target &t, milliseconds d) {
+  t.timer.start(&HealthChecker::timer_cb, static_cast<uint64_t>(std::max<int64_t>(d.count(), 0)));
+}
+
+void HealthChecker::timer_cb(uv_timer_t *h) noexcept {
+  auto *t = static_cast<Target *>(h->data);
+  if (!t || t->retired || t->in_flight || t->owner->stopped_) {
+    return;
+  }
+  t->owner->run_check(*t);
+}
+
+void HealthChecker::run_check(Target &t) {
+  t.started = Clock::now();
+  t.in_flight = true;
+  if (!tls_ && (cfg_.mode == HealthMode::Https || cfg_.mode == HealthMode::Tls)) {
+    ProbeOutcome o;
+    o.result = CheckResult::L6Rsp;
+    o.detail = tls_error_;
+    on_result(t, o);
+    return;
+  }
+  Target *tp = &t;
+  t.probe->start([this, tp](const ProbeOutcome &o) { on_result(*tp, o); });
+}
+
+void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
+  t.in_flight = false;
+  Upstream &up = *t.up;
+  auto &hc = up.health_counters;
+  hc.checks.fetch_add(1, std::memory_order_relaxed);
+  hc.last_check_micros.store(static_cast<uint64_t>(o.duration.count()), std::memory_order_relaxed);
+  hc.last_result.store(static_cast<uint8_t>(o.result), std::memory_order_relaxed);
+  if (o.result != CheckResult::Ok) {
+    hc.failures[static_cast<size_t>(o.result)].fetch_add(1, std::memory_order_relaxed);
+  }
+  hc.auth_misconfigured.store(o.result == CheckResult::L7Auth, std::memory_order_relaxed);
+  if (o.result == CheckResult::L7Auth && !t.auth_warned) {
+    t.auth_warned = true;
+    log::warn("health check not authorized: endpoint kept in service, draining cannot be seen")
+        .kv("endpoint", up.name())
+        .kv("path", cfg_.path)
+        .kv("status", o.status)
+        .kv("fix", "give the checker a client certificate (--health-client-cert and "
+                   "--health-client-key) or let anonymous users read /readyz (kube-apiserver "
+                   "--anonymous-auth=true with the default system:public-info-viewer binding)");
+  } else if (o.result == CheckResult::Ok) {
+    t.auth_warned = false;
+  }
+
+  const TrackerUpdate u = t.tracker.record(o.result);
+  const auto now = Clock::now();
+  bool notify = false;
+  bool escalated = false;
+  if (u.transition == Transition::Changed) {
+    up.set_health(u.new_health);
+    hc.transitions.fetch_add(1, std::memory_order_relaxed);
+    if (u.new_health == Health::Up) {
+      up.set_up_since_ms(steady_ms());
+      t.killed = false;
+    } else if (u.new_health == Health::Down && is_hard_failure(o.result)) {
+      // Crashed, hung or cut off: sessions bound to it will not recover, close them now.
+      up.bump_kill_epoch();
+      t.killed = true;
+    }
+    notify = true;
+  } else if (u.new_health == Health::Down && !t.killed && is_timeout(o.result)) {
+    // Down for draining (soft) and now not even answering: a drain that turned into a hang or a
+    // cut-off. Its connections will not be closed gracefully any more. (A refused connect is the
+    // normal end of a drain and does not escalate.)
+    up.bump_kill_epoch();
+    t.killed = true;
+    notify = escalated = true;
+  }
+
+  if (u.transition != Transition::Unchanged || escalated || log::v(2)) {
+    const char *msg = u.first                               ? "health first check"
+                      : escalated                           ? "health escalated to hard failure"
+                      : u.transition == Transition::Changed ? "health transition"
+                      : u.transition == Transition::ChangePending ? "health check"
+                                                                  : "health check unchanged";
+    auto line =
+        u.transition == Transition::Unchanged && !escalated ? log::debug(msg) : log::info(msg);
+    line.kv("endpoint", up.name())
+        .kv("health", to_string(u.new_health))
+        .kv("progress", t.tracker.progress())
+        .kv("reason", reason_of(o.result, cfg_.mode))
+        .kv("layer", layer_of(o.result, cfg_.mode));
+    if (o.status != 0) {
+      line.kv("status", o.status);
+    }
+    if (!o.detail.empty()) {
+      line.kv("detail", o.detail);
+    }
+    line.kv("check_ms", static_cast<double>(o.duration.count()) / 1000.0);
+    if (u.transition == Transition::Changed && !u.first) {
+      line.kv("was", to_string(u.old_health));
+    }
+    if (t.killed && (escalated || u.transition == Transition::Changed)) {
+      line.kv("close_connections", true);
+    }
+  }
+
+  if (!t.retired && !stopped_) {
+    const TimePoint due = t.recheck_now ? now : schedule_.next_due(t.started, now, t.tracker);
+    t.recheck_now = false;
+    schedule_in(t, std::chrono::ceil<milliseconds>(due - now));
+  }
+  // Last: the owner may reload (set_upstreams) or stop() from here.
+  if (notify && on_transition_) {
+    on_transition_(up, escalated ? Health::Down : u.old_health, u.new_health, o.result);
+  }
+}
+
+void HealthChecker::poke() {
+  std::lock_guard lock(async_mu_);
+  if (async_) {
+    uv_async_send(async_.get());
+  }
+}
+
+void HealthChecker::async_cb(uv_async_t *a) noexcept {
+  auto *self = static_cast<HealthChecker *>(a->data);
+  if (!self) {
+    return;
+  }
+  self->on_passive();
+}
+
+void HealthChecker::on_passive() {
+  if (stopped_) {
+    return;
+  }
+  for (auto &tp : targets_) {
+    Target &t = *tp;
+    const uint32_t n = t.up->take_passive_failures();
+    if (n == 0 || cfg_.mode == HealthMode::None) {
+      continue;
+    }
+    const TrackerUpdate u = t.tracker.record_passive_failures(n, CheckResult::L4Con);
+    if (u.transition != Transition::Unchanged || log::v(1)) {
+      auto line = u.transition != Transition::Unchanged ? log::info("health passive failure")
+                                                        : log::debug("health passive failure");
+      line.kv("endpoint", t.up->name())
+          .kv("failures", static_cast<uint64_t>(n))
+          .kv("health", to_string(t.tracker.health()))
+          .kv("progress", t.tracker.progress());
+    }
+    if (t.tracker.health() == Health::Down) {
+      continue; // already out of rotation: the down_interval checks will see it come back
+    }
+    if (t.in_flight) {
+      t.recheck_now = true;
+    } else {
+      schedule_in(t, milliseconds(0));
+    }
+  }
+}
+
+void HealthChecker::stop() {
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  for (auto *list : {&targets_, &retired_}) {
+    for (auto &t : *list) {
+      if (t) {
+        t->retired = true;
+        t->timer.reset();
+        t->probe->cancel();
+      }
+    }
+  }
+  reaper_.reset();
+  std::lock_guard lock(async_mu_);
+  async_.reset();
+}
+
+} // namespace kal

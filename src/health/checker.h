@@ -1,0 +1,92 @@
+#pragma once
+// Active health checking of every endpoint, on one libuv loop: per endpoint a Probe (I/O), a
+// HealthTracker (rise/fall) and a timer driven by CheckSchedule (when next). Applies transitions
+// to the shared Upstream objects the proxy workers read, and tells the owner about them.
+//
+// Lives on the loop it was given: every method but poke() must be called on that loop's thread.
+#include "config/config.h"
+#include "core/check_schedule.h"
+#include "core/health_tracker.h"
+#include "core/upstream.h"
+#include "health/probe.h"
+#include "health/tls_engine.h"
+#include "uvx/handle.h"
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace kal {
+
+class HealthChecker {
+public:
+  // Called on the loop after every change of an endpoint's health, once the Upstream was updated
+  // (set_health, set_up_since_ms, and bump_kill_epoch when it went down for a hard failure).
+  // old_h == new_h == Down means "escalated": a down-for-draining (L7STS) endpoint now also fails
+  // hard with a timeout (hung or cut off), and its kill epoch was bumped.
+  using TransitionFn = std::function<void(Upstream &, Health old_h, Health new_h, CheckResult why)>;
+
+  // Loads the TLS files of `cfg` now (see tls_error()). Starts nothing until set_upstreams().
+  HealthChecker(uv_loop_t *loop, HealthConfig cfg, TransitionFn on_transition);
+  ~HealthChecker(); // stop()s; must run on the loop thread
+  HealthChecker(const HealthChecker &) = delete;
+  HealthChecker &operator=(const HealthChecker &) = delete;
+
+  // The TLS client context for `cfg`'s CA / client cert / key files, or an error naming the file.
+  // For https/tls modes only; main can call it to reject bad flags before starting (exit 2).
+  static Result<std::shared_ptr<TlsContext>> make_tls_context(const HealthConfig &cfg);
+  // Non-empty when the constructor could not load the TLS files: every check then fails with
+  // L6RSP and this reason (and the error is logged once).
+  const std::string &tls_error() const { return tls_error_; }
+
+  // Sets the endpoints to check (also for live reload). New ones start checking at once, in
+  // parallel, each after a random offset in [0, min(interval, 100ms)]; removed ones stop (their
+  // connections close); ones already present (same Upstream object, or same name) keep their
+  // state and connection. With HealthMode::None every upstream is marked Unknown and never checked.
+  void set_upstreams(const std::vector<std::shared_ptr<Upstream>> &ups);
+
+  // Thread-safe: wakes the checker to take Upstream::take_passive_failures() of each endpoint,
+  // count them against it (never crossing the up/down threshold by themselves) and re-check it at
+  // once. Does nothing after stop().
+  void poke();
+
+  // Closes every handle and connection so the loop can run dry. Idempotent.
+  void stop();
+
+  size_t size() const { return targets_.size(); }
+
+private:
+  struct Target;
+  static void timer_cb(uv_timer_t *t) noexcept;
+  static void async_cb(uv_async_t *a) noexcept;
+  static void reaper_cb(uv_timer_t *t) noexcept;
+
+  std::unique_ptr<Target> make_target(std::shared_ptr<Upstream> up, HealthTracker tracker);
+  void schedule_in(Target &t, std::chrono::milliseconds d);
+  void run_check(Target &t);
+  void on_result(Target &t, const ProbeOutcome &o);
+  void on_passive();
+  void retire(std::unique_ptr<Target> t);
+
+  uv_loop_t *loop_;
+  HealthConfig cfg_;
+  TransitionFn on_transition_;
+  std::shared_ptr<TlsContext> tls_;
+  std::string tls_error_;
+  CheckSchedule schedule_;
+  std::vector<std::unique_ptr<Target>> targets_;
+  std::vector<std::unique_ptr<Target>> retired_; // freed on a later loop turn, never in a callback
+  uvx::Timer reaper_;
+  std::mutex async_mu_; // guards async_ against poke() from other threads racing stop()
+  uvx::Handle<uv_async_t> async_;
+  bool stopped_ = false;
+};
+
+// "L4", "L6" or "L7": the layer a result belongs to (Ok: the layer the mode checks).
+const char *layer_of(CheckResult r, HealthMode mode);
+
+} // namespace kal

@@ -1,0 +1,450 @@
+#include "health/probe.h"
+
+#include "uvx/sockaddr.h"
+
+#include <utility>
+
+namespace kal {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A write request that owns its bytes and frees itself in the callback.
+struct WriteReq {
+  uv_write_t req;
+  std::string bytes;
+};
+
+std::string uv_error(const char *what, int status) {
+  return std::string(what) + ": " + uv_strerror(status);
+}
+
+} // namespace
+
+Probe::Probe(uv_loop_t *loop, std::shared_ptr<Upstream> up, ProbeOptions opts,
+             std::function<void()> on_idle_close)
+    : loop_(loop), up_(std::move(up)), opts_(std::move(opts)),
+      on_idle_close_(std::move(on_idle_close)), readbuf_(64 * 1024) {
+  const HostPort &hp = up_->address();
+  if (!opts_.server_name.empty()) {
+    sni_ = verify_name_ = opts_.server_name;
+  } else {
+    verify_name_ = hp.host;
+    // RFC 6066: SNI carries host names only, never IP literals.
+    if (hp.kind == HostPort::Kind::Name) {
+      sni_ = hp.host;
+    }
+  }
+  const std::string host = opts_.server_name.empty() ? hp.str() : opts_.server_name;
+  request_ = "GET " + opts_.path + " HTTP/1.1\r\nHost: " + host +
+             "\r\nUser-Agent: kube-api-lb/" KAL_VERSION
+             "\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
+}
+
+Probe::~Probe() { cancel(); }
+
+void Probe::cancel() {
+  done_ = nullptr;
+  pending_ = false;
+  timer_.reset(); // closed, not just stopped: the loop must be able to run dry and close
+  close_connection();
+}
+
+void Probe::close_connection() {
+  // Handle::reset clears `data` first, so callbacks still queued for this socket (connect,
+  // write, read) find no owner and only free their requests.
+  tcp_.reset();
+  tls_.reset();
+  established_ = false;
+  linger_ = false;
+  phase_ = Phase::Idle;
+}
+
+void Probe::close_gracefully() {
+  if (tls_) {
+    tls_->shutdown();
+    flush(); // best effort: libuv writes at once when its queue is empty
+  }
+  close_connection();
+}
+
+void Probe::start(DoneFn done) {
+  done_ = std::move(done);
+  started_ = Clock::now();
+  if (!timer_.get()) {
+    timer_.init(loop_, this); // uv_timer_init cannot fail on a live loop
+  }
+  retried_ = false;
+  got_answer_ = false;
+  pending_ = false;
+  timer_.start(&Probe::timer_cb, static_cast<uint64_t>(opts_.timeout.count()));
+  reused_ = opts_.mode == HealthMode::Https && established_;
+  if (reused_) {
+    send_request();
+    return;
+  }
+  close_connection();
+  connect();
+}
+
+void Probe::fail_soon(CheckResult r, std::string detail) {
+  // Reported from the timer on the next loop turn, so start() never calls back synchronously.
+  close_connection();
+  pending_ = true;
+  pending_result_ = r;
+  pending_detail_ = std::move(detail);
+  timer_.start(&Probe::timer_cb, 0);
+}
+
+void Probe::connect() {
+  const auto addrs = up_->addrs();
+  if (addrs.empty()) {
+    fail_soon(CheckResult::L4Con, "unresolved");
+    return;
+  }
+  const sockaddr_storage &sa = addrs[addr_index_ % addrs.size()];
+  auto *tcp = tcp_.make(this);
+  if (int rc = uv_tcp_init(loop_, tcp); rc != 0) {
+    tcp_.abandon();
+    fail_soon(CheckResult::L4Con, uv_error("socket", rc));
+    return;
+  }
+  uv_tcp_nodelay(tcp, 1);
+  auto *req = new uv_connect_t{};
+  if (int rc =
+          uv_tcp_connect(req, tcp, reinterpret_cast<const sockaddr *>(&sa), &Probe::connect_cb);
+      rc != 0) {
+    delete req;
+    addr_index_++;
+    fail_soon(CheckResult::L4Con, uv_error("connect", rc));
+    return;
+  }
+  phase_ = Phase::Connecting;
+}
+
+void Probe::connect_cb(uv_connect_t *req, int status) noexcept {
+  // The handle outlives its requests: libuv cancels them before the close callback frees it.
+  auto *self = static_cast<Probe *>(req->handle->data);
+  delete req;
+  if (!self || status == UV_ECANCELED) {
+    return;
+  }
+  self->on_connect(status);
+}
+
+void Probe::on_connect(int status) {
+  if (status < 0) {
+    addr_index_++;
+    close_connection();
+    finish(CheckResult::L4Con, uv_error("connect", status));
+    return;
+  }
+  if (opts_.mode == HealthMode::Tcp) {
+    close_connection();
+    finish(CheckResult::Ok, "");
+    return;
+  }
+  tls_ = TlsEngine::client(opts_.tls, sni_, verify_name_, session_.get());
+  if (!tls_) {
+    close_connection();
+    finish(CheckResult::L6Rsp, "cannot create TLS session");
+    return;
+  }
+  if (int rc = uv_read_start(tcp_.stream(), &Probe::alloc_cb, &Probe::read_cb); rc != 0) {
+    close_connection();
+    finish(CheckResult::L4Con, uv_error("read", rc));
+    return;
+  }
+  phase_ = Phase::Handshaking;
+  drive_handshake();
+}
+
+void Probe::alloc_cb(uv_handle_t *h, size_t, uv_buf_t *buf) noexcept {
+  auto *self = static_cast<Probe *>(h->data);
+  if (!self) {
+    *buf = uv_buf_init(nullptr, 0); // read_cb gets UV_ENOBUFS and ignores it
+    return;
+  }
+  *buf = uv_buf_init(self->readbuf_.data(), static_cast<unsigned>(self->readbuf_.size()));
+}
+
+void Probe::read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
+  auto *self = static_cast<Probe *>(s->data);
+  if (!self || nread == 0) {
+    return;
+  }
+  self->on_read(nread, buf->base);
+}
+
+void Probe::write_cb(uv_write_t *req, int status) noexcept {
+  auto *w = reinterpret_cast<WriteReq *>(req);
+  auto *self = static_cast<Probe *>(req->handle->data);
+  delete w;
+  if (!self || status == 0 || status == UV_ECANCELED) {
+    return;
+  }
+  self->on_io_error(status);
+}
+
+void Probe::timer_cb(uv_timer_t *t) noexcept {
+  auto *self = static_cast<Probe *>(t->data);
+  if (!self) {
+    return;
+  }
+  self->on_timeout();
+}
+
+void Probe::flush() {
+  if (!tls_ || !tcp_) {
+    return;
+  }
+  auto *w = new WriteReq{};
+  if (tls_->take_output(w->bytes) == 0) {
+    delete w;
+    return;
+  }
+  uv_buf_t b = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
+  if (int rc = uv_write(&w->req, tcp_.stream(), &b, 1, &Probe::write_cb); rc != 0) {
+    delete w;
+    on_io_error(rc);
+  }
+}
+
+void Probe::count_handshake(bool resumed) {
+  up_->health_counters.handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (resumed) {
+    up_->health_counters.resumed_handshakes.fetch_add(1, std::memory_order_relaxed);
+  }
+  handshake_times_.push_back(Clock::now());
+}
+
+void Probe::drive_handshake() {
+  const auto h = tls_->handshake();
+  flush();
+  if (!tls_) {
+    return; // flush failed and ended the check
+  }
+  if (h == TlsEngine::Handshake::Failed) {
+    std::string why = tls_->error();
+    close_connection();
+    finish(CheckResult::L6Rsp, why);
+    return;
+  }
+  if (h == TlsEngine::Handshake::InProgress) {
+    return;
+  }
+  count_handshake(tls_->resumed());
+  if (opts_.mode == HealthMode::Tls) {
+    if (auto s = tls_->take_new_session()) {
+      session_ = std::move(s); // TLS 1.2: the session is known at the end of the handshake
+      close_gracefully();
+    } else {
+      // TLS 1.3 tickets follow the handshake: keep the connection until one arrives (or the next
+      // check replaces it), or there is nothing to resume next time.
+      phase_ = Phase::Idle;
+      linger_ = true;
+    }
+    finish(CheckResult::Ok, "");
+    return;
+  }
+  established_ = true;
+  send_request();
+}
+
+void Probe::send_request() {
+  parser_.reset();
+  got_answer_ = false;
+  phase_ = Phase::Requesting;
+  if (!tls_->write(request_)) {
+    std::string why = tls_->error();
+    close_connection();
+    finish(CheckResult::L7Rsp, why);
+    return;
+  }
+  flush();
+}
+
+void Probe::on_read(ssize_t nread, const char *data) {
+  if (nread < 0) {
+    on_io_error(static_cast<int>(nread));
+    return;
+  }
+  tls_->feed(data, static_cast<size_t>(nread));
+  if (phase_ == Phase::Handshaking) {
+    drive_handshake();
+    if (phase_ != Phase::Requesting || !tls_) {
+      return;
+    }
+    // The server may have sent its first application data (tickets) with the handshake.
+  }
+  std::string plain;
+  const auto st = tls_->read(plain);
+  session_fresh_ = false;
+  if (auto s = tls_->take_new_session()) {
+    session_ = std::move(s);
+    session_fresh_ = true;
+  }
+  flush(); // key updates and alerts
+  if (!tls_) {
+    return;
+  }
+  on_plaintext(plain, st);
+}
+
+void Probe::on_plaintext(const std::string &plain, TlsEngine::ReadStatus st) {
+  if (phase_ == Phase::Idle && linger_) {
+    if (session_fresh_ || st != TlsEngine::ReadStatus::Ok) {
+      close_gracefully();
+    }
+    return;
+  }
+  if (phase_ == Phase::Idle) {
+    // Nothing is expected between checks: tickets carry no plaintext. Anything else (close_notify,
+    // a stray answer) makes the connection unusable; let the owner re-check on a fresh one.
+    if (!plain.empty() || st != TlsEngine::ReadStatus::Ok) {
+      close_connection();
+      if (on_idle_close_) {
+        on_idle_close_();
+      }
+    }
+    return;
+  }
+  if (phase_ != Phase::Requesting) {
+    return;
+  }
+  if (!plain.empty()) {
+    got_answer_ = true;
+    parser_.feed(plain);
+  }
+  if (parser_.state() == HttpResponseParser::State::Incomplete && st != TlsEngine::ReadStatus::Ok) {
+    if (st == TlsEngine::ReadStatus::Failed) {
+      on_closed(tls_->error());
+      return;
+    }
+    parser_.finish();
+    if (parser_.state() != HttpResponseParser::State::Done) {
+      on_closed("connection closed (close_notify)");
+      return;
+    }
+  }
+  switch (parser_.state()) {
+  case HttpResponseParser::State::Incomplete:
+    return;
+  case HttpResponseParser::State::Error: {
+    std::string why = "bad HTTP answer: " + parser_.error();
+    close_connection();
+    finish(CheckResult::L7Rsp, why);
+    return;
+  }
+  case HttpResponseParser::State::Done:
+    break;
+  }
+  const int status = parser_.status();
+  if (!parser_.keep_alive() || st != TlsEngine::ReadStatus::Ok) {
+    close_connection();
+  } else {
+    phase_ = Phase::Idle;
+  }
+  if (status == 200) {
+    finish(CheckResult::Ok, "", status);
+  } else if (status == 401 || status == 403) {
+    finish(CheckResult::L7Auth, "HTTP " + std::to_string(status), status);
+  } else {
+    finish(CheckResult::L7Sts, "HTTP " + std::to_string(status), status);
+  }
+}
+
+void Probe::on_io_error(int status) {
+  on_closed(status == UV_EOF ? std::string("connection closed") : uv_error("connection", status));
+}
+
+void Probe::on_closed(const std::string &why) {
+  switch (phase_) {
+  case Phase::Idle:
+    if (linger_) {
+      close_connection(); // a tls-mode connection waiting for its ticket: nothing to report
+      return;
+    }
+    close_connection();
+    if (on_idle_close_) {
+      on_idle_close_();
+    }
+    return;
+  case Phase::Connecting:
+    close_connection();
+    finish(CheckResult::L4Con, why);
+    return;
+  case Phase::Handshaking:
+    close_connection();
+    finish(CheckResult::L6Rsp, why + " during TLS handshake");
+    return;
+  case Phase::Requesting:
+    break;
+  }
+  if (parser_.head_done() && parser_.finish() == HttpResponseParser::State::Done) {
+    // A body delimited by the close: a complete answer after all.
+    on_plaintext("", TlsEngine::ReadStatus::Closed);
+    return;
+  }
+  close_connection();
+  if (reused_ && !got_answer_ && !retried_) {
+    // The server closed the kept-alive connection just as we sent the request (the classic
+    // keep-alive race). Nothing was answered: retry once on a fresh connection within the same
+    // check and timeout, as HTTP clients do for idempotent requests.
+    retried_ = true;
+    reused_ = false;
+    connect();
+    return;
+  }
+  finish(CheckResult::L7Rsp, why + " before the answer");
+}
+
+void Probe::on_timeout() {
+  if (pending_) {
+    pending_ = false;
+    finish(pending_result_, std::move(pending_detail_));
+    return;
+  }
+  if (!done_) {
+    return;
+  }
+  const Phase phase = phase_;
+  close_connection();
+  const std::string ms = std::to_string(opts_.timeout.count()) + "ms";
+  switch (phase) {
+  case Phase::Connecting:
+    finish(CheckResult::L4Tout, "no TCP connection within " + ms);
+    return;
+  case Phase::Handshaking:
+    finish(CheckResult::L6Tout, "no TLS handshake within " + ms);
+    return;
+  case Phase::Requesting:
+  case Phase::Idle:
+    break;
+  }
+  finish(CheckResult::L7Tout, "no answer within " + ms);
+}
+
+void Probe::finish(CheckResult r, std::string detail, int status) {
+  timer_.stop();
+  const auto now = Clock::now();
+  while (!handshake_times_.empty() && now - handshake_times_.front() > std::chrono::minutes(1)) {
+    handshake_times_.pop_front();
+  }
+  up_->health_counters.handshakes_last_minute.store(handshake_times_.size(),
+                                                    std::memory_order_relaxed);
+  if (!done_) {
+    return;
+  }
+  ProbeOutcome o;
+  o.result = r;
+  o.status = status;
+  o.detail = std::move(detail);
+  o.duration = std::chrono::duration_cast<std::chrono::microseconds>(now - started_);
+  o.reused = reused_;
+  auto done = std::move(done_);
+  done_ = nullptr;
+  done(o); // last: the callback may cancel or start this probe again
+}
+
+} // namespace kal

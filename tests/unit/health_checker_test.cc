@@ -1,0 +1,392 @@
+// HealthChecker on a real libuv loop against real local TLS servers (127.0.0.1, port 0).
+#include "health/checker.h"
+#include "health_test_server.h"
+#include "tls_test_certs.h"
+#include "uvx/sockaddr.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <functional>
+#include <vector>
+
+using namespace std::chrono_literals;
+using kal::CheckResult;
+using kal::Health;
+using kal::HealthChecker;
+using kal::HealthConfig;
+using kal::HealthMode;
+using kal::Upstream;
+using kal::testing::TestPki;
+using kal::testing::TestTlsServer;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Loop {
+  uv_loop_t loop;
+  Loop() { uv_loop_init(&loop); }
+  ~Loop() {
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+  }
+
+  // Runs the loop until `pred` holds or `limit` passes; returns whether `pred` held.
+  bool run_until(const std::function<bool()> &pred, std::chrono::milliseconds limit) {
+    uv_timer_t tick; // keeps uv_run(UV_RUN_ONCE) from blocking past the deadline
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(
+        &tick, [](uv_timer_t *) {}, 5, 5);
+    const auto deadline = Clock::now() + limit;
+    bool ok = pred();
+    while (!ok && Clock::now() < deadline) {
+      uv_run(&loop, UV_RUN_ONCE);
+      ok = pred();
+    }
+    uv_close(reinterpret_cast<uv_handle_t *>(&tick), nullptr);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return ok;
+  }
+  void run_for(std::chrono::milliseconds d) {
+    run_until([] { return false; }, d);
+  }
+};
+
+std::shared_ptr<Upstream> upstream_for(uint16_t port) {
+  auto up = std::make_shared<Upstream>(kal::HostPort{"127.0.0.1", port, kal::HostPort::Kind::IPv4});
+  sockaddr_storage sa;
+  REQUIRE(kal::uvx::literal_sockaddr(up->address(), sa));
+  up->set_addrs({sa});
+  return up;
+}
+
+// Fast settings so tests run in well under a second each.
+HealthConfig fast_config(const TestPki &pki) {
+  HealthConfig c;
+  c.interval = 100ms;
+  c.fast_interval = 30ms;
+  c.down_interval = 50ms;
+  c.timeout = 300ms;
+  c.ca_file = pki.ca_crt();
+  return c;
+}
+
+struct Event {
+  Health old_h, new_h;
+  CheckResult why;
+};
+
+struct Fixture {
+  TestPki pki;
+  std::shared_ptr<kal::TlsContext> sctx;
+  Loop loop;
+  std::vector<Event> events;
+
+  Fixture() {
+    auto s = kal::TlsContext::server(pki.server_crt(), pki.server_key());
+    REQUIRE(s.ok());
+    sctx = *s;
+  }
+  HealthChecker::TransitionFn recorder() {
+    return [this](Upstream &, Health o, Health n, CheckResult why) {
+      events.push_back({o, n, why});
+    };
+  }
+};
+
+} // namespace
+
+TEST_CASE("checker: up on 200, and N checks over one kept-alive TLS connection") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  CHECK(hc.tls_error().empty());
+  hc.set_upstreams({up});
+  const auto t0 = Clock::now();
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  CHECK(Clock::now() - t0 < 500ms); // a fresh proxy knows within one check
+  REQUIRE(f.events.size() == 1);
+  CHECK(f.events[0].old_h == Health::Unknown);
+  CHECK(f.events[0].new_h == Health::Up);
+  CHECK(up->up_since_ms() > 0);
+
+  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= 10; }, 3s));
+  CHECK(up->health() == Health::Up);
+  CHECK(srv.connections == 1);
+  CHECK(srv.handshakes == 1);
+  CHECK(srv.requests >= 10);
+  CHECK(up->health_counters.handshakes == 1);
+  CHECK(up->health_counters.handshakes_last_minute == 1);
+  CHECK(up->health_counters.resumed_handshakes == 0);
+  CHECK(up->health_counters.last_result == static_cast<uint8_t>(CheckResult::Ok));
+  CHECK(up->health_counters.last_check_micros > 0);
+  CHECK(up->kill_epoch() == 0);
+  hc.stop();
+}
+
+TEST_CASE("checker: 500 is a soft down (kill epoch kept), 200 brings it back") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  srv.status = 500;
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  CHECK(f.events.back().why == CheckResult::L7Sts);
+  CHECK(up->kill_epoch() == 0); // draining apiservers keep their connections
+  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 2);
+  CHECK(up->health_counters.transitions == 2);
+  srv.status = 200;
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  CHECK(srv.handshakes == 1); // non-200 answers keep the connection too
+  hc.stop();
+}
+
+TEST_CASE("checker: a killed server goes down fast for a hard failure (refused)") {
+  Fixture f;
+  auto srv = std::make_unique<TestTlsServer>(f.sctx);
+  auto up = upstream_for(srv->port());
+  HealthConfig cfg = fast_config(f.pki);
+  cfg.interval = 1000ms; // the default: the closed connection, not the interval, must drive it
+  cfg.fast_interval = 250ms;
+  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  f.loop.run_for(50ms);
+  const auto killed = Clock::now();
+  srv->stop(); // listener closed, connections closed: like kill -9
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 3s));
+  const auto took = Clock::now() - killed;
+  MESSAGE("kill -> down in " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                             << " ms");
+  CHECK(took < 700ms);
+  CHECK(f.events.back().why == CheckResult::L4Con);
+  CHECK(up->kill_epoch() == 1);
+  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L4Con)] >= 2);
+  hc.stop();
+}
+
+TEST_CASE("checker: defaults take a server that accepts but never answers down within 2 s") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthConfig cfg; // shipped defaults
+  cfg.ca_file = f.pki.ca_crt();
+  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  // Hang right after a check answered: the worst phase.
+  const int before = srv.requests;
+  REQUIRE(f.loop.run_until([&] { return srv.requests > before; }, 2s));
+  f.loop.run_for(5ms);
+  srv.hang = true;
+  const auto hung = Clock::now();
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 4s));
+  const auto took = Clock::now() - hung;
+  MESSAGE("hang -> down in " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                             << " ms");
+  CHECK(took < 2000ms);
+  CHECK(kal::is_hard_failure(f.events.back().why));
+  CHECK(up->kill_epoch() == 1);
+  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Tout)] >= 1);
+  srv.hang = false;
+  hc.stop();
+}
+
+TEST_CASE("checker: 401 keeps the endpoint in service and flags the misconfiguration") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  srv.status = 401;
+  auto up = upstream_for(srv.port());
+  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= 5; }, 3s));
+  CHECK(up->health() != Health::Down);
+  CHECK(up->health_counters.auth_misconfigured);
+  CHECK(up->kill_epoch() == 0);
+  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Auth)] >= 5);
+  srv.status = 200;
+  REQUIRE(f.loop.run_until([&] { return !up->health_counters.auth_misconfigured; }, 2s));
+  hc.stop();
+}
+
+TEST_CASE("checker: a broken connection is re-established with TLS session resumption") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= 3; }, 2s));
+  for (int i = 0; i < 3; i++) {
+    const int conns = srv.connections;
+    srv.drop_connections();
+    REQUIRE(f.loop.run_until([&] { return srv.connections > conns; }, 2s));
+    f.loop.run_for(50ms);
+  }
+  REQUIRE(f.loop.run_until([&] { return srv.resumed >= 3; }, 2s));
+  CHECK(up->health_counters.handshakes == 4);
+  CHECK(up->health_counters.resumed_handshakes == 3);
+  CHECK(up->health() == Health::Up); // a server closing idle connections is not a failure
+  CHECK(f.events.size() == 1);
+  hc.stop();
+}
+
+TEST_CASE("checker: passive failures trigger an immediate re-check") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthConfig cfg = fast_config(f.pki);
+  cfg.interval = 5000ms; // without the poke, no check would run during the test
+  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  const uint64_t checks = up->health_counters.checks;
+  up->add_passive_failure();
+  up->add_passive_failure();
+  hc.poke();
+  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks > checks; }, 1s));
+  CHECK(up->health() == Health::Up); // passive evidence alone never takes it down
+  CHECK(up->take_passive_failures() == 0);
+
+  // Against a dead server, passive evidence + one failing re-check takes it down at once.
+  srv.hang = true;
+  const uint64_t c2 = up->health_counters.checks;
+  up->add_passive_failure();
+  hc.poke();
+  const auto t0 = Clock::now();
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  CHECK(up->health_counters.checks == c2 + 1);
+  CHECK(Clock::now() - t0 < 600ms);
+  srv.hang = false;
+  hc.stop();
+}
+
+TEST_CASE("checker: unresolved endpoint is down with L4CON") {
+  Fixture f;
+  auto up =
+      std::make_shared<Upstream>(kal::HostPort{"cp.invalid", 6443, kal::HostPort::Kind::Name});
+  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  CHECK(f.events.back().why == CheckResult::L4Con);
+  hc.stop();
+}
+
+TEST_CASE("checker: tcp and tls modes use fresh connections") {
+  for (HealthMode mode : {HealthMode::Tcp, HealthMode::Tls}) {
+    CAPTURE(kal::to_string(mode));
+    Fixture f;
+    TestTlsServer srv(f.sctx);
+    auto up = upstream_for(srv.port());
+    HealthConfig cfg = fast_config(f.pki);
+    cfg.mode = mode;
+    HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+    hc.set_upstreams({up});
+    REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= 3; }, 3s));
+    CHECK(up->health() == Health::Up);
+    CHECK(f.loop.run_until([&] { return srv.connections >= 3; }, 1s));
+    CHECK(srv.requests == 0);
+    if (mode == HealthMode::Tls) {
+      CHECK(up->health_counters.resumed_handshakes >= 1);
+    } else {
+      CHECK(up->health_counters.handshakes == 0);
+    }
+    srv.stop();
+    REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+    CHECK(up->kill_epoch() == 1);
+    hc.stop();
+  }
+}
+
+TEST_CASE("checker: wrong CA is an L6 failure; bad CA file is reported") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthConfig cfg = fast_config(f.pki);
+  cfg.ca_file = f.pki.other_ca_crt();
+  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  CHECK(f.events.back().why == CheckResult::L6Rsp);
+  hc.stop();
+
+  HealthConfig bad = fast_config(f.pki);
+  bad.ca_file = "/nonexistent/ca.crt";
+  CHECK_FALSE(HealthChecker::make_tls_context(bad).ok());
+  auto up2 = upstream_for(srv.port());
+  HealthChecker hc2(&f.loop.loop, bad, f.recorder());
+  CHECK(hc2.tls_error().find("/nonexistent/ca.crt") != std::string::npos);
+  hc2.set_upstreams({up2});
+  REQUIRE(f.loop.run_until([&] { return up2->health() == Health::Down; }, 2s));
+  hc2.stop();
+}
+
+TEST_CASE("checker: set_upstreams keeps, adds and drops; mode none never checks") {
+  Fixture f;
+  TestTlsServer a(f.sctx), b(f.sctx);
+  auto ua = upstream_for(a.port());
+  auto ub = upstream_for(b.port());
+  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  hc.set_upstreams({ua});
+  REQUIRE(f.loop.run_until([&] { return ua->health() == Health::Up; }, 2s));
+  hc.set_upstreams({ua, ub});
+  CHECK(hc.size() == 2);
+  REQUIRE(f.loop.run_until([&] { return ub->health() == Health::Up; }, 2s));
+  CHECK(a.handshakes == 1); // kept its connection and state
+  hc.set_upstreams({ub});
+  CHECK(hc.size() == 1);
+  const uint64_t checks_a = ua->health_counters.checks;
+  f.loop.run_for(300ms);
+  CHECK(ua->health_counters.checks == checks_a);
+  // A reload that builds a new Upstream object for the same endpoint keeps the verdict.
+  auto ub2 = upstream_for(b.port());
+  hc.set_upstreams({ub2});
+  CHECK(ub2->health() == Health::Up);
+  REQUIRE(f.loop.run_until([&] { return ub2->health_counters.checks >= 1; }, 2s));
+  hc.stop();
+
+  HealthConfig none = fast_config(f.pki);
+  none.mode = HealthMode::None;
+  auto un = upstream_for(a.port());
+  un->set_health(Health::Down);
+  HealthChecker hn(&f.loop.loop, none, f.recorder());
+  hn.set_upstreams({un});
+  CHECK(un->health() == Health::Unknown);
+  f.loop.run_for(200ms);
+  CHECK(un->health_counters.checks == 0);
+  hn.stop();
+}
+
+TEST_CASE("checker: after stop() the loop runs dry and uv_loop_close returns 0") {
+  TestPki pki;
+  auto sctx = kal::TlsContext::server(pki.server_crt(), pki.server_key());
+  REQUIRE(sctx.ok());
+  TestTlsServer srv(*sctx);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    HealthChecker hc(&loop, fast_config(pki), nullptr);
+    auto up = upstream_for(srv.port());
+    auto dead = upstream_for(1); // refused
+    hc.set_upstreams({up, dead});
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = &hc;
+    // Stop in the middle of things: connections open, checks in flight, timers armed.
+    uv_timer_start(
+        &t,
+        [](uv_timer_t *h) {
+          static_cast<HealthChecker *>(h->data)->stop();
+          uv_close(reinterpret_cast<uv_handle_t *>(h), nullptr);
+        },
+        350, 0);
+    uv_run(&loop, UV_RUN_DEFAULT); // returns only once every handle is closed
+    CHECK(up->health() == Health::Up);
+    CHECK(dead->health() == Health::Down);
+    hc.poke(); // harmless after stop
+  }
+  CHECK(uv_loop_close(&loop) == 0);
+}
