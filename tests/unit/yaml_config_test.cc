@@ -1,5 +1,7 @@
 #include "config/yaml_config.h"
 
+#include "config/duration.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
@@ -335,42 +337,44 @@ TEST_CASE("yaml: to_yaml writes every field and round-trips odd values") {
   c.endpoints = {v4("10.0.0.1", 6443)};
   c.source = "x.yaml";
   std::string y = kal::to_yaml(c);
-  for (const char *key : {"apiVersion: kubeapilb.config.k8s.io/v1alpha1",
-                          "kind: KubeAPILBConfiguration",
-                          "listen:",
-                          "endpoints:",
-                          "policy: least-conn",
-                          "connectTimeout: 1s",
-                          "firstByteTimeout: 2s",
-                          "idleTimeout: 0s",
-                          "shutdownGrace: 10s",
-                          "drainTimeout: 30s",
-                          "tcpUserTimeout: 30s",
-                          "keepaliveIdle: 15s",
-                          "workers: 1",
-                          "bufferHighWatermark: 262144",
-                          "replayBufferLimit: 65536",
-                          "healthCheck:",
-                          "mode: https",
-                          "path: /readyz",
-                          "interval: 1s",
-                          "fastInterval: 250ms",
-                          "downInterval: 500ms",
-                          "timeout: 1s",
-                          "rise: 2",
-                          "fall: 2",
-                          "jitter: 0.1",
-                          "caFile: \"\"",
-                          "clientCert: \"\"",
-                          "clientKey: \"\"",
-                          "serverName: \"\"",
-                          "slowStart: 0s",
-                          "admin:",
-                          "healthzListen: []",
-                          "logging:",
-                          "format: text",
-                          "verbosity: 0",
-                          "# effective configuration; source: x.yaml"}) {
+  const std::string health_timeout = "timeout: " + kal::format_duration(Config{}.health.timeout);
+  for (const std::string &key :
+       std::vector<std::string>{("apiVersion: kubeapilb.config.k8s.io/v1alpha1"),
+                                "kind: KubeAPILBConfiguration",
+                                "listen:",
+                                "endpoints:",
+                                "policy: least-conn",
+                                "connectTimeout: 1s",
+                                "firstByteTimeout: 2s",
+                                "idleTimeout: 0s",
+                                "shutdownGrace: 10s",
+                                "drainTimeout: 30s",
+                                "tcpUserTimeout: 30s",
+                                "keepaliveIdle: 15s",
+                                "workers: 1",
+                                "bufferHighWatermark: 262144",
+                                "replayBufferLimit: 65536",
+                                "healthCheck:",
+                                "mode: https",
+                                "path: /readyz",
+                                "interval: 1s",
+                                "fastInterval: 250ms",
+                                "downInterval: 500ms",
+                                health_timeout,
+                                "rise: 2",
+                                "fall: 2",
+                                "jitter: 0.1",
+                                "caFile: \"\"",
+                                "clientCert: \"\"",
+                                "clientKey: \"\"",
+                                "serverName: \"\"",
+                                "slowStart: 0s",
+                                "admin:",
+                                "healthzListen: []",
+                                "logging:",
+                                "format: text",
+                                "verbosity: 0",
+                                "# effective configuration; source: x.yaml"}) {
     CAPTURE(key);
     CHECK(y.find(key) != std::string::npos);
   }
