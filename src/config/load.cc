@@ -1,0 +1,219 @@
+#include "config/load.h"
+
+#include "config/haproxy_cfg.h"
+#include "config/nginx_conf.h"
+#include "config/yaml_config.h"
+
+#include <openssl/evp.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace kal {
+namespace {
+
+constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string_view base_name(std::string_view path) {
+  auto slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+// The first word of every line that is not blank or a comment.
+std::vector<std::string_view> first_words(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    std::string_view line =
+        text.substr(start, nl == std::string_view::npos ? text.size() - start : nl - start);
+    start = nl == std::string_view::npos ? text.size() : nl + 1;
+    size_t b = line.find_first_not_of(" \t\r");
+    if (b == std::string_view::npos || line[b] == '#') {
+      continue;
+    }
+    size_t e = line.find_first_of(" \t\r:{;", b);
+    out.push_back(line.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b));
+  }
+  return out;
+}
+
+} // namespace
+
+const char *to_string(ConfigFormat f) {
+  switch (f) {
+  case ConfigFormat::Yaml:
+    return "yaml";
+  case ConfigFormat::Nginx:
+    return "nginx";
+  case ConfigFormat::Haproxy:
+    return "haproxy";
+  }
+  return "?";
+}
+
+const char *to_string(std::optional<ConfigFormat> f) { return f ? to_string(*f) : "unknown"; }
+
+std::optional<ConfigFormat> config_format_from_string(std::string_view s) {
+  for (auto f : {ConfigFormat::Yaml, ConfigFormat::Nginx, ConfigFormat::Haproxy}) {
+    if (s == to_string(f)) {
+      return f;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<ConfigFormat> detect_config_format(const std::string &path, std::string_view text) {
+  auto words = first_words(text);
+  if (!words.empty()) {
+    const std::string_view w = words.front();
+    if (w == "apiVersion" || w == "kind" || w == "---") {
+      return ConfigFormat::Yaml;
+    }
+    if (w == "global" || w == "defaults" || w == "frontend" || w == "backend" || w == "listen") {
+      return ConfigFormat::Haproxy;
+    }
+    for (auto x : words) {
+      if (x == "stream" || x == "http" || x == "events") {
+        return ConfigFormat::Nginx;
+      }
+    }
+  }
+  const std::string_view name = base_name(path);
+  if (ends_with(name, ".yaml") || ends_with(name, ".yml")) {
+    return ConfigFormat::Yaml;
+  }
+  if (ends_with(name, ".cfg") || name.rfind("haproxy", 0) == 0) {
+    return ConfigFormat::Haproxy;
+  }
+  if (ends_with(name, ".conf") || name.rfind("nginx", 0) == 0) {
+    return ConfigFormat::Nginx;
+  }
+  return std::nullopt;
+}
+
+Result<Config> load_config_file(const std::string &path, std::optional<ConfigFormat> forced,
+                                Config base, ConfigFormat *format_used,
+                                std::vector<std::string> *notes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Err{"cannot read config file " + path + ": " + std::strerror(errno)};
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return Err{"cannot read config file " + path + ": " + std::strerror(e)};
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Err{"config file " + path + " is not a regular file"};
+  }
+  std::string text;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      int e = errno;
+      ::close(fd);
+      return Err{"cannot read config file " + path + ": " + std::strerror(e)};
+    }
+    if (n == 0) {
+      break;
+    }
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxConfigBytes) {
+      ::close(fd);
+      return Err{"config file " + path + " is larger than 4 MiB"};
+    }
+  }
+  ::close(fd);
+  if (text.find('\0') != std::string::npos) {
+    return Err{"config file " + path + " is not a text file (it contains NUL bytes)"};
+  }
+  auto format = forced ? forced : detect_config_format(path, text);
+  if (!format) {
+    return Err{"cannot tell the format of config file " + path +
+               " (use --config-format=yaml|nginx|haproxy)"};
+  }
+  if (format_used) {
+    *format_used = *format;
+  }
+  switch (*format) {
+  case ConfigFormat::Yaml:
+    return parse_yaml_config(text, path, std::move(base));
+  case ConfigFormat::Nginx:
+    return parse_nginx_conf(text, path, std::move(base), notes);
+  case ConfigFormat::Haproxy:
+    return parse_haproxy_cfg(text, path, std::move(base), notes);
+  }
+  return Err{"unknown config format"};
+}
+
+std::vector<std::string> default_config_search_path() {
+  return {"/etc/kube-api-lb/config.yaml", "/etc/nginx/nginx.conf",
+          "/usr/local/etc/haproxy/haproxy.cfg"};
+}
+
+std::vector<std::string> config_search_path(const char *env_value) {
+  if (!env_value || !*env_value) {
+    return default_config_search_path();
+  }
+  std::vector<std::string> out;
+  std::string_view s(env_value);
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t colon = s.find(':', start);
+    auto item =
+        s.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start);
+    if (!item.empty()) {
+      out.emplace_back(item);
+    }
+    if (colon == std::string_view::npos) {
+      break;
+    }
+    start = colon + 1;
+  }
+  return out;
+}
+
+std::optional<std::string> find_default_config(const std::vector<std::string> &search_path) {
+  for (const auto &p : search_path) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+      return p;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string config_hash(const Config &c) {
+  Config copy = c;
+  copy.source.clear();
+  const std::string text = to_yaml(copy);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
+    return "";
+  }
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len && out.size() < 16; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+} // namespace kal

@@ -1,0 +1,203 @@
+#include "config/load.h"
+
+#include "config/yaml_config.h"
+
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+using kal::Config;
+using kal::ConfigFormat;
+
+namespace {
+
+const std::string kData = std::string(KAL_SOURCE_DIR) + "/tests/data/";
+
+// A scratch directory removed with everything in it at the end of the test.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/kal-config-test-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::string cmd = "rm -rf '" + path + "'";
+    (void)std::system(cmd.c_str());
+  }
+  std::string write(const std::string &name, const std::string &text) const {
+    std::string p = path + "/" + name;
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  }
+};
+
+const std::string kYaml = "apiVersion: kubeapilb.config.k8s.io/v1alpha1\n"
+                          "kind: KubeAPILBConfiguration\nendpoints: [10.0.0.1:6443]\n";
+
+} // namespace
+
+TEST_CASE("load: formats by name") {
+  CHECK(kal::config_format_from_string("yaml") == ConfigFormat::Yaml);
+  CHECK(kal::config_format_from_string("nginx") == ConfigFormat::Nginx);
+  CHECK(kal::config_format_from_string("haproxy") == ConfigFormat::Haproxy);
+  CHECK_FALSE(kal::config_format_from_string("toml").has_value());
+  CHECK(std::string(kal::to_string(ConfigFormat::Haproxy)) == "haproxy");
+  CHECK(std::string(kal::to_string(std::optional<ConfigFormat>{})) == "unknown");
+}
+
+TEST_CASE("load: format detection by content, then by name") {
+  struct Case {
+    const char *path;
+    std::string text;
+    std::optional<ConfigFormat> want;
+  };
+  const Case cases[] = {
+      {"/x/config", kYaml, ConfigFormat::Yaml},
+      {"/x/weird.conf", "# c\n---\n" + kYaml, ConfigFormat::Yaml},
+      {"/x/config", "# c\nglobal\n  maxconn 1\n", ConfigFormat::Haproxy},
+      {"/x/lb.conf", "frontend f\n  bind :1\n", ConfigFormat::Haproxy},
+      {"/x/config", "error_log stderr;\nstream {\n}\n", ConfigFormat::Nginx},
+      {"/x/config", "events{}\n", ConfigFormat::Nginx},
+      {"/etc/nginx/nginx.conf", "", ConfigFormat::Nginx},
+      {"/usr/local/etc/haproxy/haproxy.cfg", "", ConfigFormat::Haproxy},
+      {"/etc/kube-api-lb/config.yaml", "", ConfigFormat::Yaml},
+      {"/x/a.yml", "endpoints: []\n", ConfigFormat::Yaml},
+      {"/x/config", "endpoints: []\n", std::nullopt},
+      {"/x/config", "", std::nullopt},
+  };
+  for (const auto &c : cases) {
+    CAPTURE(c.path);
+    CAPTURE(c.text);
+    CHECK(kal::detect_config_format(c.path, c.text) == c.want);
+  }
+}
+
+TEST_CASE("load: reads and dispatches the test data files") {
+  struct Case {
+    const char *file;
+    ConfigFormat want;
+  };
+  for (auto c : {Case{"kubespray/nginx.conf", ConfigFormat::Nginx},
+                 Case{"kubespray/haproxy.cfg", ConfigFormat::Haproxy},
+                 Case{"nginx/dualstack.conf", ConfigFormat::Nginx},
+                 Case{"haproxy/tls.cfg", ConfigFormat::Haproxy},
+                 Case{"config/full.yaml", ConfigFormat::Yaml}}) {
+    CAPTURE(c.file);
+    ConfigFormat used{};
+    std::vector<std::string> notes;
+    auto r = kal::load_config_file(kData + c.file, std::nullopt, {}, &used, &notes);
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    CHECK(used == c.want);
+    CHECK(r->source == kData + c.file);
+    CHECK_FALSE(r->endpoints.empty());
+  }
+}
+
+TEST_CASE("load: the documented example file parses") {
+  auto r = kal::load_config_file(kData + "config/full.yaml", ConfigFormat::Yaml);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  CHECK(r->endpoints.size() == 3);
+  CHECK(r->health.path == "/readyz");
+}
+
+TEST_CASE("load: forced format, base values and errors") {
+  TempDir dir;
+  SUBCASE("forcing a format overrides detection") {
+    std::string p = dir.write("nginx.conf", kYaml);
+    auto r = kal::load_config_file(p, ConfigFormat::Yaml);
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    auto wrong = kal::load_config_file(p, ConfigFormat::Nginx);
+    REQUIRE_FALSE(wrong.ok());
+    CHECK(wrong.error().rfind(p + ":", 0) == 0);
+  }
+  SUBCASE("base values survive where the file is silent") {
+    Config base;
+    base.workers = 3;
+    std::string p = dir.write("c.yaml", kYaml);
+    auto r = kal::load_config_file(p, std::nullopt, base);
+    REQUIRE(r.ok());
+    CHECK(r->workers == 3);
+  }
+  SUBCASE("a missing file names the path and the errno text") {
+    auto r = kal::load_config_file(dir.path + "/nope.yaml", std::nullopt);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() ==
+          "cannot read config file " + dir.path + "/nope.yaml: No such file or directory");
+  }
+  SUBCASE("a directory is not a config file") {
+    auto r = kal::load_config_file(dir.path, std::nullopt);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == "config file " + dir.path + " is not a regular file");
+  }
+  SUBCASE("an unreadable file") {
+    std::string p = dir.write("secret.yaml", kYaml);
+    chmod(p.c_str(), 0);
+    auto r = kal::load_config_file(p, std::nullopt);
+    if (geteuid() != 0) { // root reads anything
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error() == "cannot read config file " + p + ": Permission denied");
+    }
+  }
+  SUBCASE("undetectable format") {
+    std::string p = dir.write("config", "endpoints: []\n");
+    auto r = kal::load_config_file(p, std::nullopt);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == "cannot tell the format of config file " + p +
+                           " (use --config-format=yaml|nginx|haproxy)");
+  }
+  SUBCASE("binary junk") {
+    std::string p = dir.write("c.yaml", std::string("a\0b", 3));
+    auto r = kal::load_config_file(p, std::nullopt);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == "config file " + p + " is not a text file (it contains NUL bytes)");
+  }
+  SUBCASE("too large") {
+    std::string p = dir.write("big.yaml", std::string(5 * 1024 * 1024, '#'));
+    auto r = kal::load_config_file(p, std::nullopt);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == "config file " + p + " is larger than 4 MiB");
+  }
+}
+
+TEST_CASE("load: search path and default config discovery") {
+  CHECK(kal::default_config_search_path() ==
+        std::vector<std::string>{"/etc/kube-api-lb/config.yaml", "/etc/nginx/nginx.conf",
+                                 "/usr/local/etc/haproxy/haproxy.cfg"});
+  CHECK(kal::config_search_path(nullptr) == kal::default_config_search_path());
+  CHECK(kal::config_search_path("") == kal::default_config_search_path());
+  CHECK(kal::config_search_path("/a::/b:") == std::vector<std::string>{"/a", "/b"});
+
+  TempDir dir;
+  std::string a = dir.path + "/a.yaml", b = dir.path + "/b.conf", sub = dir.path + "/sub";
+  mkdir(sub.c_str(), 0700);
+  CHECK_FALSE(kal::find_default_config({a, b, sub}).has_value());
+  dir.write("b.conf", "x");
+  CHECK(kal::find_default_config({a, sub, b}) == b);
+  dir.write("a.yaml", "x");
+  CHECK(kal::find_default_config({a, sub, b}) == a);
+  CHECK_FALSE(kal::find_default_config({}).has_value());
+}
+
+TEST_CASE("load: config hash") {
+  Config c;
+  c.endpoints = {kal::HostPort{"10.0.0.1", 6443, kal::HostPort::Kind::IPv4}};
+  std::string h = kal::config_hash(c);
+  CHECK(h.size() == 16);
+  CHECK(h.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(kal::config_hash(c) == h);
+  Config moved = c;
+  moved.source = "/elsewhere.yaml";
+  CHECK(kal::config_hash(moved) == h);
+  Config changed = c;
+  changed.health.rise = 3;
+  CHECK(kal::config_hash(changed) != h);
+  changed = c;
+  changed.endpoints.push_back(kal::HostPort{"10.0.0.2", 6443, kal::HostPort::Kind::IPv4});
+  CHECK(kal::config_hash(changed) != h);
+}
