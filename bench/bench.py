@@ -758,7 +758,7 @@ def main():
     for p in proxies:
         if p not in ALL_PROXIES:
             sys.exit(f"bench: error: unknown proxy {p!r} in BENCH_PROXIES (known: {ALL_PROXIES})")
-    kal_bin = os.environ.get("KAL_BIN") or os.path.join(REPO, "build", "kube-api-lb")
+    kal_bin = os.path.abspath(os.environ.get("KAL_BIN") or os.path.join(REPO, "build", "kube-api-lb"))
     kal_args = shlex.split(os.environ.get("KAL_BENCH_ARGS", ""))
     notes = []
     if "kube-api-lb" in proxies and not os.access(kal_bin, os.X_OK):

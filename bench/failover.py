@@ -407,7 +407,7 @@ def main():
     for s in scenarios:
         if s not in SCENARIOS:
             sys.exit(f"failover: error: unknown scenario {s!r} (known: {SCENARIOS})")
-    kal_bin = os.environ.get("KAL_BIN") or os.path.join(REPO, "build", "kube-api-lb")
+    kal_bin = os.path.abspath(os.environ.get("KAL_BIN") or os.path.join(REPO, "build", "kube-api-lb"))
     kal_args = shlex.split(os.environ.get("KAL_FAILOVER_ARGS", ""))
     if "kube-api-lb" in proxies and not os.access(kal_bin, os.X_OK):
         sys.exit(f"failover: error: kube-api-lb binary {kal_bin} not found (set KAL_BIN, or "
