@@ -170,14 +170,14 @@ std::string AdminServer::respond(std::string_view req) const {
   std::string_view path = target.substr(0, target.find('?'));
   bool verbose = target.find("verbose") != std::string_view::npos;
   if (path == "/healthz" || path == "/livez") {
-    return http_response(200, "OK", "text/plain; charset=utf-8", "ok\n", head);
+    return http_response(200, "OK", "text/plain; charset=utf-8", "ok", head);
   }
   if (healthz_only_) {
     return http_response(404, "Not Found", "text/plain", "not found\n", head);
   }
   if (path == "/readyz") {
     bool ok = handlers_.ready && handlers_.ready();
-    std::string body = ok ? "ok\n" : "no apiserver endpoint is ready\n";
+    std::string body = ok ? "ok" : "no apiserver endpoint is ready\n";
     if (verbose && handlers_.readiness_detail) {
       body = handlers_.readiness_detail() + body;
     }
