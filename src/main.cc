@@ -1,10 +1,7 @@
 // kube-api-lb: command line, subcommands and process start-up. Everything else is in the library.
 #include "app/proxy_app.h"
 #include "config/flags.h"
-#if __has_include("config/load.h")
 #include "config/load.h"
-#define KAL_HAVE_LOAD 1
-#endif
 #include "config/yaml_config.h"
 #include "log/logger.h"
 #include "manifest/manifest_command.h"
@@ -26,19 +23,7 @@ int fail(const std::string &msg, int code = kExitUsage) {
 }
 
 std::vector<std::string> default_search_path() {
-  if (const char *env = std::getenv("KUBE_API_LB_CONFIG_SEARCH_PATH"); env && *env) {
-    std::vector<std::string> out;
-    std::stringstream ss(env);
-    std::string item;
-    while (std::getline(ss, item, ':')) {
-      if (!item.empty()) {
-        out.push_back(item);
-      }
-    }
-    return out;
-  }
-  return {"/etc/kube-api-lb/config.yaml", "/etc/nginx/nginx.conf",
-          "/usr/local/etc/haproxy/haproxy.cfg"};
+  return kal::config_search_path(std::getenv("KUBE_API_LB_CONFIG_SEARCH_PATH"));
 }
 
 // defaults -> config file -> flags. Endpoints given as a flag also seed the file's base, so a
@@ -52,19 +37,24 @@ kal::Result<kal::Config> effective_config(const kal::FlagValues &v) {
     }
     base.endpoints = *eps;
   }
-#ifdef KAL_HAVE_LOAD
   if (!v.config_path.empty()) {
     std::optional<kal::ConfigFormat> forced;
     if (!v.config_format.empty()) {
       forced = kal::config_format_from_string(v.config_format);
     }
-    auto loaded = kal::load_config_file(v.config_path, forced, base);
+    kal::ConfigFormat used{};
+    std::vector<std::string> notes;
+    auto loaded = kal::load_config_file(v.config_path, forced, base, &used, &notes);
     if (!loaded) {
       return kal::Err{loaded.error()};
     }
+    for (const auto &n : notes) {
+      if (kal::log::v(1)) {
+        kal::log::debug("config directive ignored").kv("file", v.config_path).kv("note", n);
+      }
+    }
     base = *loaded;
   }
-#endif
   return kal::apply_flags(v, base);
 }
 
@@ -75,13 +65,12 @@ int run_proxy(const kal::FlagValues &v, bool auto_detected) {
   }
   kal::log::set_format(cfg->log_format);
   kal::log::set_verbosity(cfg->verbosity);
-#ifdef KAL_HAVE_LOAD
   if (auto_detected) {
     kal::log::info("no arguments: running from detected configuration")
         .kv("config", v.config_path)
-        .kv("format", kal::to_string(kal::detect_config_format(v.config_path, "")));
+        .kv("format", kal::to_string(kal::detect_config_format(v.config_path, "")))
+        .kv("searched", std::getenv("KUBE_API_LB_CONFIG_SEARCH_PATH") ? "env" : "default");
   }
-#endif
   kal::ProxyApp::ConfigLoader loader;
   if (!v.config_path.empty()) {
     loader = [&v] { return effective_config(v); };
@@ -100,10 +89,8 @@ int run_check_config(const kal::FlagValues &v) {
     return 1;
   }
   std::fputs(kal::to_yaml(*cfg).c_str(), stdout);
-#ifdef KAL_HAVE_LOAD
   std::fprintf(stderr, "kube-api-lb: configuration %s is valid (hash %s)\n", cfg->source.c_str(),
                kal::config_hash(*cfg).c_str());
-#endif
   return 0;
 }
 
@@ -153,7 +140,6 @@ int main(int argc, char **argv) {
     return run_check_config(cv);
   }
   bool auto_detected = false;
-#ifdef KAL_HAVE_LOAD
   if (argc == 1) {
     auto found = kal::find_default_config(default_search_path());
     if (!found) {
@@ -166,9 +152,7 @@ int main(int argc, char **argv) {
     }
     v.config_path = *found;
     auto_detected = true;
-  } else
-#endif
-      if (!v.given("endpoints") && v.config_path.empty()) {
+  } else if (!v.given("endpoints") && v.config_path.empty()) {
     return fail("--endpoints is required (or --config=FILE); e.g. "
                 "--endpoints=10.0.0.11:6443,10.0.0.12:6443,10.0.0.13:6443");
   }

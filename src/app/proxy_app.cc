@@ -1,23 +1,7 @@
 #include "app/proxy_app.h"
 
-#include "config/yaml_config.h"
-#if __has_include("health/checker.h")
-#include "health/checker.h"
-#define KAL_HAVE_CHECKER 1
-#else
-namespace kal {
-class HealthChecker {};
-} // namespace kal
-#endif
-#if __has_include("config/load.h")
 #include "config/load.h"
-#else
-namespace kal {
-inline std::string config_hash(const Config &c) {
-  return std::to_string(std::hash<std::string>{}(to_yaml(c)));
-}
-} // namespace kal
-#endif
+#include "health/checker.h"
 #include "log/logger.h"
 #include "uvx/sockaddr.h"
 
@@ -303,7 +287,6 @@ Result<bool> ProxyApp::start() {
   if (auto r = start_admin(config_); !r) {
     return r;
   }
-#ifdef KAL_HAVE_CHECKER
   checker_ = std::make_unique<HealthChecker>(
       loop_, config_.health, [this](Upstream &u, Health old_h, Health new_h, CheckResult why) {
         if (new_h == Health::Down && is_hard_failure(why)) {
@@ -316,7 +299,6 @@ Result<bool> ProxyApp::start() {
     t->worker->on_passive_failure = poke;
   }
   checker_->set_upstreams(*ups_);
-#endif
 
   for (int signum : {SIGTERM, SIGINT, SIGHUP}) {
     uvx::Handle<uv_signal_t> h;
@@ -457,11 +439,9 @@ void ProxyApp::finish_shutdown() {
     w.stop_accepting();
     w.close_all(Session::CloseReason::Shutdown);
   });
-#ifdef KAL_HAVE_CHECKER
   if (checker_) {
     checker_->stop();
   }
-#endif
   admin_.clear();
   signals_.clear();
   shutdown_timer_.reset();
@@ -597,7 +577,6 @@ void ProxyApp::reload(const char *trigger) {
       w->set_upstreams(list);
     });
   }
-#ifdef KAL_HAVE_CHECKER
   if (n.health != config_.health) {
     // New check settings: restart checking from scratch for every endpoint, keeping the states
     // (the checker keeps state only for unchanged endpoints, so rebuild it).
@@ -612,10 +591,6 @@ void ProxyApp::reload(const char *trigger) {
   config_ = n;
   resolve_names(false);
   checker_->set_upstreams(*ups_);
-#else
-  config_ = n;
-  resolve_names(false);
-#endif
   config_hash_ = hash;
   ++reloads_;
   log::info("configuration reloaded")
