@@ -234,6 +234,31 @@ TEST_CASE("checker: a broken connection is re-established with TLS session resum
   hc.stop();
 }
 
+TEST_CASE("checker: a kept-alive connection closed under the request is retried, not failed") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= 2; }, 2s));
+  srv.close_next_requests = 1;
+  const int requests = srv.requests;
+  REQUIRE(f.loop.run_until([&] { return srv.requests >= requests + 4; }, 2s));
+  CHECK(srv.close_next_requests == 0);
+  CHECK(srv.connections == 2);
+  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 0);
+  CHECK(up->health() == Health::Up);
+  CHECK(up->health_counters.resumed_handshakes == 1);
+
+  // Twice in a row within one check is a real failure (L7RSP), counted once.
+  srv.close_next_requests = 2;
+  REQUIRE(f.loop.run_until([&] { return srv.close_next_requests == 0; }, 2s));
+  REQUIRE(f.loop.run_until(
+      [&] { return up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 1; },
+      2s));
+  hc.stop();
+}
+
 TEST_CASE("checker: passive failures trigger an immediate re-check") {
   Fixture f;
   TestTlsServer srv(f.sctx);

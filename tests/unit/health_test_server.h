@@ -67,6 +67,7 @@ public:
 
   std::atomic<int> status{200};
   std::atomic<bool> hang{false};
+  std::atomic<int> close_next_requests{0}; // drop the connection on receiving the next N requests
   std::atomic<int> connections{0}, handshakes{0}, resumed{0}, requests{0};
 
 private:
@@ -140,6 +141,12 @@ private:
         while ((end = in.find("\r\n\r\n")) != std::string::npos) {
           in.erase(0, end + 4);
           requests++;
+          if (close_next_requests > 0) {
+            close_next_requests--;
+            SSL_free(ssl);
+            close(fd);
+            return; // gone without an answer: the keep-alive race seen from the client
+          }
           while (hang && !stopping_ && drop_generation_ == generation) {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
           }
