@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -571,9 +572,6 @@ Result<Config> parse_yaml_config(std::string_view text, const std::string &file_
 
 std::string to_yaml(const Config &c) {
   YAML::Emitter e;
-  if (!c.source.empty()) {
-    e << YAML::Comment("effective configuration; source: " + c.source) << YAML::Newline;
-  }
   e << YAML::BeginMap;
   e << YAML::Key << "apiVersion" << YAML::Value << kConfigApiVersion;
   e << YAML::Key << "kind" << YAML::Value << kConfigKind;
@@ -626,7 +624,13 @@ std::string to_yaml(const Config &c) {
   e << YAML::Key << "verbosity" << YAML::Value << c.verbosity;
   e << YAML::EndMap;
   e << YAML::EndMap;
-  return std::string(e.c_str()) + "\n";
+  std::string header;
+  if (!c.source.empty()) {
+    std::string source = c.source;
+    std::replace(source.begin(), source.end(), '\n', ' ');
+    header = "# effective configuration; source: " + source + "\n";
+  }
+  return header + e.c_str() + "\n";
 }
 
 } // namespace kal
