@@ -277,6 +277,7 @@ bool is_off(const Directive &d) { return d.args.size() == 1 && d.args[0].text ==
 struct StreamServer {
   Pos pos;
   std::vector<HostPort> listen;
+  std::vector<Pos> listen_pos;
   std::string target; // upstream name or host:port
   Pos target_pos;
   std::optional<Millis> connect_timeout;
@@ -584,6 +585,7 @@ private:
           }
         }
         s.listen.push_back(hp);
+        s.listen_pos.push_back(x.args[0].pos);
       } else if (x.name == "proxy_pass") {
         require_args(x, 1, 1);
         if (!s.target.empty()) {
@@ -682,6 +684,29 @@ private:
 
   // ---- assembling the Config ----
 
+  // nginx accepts "listen 8081; listen 127.0.0.1:8081;" (the wildcard socket serves both); one
+  // socket can be bound, so the specific address is left to the wildcard.
+  std::vector<HostPort> drop_covered(const std::vector<HostPort> &in, const std::vector<Pos> &pos) {
+    std::vector<HostPort> out;
+    for (size_t i = 0; i < in.size(); ++i) {
+      bool covered = false;
+      for (size_t j = 0; j < in.size(); ++j) {
+        if (i != j && listeners_overlap(in[i], in[j]) && !(in[i] == in[j]) &&
+            (in[j].host == "0.0.0.0" || in[j].host == "::")) {
+          covered = true;
+        }
+      }
+      if (covered) {
+        note(pos[i], "http listen " + in[i].str() +
+                         " is covered by a wildcard listen on the same "
+                         "port; left to it");
+      } else {
+        out.push_back(in[i]);
+      }
+    }
+    return out;
+  }
+
   void finish() {
     if (servers_.empty()) {
       fail(Pos{}, "the \"stream\" block has no \"server\": nothing to proxy");
@@ -699,15 +724,18 @@ private:
       }
     }
     std::vector<HostPort> listen;
+    std::vector<Pos> listen_pos;
     for (const auto &s : servers_) {
-      for (const auto &hp : s.listen) {
-        for (const auto &prev : listen) {
-          if (listeners_overlap(prev, hp)) {
-            fail(s.pos, "listen " + hp.str() + " overlaps listen " + prev.str() +
-                            " of another stream server");
+      for (size_t i = 0; i < s.listen.size(); ++i) {
+        const HostPort &hp = s.listen[i];
+        for (size_t j = 0; j < listen.size(); ++j) {
+          if (listeners_overlap(listen[j], hp)) {
+            fail(s.listen_pos[i], "listen " + hp.str() + " overlaps listen " + listen[j].str() +
+                                      " (line " + std::to_string(listen_pos[j].line) + ")");
           }
         }
         listen.push_back(hp);
+        listen_pos.push_back(s.listen_pos[i]);
       }
     }
     if (auto it = upstreams_.find(first.target); it != upstreams_.end()) {
@@ -741,7 +769,7 @@ private:
         }
       }
     }
-    c_.admin.healthz_listen = healthz_;
+    c_.admin.healthz_listen = drop_covered(healthz_, healthz_pos_);
     // nginx.conf says nothing about kube-api-lb's admin server; its default address must not stop
     // the health port Kubespray's probes need from binding.
     std::vector<HostPort> admin;

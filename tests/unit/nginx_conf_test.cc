@@ -174,6 +174,15 @@ TEST_CASE("nginx: mapping details") {
     CHECK(c.endpoints.size() == 2);
     CHECK(c.listen == std::vector<HostPort>{v4("0.0.0.0", 7443)});
   }
+  SUBCASE("a specific http listen under a wildcard one is left to the wildcard") {
+    std::vector<std::string> notes;
+    Config c = parse_ok(up + "} }\nhttp { server { listen 8081; listen 127.0.0.1:8081; "
+                             "listen [::]:8081; } }",
+                        &notes);
+    CHECK(c.admin.healthz_listen == std::vector<HostPort>{v4("0.0.0.0", 8081), v6("::", 8081)});
+    CHECK(has_note(notes, "nginx.conf:2:37: http listen 127.0.0.1:8081 is covered by a wildcard "
+                          "listen on the same port; left to it"));
+  }
   SUBCASE("a base from flags is kept where nginx.conf is silent") {
     Config base;
     base.health.mode = kal::HealthMode::Tcp;
@@ -269,8 +278,10 @@ TEST_CASE("nginx: malformed and unsupported files fail with line and column") {
        "nginx.conf:9:3: stream servers use different proxy timeouts (line 5 and here); "
        "kube-api-lb has one set"},
       {head + srv + "  }\n  server {\n    listen 0.0.0.0:6443;\n    proxy_pass u;\n  }\n}\n",
-       "nginx.conf:9:3: listen 0.0.0.0:6443 overlaps listen 127.0.0.1:6443 of another stream "
-       "server"},
+       "nginx.conf:10:12: listen 0.0.0.0:6443 overlaps listen 127.0.0.1:6443 (line 6)"},
+      {head + "  server {\n    listen 127.0.0.1:6443;\n    listen *:6443;\n    proxy_pass u;\n  "
+              "}\n}\n",
+       "nginx.conf:7:12: listen 0.0.0.0:6443 overlaps listen 127.0.0.1:6443 (line 6)"},
       // Upstream.
       {"stream {\n  upstream u {\n    hash $remote_addr consistent;\n    server 10.0.0.1:6443;\n"
        "  }\n}\n",
