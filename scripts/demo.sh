@@ -52,21 +52,19 @@ for pidfile in "$STATE"/*.pid; do
   rm -f "$pidfile"
 done
 
-port_busy() { # host port -> 0 if something listens there
-  python3 - "$1" "$2" <<'EOF'
+# Refuse to start over something that already listens on one of our addresses (one python3 run).
+busy="$(python3 - "${APISERVERS[@]#* }" "$LISTEN" "$ADMIN" <<'EOF'
 import socket, sys
-s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
-s.settimeout(0.5)
-sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) == 0 else 1)
+for addr in sys.argv[1:]:
+    host, port = addr.rsplit(":", 1)
+    host = host.strip("[]")
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.settimeout(0.5)
+    if s.connect_ex((host, int(port))) == 0:
+        print(addr)
 EOF
-}
-for spec in "${APISERVERS[@]}" "proxy $LISTEN" "admin $ADMIN"; do
-  addr="${spec#* }"
-  host="${addr%:*}"; host="${host#[}"; host="${host%]}"
-  if port_busy "$host" "${addr##*:}"; then
-    die "$addr is already in use; stop what listens there (or set KAL_LISTEN/KAL_ADMIN)"
-  fi
-done
+)"
+[[ -z "$busy" ]] || die "already in use: $(echo $busy); stop what listens there (or set KAL_LISTEN/KAL_ADMIN)"
 
 CHILDREN=()
 APISERVER_PIDS=()
