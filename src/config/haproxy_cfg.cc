@@ -830,6 +830,19 @@ private:
       c_.listen.push_back(listen[i].first);
     }
     c_.admin.healthz_listen.clear();
+    {
+      std::vector<HostPort> plain;
+      for (const auto &[h, hpos] : healthz) {
+        plain.push_back(h);
+      }
+      auto covered = covered_by_wildcard(plain);
+      for (size_t i = covered.size(); i-- > 0;) {
+        note(healthz[covered[i]].second,
+             "monitor bind " + plain[covered[i]].str() +
+                 " is covered by a wildcard bind on the same port; left to it");
+        healthz.erase(healthz.begin() + static_cast<std::ptrdiff_t>(covered[i]));
+      }
+    }
     for (const auto &[h, hpos] : healthz) {
       for (const auto &l : c_.listen) {
         if (listeners_overlap(l, h)) {

@@ -687,19 +687,12 @@ private:
   // nginx accepts "listen 8081; listen 127.0.0.1:8081;" (the wildcard socket serves both); one
   // socket can be bound, so the specific address is left to the wildcard.
   std::vector<HostPort> drop_covered(const std::vector<HostPort> &in, const std::vector<Pos> &pos) {
+    auto covered = covered_by_wildcard(in);
     std::vector<HostPort> out;
     for (size_t i = 0; i < in.size(); ++i) {
-      bool covered = false;
-      for (size_t j = 0; j < in.size(); ++j) {
-        if (i != j && listeners_overlap(in[i], in[j]) && !(in[i] == in[j]) &&
-            (in[j].host == "0.0.0.0" || in[j].host == "::")) {
-          covered = true;
-        }
-      }
-      if (covered) {
+      if (std::find(covered.begin(), covered.end(), i) != covered.end()) {
         note(pos[i], "http listen " + in[i].str() +
-                         " is covered by a wildcard listen on the same "
-                         "port; left to it");
+                         " is covered by a wildcard listen on the same port; left to it");
       } else {
         out.push_back(in[i]);
       }

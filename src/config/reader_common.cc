@@ -53,6 +53,20 @@ bool listeners_overlap(const HostPort &a, const HostPort &b) {
   return is_wildcard(a) || is_wildcard(b);
 }
 
+std::vector<size_t> covered_by_wildcard(const std::vector<HostPort> &list) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    for (size_t j = 0; j < list.size(); ++j) {
+      if (i != j && !(list[i] == list[j]) && is_wildcard(list[j]) &&
+          listeners_overlap(list[i], list[j])) {
+        out.push_back(i);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 std::optional<std::string> closest_name(std::string_view word,
                                         const std::vector<std::string> &known) {
   const std::string folded = fold(word);

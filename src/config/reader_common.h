@@ -15,6 +15,10 @@ namespace kal {
 // compared as written.
 bool listeners_overlap(const HostPort &a, const HostPort &b);
 
+// Indexes of entries of `list` that another entry, a wildcard on the same port, already covers
+// (nginx and HAProxy accept "listen 8081; listen 127.0.0.1:8081"; only one socket can be bound).
+std::vector<size_t> covered_by_wildcard(const std::vector<HostPort> &list);
+
 // The closest of `known` to `word` if it is close enough to be a likely typo (same letters ignoring
 // case, '-' and '_', or a small edit distance), for "did you mean" hints.
 std::optional<std::string> closest_name(std::string_view word,

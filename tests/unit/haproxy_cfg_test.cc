@@ -223,6 +223,16 @@ TEST_CASE("haproxy: mapping details") {
                           "only TLS, so plain-HTTP checks become TCP connect checks (add "
                           "check-ssl for HTTPS checks)"));
   }
+  SUBCASE("a specific monitor bind under a wildcard one is left to the wildcard") {
+    std::vector<std::string> notes;
+    Config c = parse_ok("frontend h\n  bind :8081\n  bind 127.0.0.1:8081\n  mode http\n"
+                        "  monitor-uri /healthz\n" +
+                            fe + "backend b\n  server a 10.0.0.1:6443\n",
+                        &notes);
+    CHECK(c.admin.healthz_listen == std::vector<HostPort>{v4("0.0.0.0", 8081)});
+    CHECK(has_note(notes, "haproxy.cfg:3:8: monitor bind 127.0.0.1:8081 is covered by a wildcard "
+                          "bind on the same port; left to it"));
+  }
   SUBCASE("unused sections are ignored") {
     std::vector<std::string> notes;
     Config c = parse_ok("resolvers dns\n  nameserver a 10.0.0.53:53\n" + fe +
