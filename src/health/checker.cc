@@ -74,6 +74,19 @@ Result<std::shared_ptr<TlsContext>> HealthChecker::make_tls_context(const Health
 HealthChecker::HealthChecker(uv_loop_t *loop, HealthConfig cfg, TransitionFn on_transition)
     : loop_(loop), cfg_(std::move(cfg)), on_transition_(std::move(on_transition)),
       schedule_(schedule_config(cfg_), std::random_device{}()) {
+  load_tls();
+  reaper_.init(loop_, this);
+  auto *a = async_.make(this);
+  if (uv_async_init(loop_, a, &HealthChecker::async_cb) != 0) {
+    async_.abandon();
+  }
+}
+
+HealthChecker::~HealthChecker() { stop(); }
+
+void HealthChecker::load_tls() {
+  tls_.reset();
+  tls_error_.clear();
   if (cfg_.mode == HealthMode::Https || cfg_.mode == HealthMode::Tls) {
     auto ctx = make_tls_context(cfg_);
     if (ctx.ok()) {
@@ -83,14 +96,53 @@ HealthChecker::HealthChecker(uv_loop_t *loop, HealthConfig cfg, TransitionFn on_
       log::error("health checks cannot use TLS").kv("error", tls_error_);
     }
   }
-  reaper_.init(loop_, this);
-  auto *a = async_.make(this);
-  if (uv_async_init(loop_, a, &HealthChecker::async_cb) != 0) {
-    async_.abandon();
-  }
 }
 
-HealthChecker::~HealthChecker() { stop(); }
+std::string HealthChecker::reconfigure(HealthConfig cfg) {
+  if (stopped_ || cfg == cfg_) {
+    return tls_error_;
+  }
+  const bool thresholds = cfg.rise != cfg_.rise || cfg.fall != cfg_.fall;
+  cfg_ = std::move(cfg);
+  schedule_ = CheckSchedule(schedule_config(cfg_), std::random_device{}());
+  load_tls();
+  std::vector<std::unique_ptr<Target>> old = std::move(targets_);
+  targets_.clear();
+  if (cfg_.mode == HealthMode::None) {
+    for (auto &t : old) {
+      retire(std::move(t));
+    }
+    set_upstreams(ups_);
+    return tls_error_;
+  }
+  for (const auto &u : ups_) {
+    bool seen = !u;
+    for (const auto &t : targets_) {
+      seen = seen || t->up->name() == u->name();
+    }
+    if (seen) {
+      continue; // null or duplicate, as set_upstreams() skips them
+    }
+    HealthTracker tracker(cfg_.rise, cfg_.fall);
+    for (auto &t : old) {
+      if (t && t->up == u) {
+        if (!thresholds) {
+          tracker = t->tracker;
+        }
+        retire(std::move(t));
+      }
+    }
+    auto t = make_target(u, tracker);
+    schedule_in(*t, milliseconds(0));
+    targets_.push_back(std::move(t));
+  }
+  for (auto &t : old) {
+    if (t) {
+      retire(std::move(t));
+    }
+  }
+  return tls_error_;
+}
 
 std::unique_ptr<HealthChecker::Target> HealthChecker::make_target(std::shared_ptr<Upstream> up,
                                                                   HealthTracker tracker) {
@@ -121,6 +173,9 @@ std::unique_ptr<HealthChecker::Target> HealthChecker::make_target(std::shared_pt
 void HealthChecker::set_upstreams(const std::vector<std::shared_ptr<Upstream>> &ups) {
   if (stopped_) {
     return;
+  }
+  if (&ups != &ups_) {
+    ups_ = ups;
   }
   if (cfg_.mode == HealthMode::None) {
     for (const auto &u : ups) {
@@ -248,11 +303,14 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
     t.auth_warned = false;
   }
 
+  // What the proxy saw before, which differs from the tracker's old state only when the tracker
+  // was restarted (reconfigure with new thresholds, a reload that re-created the Upstream).
+  const Health before = up.health();
   const TrackerUpdate u = t.tracker.record(o.result);
   const auto now = Clock::now();
   bool notify = false;
   bool escalated = false;
-  if (u.transition == Transition::Changed) {
+  if (u.transition == Transition::Changed && before != u.new_health) {
     up.set_health(u.new_health);
     hc.transitions.fetch_add(1, std::memory_order_relaxed);
     if (u.new_health == Health::Up) {
@@ -308,7 +366,7 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
   }
   // Last: the owner may reload (set_upstreams) or stop() from here.
   if (notify && on_transition_) {
-    on_transition_(up, escalated ? Health::Down : u.old_health, u.new_health, o.result);
+    on_transition_(up, escalated ? Health::Down : before, u.new_health, o.result);
   }
 }
 

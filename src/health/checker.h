@@ -49,6 +49,13 @@ public:
   // state and connection. With HealthMode::None every upstream is marked Unknown and never checked.
   void set_upstreams(const std::vector<std::shared_ptr<Upstream>> &ups);
 
+  // Applies new check settings (live reload) without replacing the checker, so poke() callers on
+  // other threads never see it change. Every endpoint gets a fresh probe (new TLS files, path,
+  // mode) and is re-checked at once; each keeps its verdict and counter unless rise or fall
+  // changed (then it restarts Unknown, and its first result decides). No-op if `cfg` is equal.
+  // Returns tls_error() of the new settings (empty: fine); the settings apply either way.
+  std::string reconfigure(HealthConfig cfg);
+
   // Thread-safe: wakes the checker to take Upstream::take_passive_failures() of each endpoint,
   // count them against it (never crossing the up/down threshold by themselves) and re-check it at
   // once. Does nothing after stop().
@@ -66,6 +73,7 @@ private:
   static void reaper_cb(uv_timer_t *t) noexcept;
 
   std::unique_ptr<Target> make_target(std::shared_ptr<Upstream> up, HealthTracker tracker);
+  void load_tls();
   void schedule_in(Target &t, std::chrono::milliseconds d);
   void run_check(Target &t);
   void on_result(Target &t, const ProbeOutcome &o);
@@ -79,6 +87,7 @@ private:
   std::string tls_error_;
   CheckSchedule schedule_;
   std::vector<std::unique_ptr<Target>> targets_;
+  std::vector<std::shared_ptr<Upstream>> ups_;   // as last given to set_upstreams()
   std::vector<std::unique_ptr<Target>> retired_; // freed on a later loop turn, never in a callback
   uvx::Timer reaper_;
   std::mutex async_mu_; // guards async_ against poke() from other threads racing stop()

@@ -385,6 +385,55 @@ TEST_CASE("checker: set_upstreams keeps, adds and drops; mode none never checks"
   hn.stop();
 }
 
+TEST_CASE("checker: reconfigure applies new settings in place and keeps verdicts") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthConfig cfg = fast_config(f.pki);
+  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  CHECK(hc.reconfigure(cfg).empty()); // equal: no-op
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  CHECK(f.events.size() == 1);
+
+  // A path that answers 500 on this server is not modelled; switch the mode instead.
+  cfg.mode = HealthMode::Tls;
+  CHECK(hc.reconfigure(cfg).empty());
+  const uint64_t checks = up->health_counters.checks;
+  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks > checks + 2; }, 2s));
+  CHECK(up->health() == Health::Up);
+  CHECK(f.events.size() == 1); // verdict kept: no transition
+  const int requests = srv.requests;
+  f.loop.run_for(200ms);
+  CHECK(srv.requests == requests); // tls mode sends no HTTP
+
+  // New thresholds restart from Unknown; the first result decides at once (no event: Up -> Up).
+  cfg.rise = 3;
+  cfg.fall = 3;
+  cfg.mode = HealthMode::Https;
+  hc.reconfigure(cfg);
+  srv.status = 500;
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  CHECK(f.events.back().old_h == Health::Up); // what the proxy saw, not the restarted tracker
+  srv.status = 200;
+
+  // Bad TLS files are reported and fail checks with L6RSP; none stops checking.
+  cfg.ca_file = "/nonexistent/ca.crt";
+  CHECK_FALSE(hc.reconfigure(cfg).empty());
+  cfg.mode = HealthMode::None;
+  CHECK(hc.reconfigure(cfg).empty());
+  CHECK(up->health() == Health::Unknown);
+  CHECK(hc.size() == 0);
+  cfg.mode = HealthMode::Https;
+  cfg.ca_file = f.pki.ca_crt();
+  hc.reconfigure(cfg);
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  up->add_passive_failure();
+  hc.poke();
+  REQUIRE(f.loop.run_until([&] { return up->take_passive_failures() == 0; }, 1s));
+  hc.stop();
+}
+
 TEST_CASE("checker: after stop() the loop runs dry and uv_loop_close returns 0") {
   TestPki pki;
   auto sctx = kal::TlsContext::server(pki.server_crt(), pki.server_key());
