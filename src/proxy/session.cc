@@ -275,6 +275,20 @@ void Session::on_timer() {
   }
 }
 
+void Session::on_endpoint_killed() {
+  if (closed_) {
+    return;
+  }
+  if (phase_ == Phase::Dialing || (can_replay() && phase_ == Phase::AwaitFirstByte)) {
+    log::info("endpoint went down before it answered, re-dialling")
+        .kv("endpoint", up_ ? up_->name() : "?");
+    abandon_upstream();
+    dial();
+    return;
+  }
+  close(CloseReason::EndpointDown);
+}
+
 void Session::redial(bool first_byte_timeout) {
   if (first_byte_timeout) {
     up_->counters.first_byte_timeouts.fetch_add(1, std::memory_order_relaxed);
@@ -290,14 +304,18 @@ void Session::redial(bool first_byte_timeout) {
                                : "upstream closed before first byte, re-dialling")
       .kv("endpoint", up_->name())
       .kv("replay_bytes", static_cast<uint64_t>(replay_.size()));
+  abandon_upstream();
+  dial();
+}
+
+void Session::abandon_upstream() {
   upstream_.reset(); // pending writes to it are cancelled; replay_ holds all of them
   upstream_connected_ = false;
   unbind_upstream();
   timer_.stop();
   c2u_.pending = 0;
   c2u_.shut = c2u_.shut_done = false;
-  u2c_.eof = false;
-  dial();
+  u2c_ = Direction{};
 }
 
 void Session::on_alloc(uv_buf_t *buf) {

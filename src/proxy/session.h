@@ -56,6 +56,11 @@ public:
   bool endpoint_killed() const { return up_ && up_->kill_epoch() != bound_epoch_; }
   bool closed() const { return closed_; }
 
+  // The bound endpoint was marked down for a hard failure. A session that has not heard from it
+  // yet moves to another endpoint (nothing reached the client); an established one is closed so
+  // that the client reconnects through the proxy instead of waiting for its own timeouts.
+  void on_endpoint_killed();
+
   // Intrusive list links owned by Worker.
   Session *prev = nullptr;
   Session *next = nullptr;
@@ -83,6 +88,8 @@ private:
   void unbind_upstream();
   // The upstream failed before answering: count it, then dial another endpoint and replay.
   void redial(bool first_byte_timeout);
+  // Drops the current upstream socket before anything of it reached the client.
+  void abandon_upstream();
   bool can_replay() const { return !got_first_byte_ && replay_ok_; }
   void relay(bool to_upstream, char *data, size_t len, bool pooled);
   void send(bool to_upstream, const char *data, size_t len);

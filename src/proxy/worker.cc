@@ -151,8 +151,8 @@ void Worker::close_killed_sessions() {
   for (Session *s = head_; s;) {
     Session *next = s->next;
     if (s->endpoint_killed()) {
-      s->close(Session::CloseReason::EndpointDown);
-      ++closed;
+      s->on_endpoint_killed();
+      closed += s->closed() ? 1 : 0;
     }
     s = next;
   }

@@ -35,7 +35,11 @@ std::string to_string(const sockaddr *sa) {
   if (sa->sa_family == AF_INET6) {
     auto *a = reinterpret_cast<const sockaddr_in6 *>(sa);
     inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+    std::string out = "[";
+    out += host;
+    out += "]:";
+    out += std::to_string(ntohs(a->sin6_port));
+    return out;
   }
   return "?";
 }
