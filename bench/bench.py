@@ -483,8 +483,12 @@ def measure(px, workdir, procs):
     m["ll_p50"], m["ll_p99"] = r["p50"], r["p99"]
     px.check_alive()
 
+    c0 = cpu_seconds(pid) if pid else 0
     r = run_wrk(url, KA_CONNS, 2)
+    c1 = cpu_seconds(pid) if pid else 0
     m["ka_rps"], m["ka_p50"], m["ka_p99"] = r["rps"], r["p50"], r["p99"]
+    if pid:
+        m["cpu_per_100k_req"] = (c1 - c0) / (r["requests"] / 100000)
     m["ka_errors"] = r["errors"] + r["non2xx"]
     px.check_alive()
 
@@ -531,6 +535,7 @@ ROWS = [
     ("rss_after_load", "RSS after all load steps", "MiB", False, "{:,.1f}"),
     ("cpu_per_gb", "Proxy CPU per GB (bulk)", "s/GB", False, "{:,.2f}"),
     ("cpu_per_10k", "Proxy CPU per 10k new connections", "s", False, "{:,.3f}"),
+    ("cpu_per_100k_req", "Proxy CPU per 100k keep-alive requests", "s", False, "{:,.2f}"),
 ]
 
 
@@ -673,12 +678,15 @@ def write_report(path, stats, results, proxies, info, versions, rounds_done, ela
         "rotates by one each round so no proxy always runs first or last. Figures are medians "
         "over rounds; the spread shows how noisy the machine was. Client, proxy and backend share "
         "the same CPUs, so a proxy that burns more CPU also leaves less for the others — that is "
-        "part of what is measured.",
+        "part of what is measured. On a busy machine a proxy with more threads (nginx 2 workers, "
+        "HAProxy 2 threads) also gets a larger share of the CPU than a single-threaded one, so "
+        "the CPU-per-unit rows are the cleaner efficiency comparison.",
         "- Per instance, in this order: RSS/PSS idle (sum over all processes of the proxy, from "
         "`/proc/PID/smaps_rollup`); %d connections opened through the proxy, one keep-alive "
         "`GET /` on each, held open: RSS loaded and KiB per connection = (loaded − idle) / held; "
         "all closed, 1.5 s later RSS again (does memory go back?); `wrk -c1 -t1 -d%ds --latency` "
-        "(latency at low load); `wrk -c%d -t2 -d%ds --latency` (keep-alive); the same with "
+        "(latency at low load); `wrk -c%d -t2 -d%ds --latency` (keep-alive, proxy CPU per 100k "
+        "requests); the same with "
         "`-H 'Connection: close'` (a new TCP connection per request, proxy CPU per 10k "
         "connections); %d parallel `curl` streams each downloading the %d MiB file %d times over "
         "one connection (MB/s = 10^6 bytes/s, proxy CPU per GB = 10^9 bytes); RSS after all of it."
