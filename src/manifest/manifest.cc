@@ -238,14 +238,11 @@ std::vector<std::string> fields_without_flags(const Config &c) {
 
 std::string render_config_file(const Config &c) {
   // `source` says where a running config came from; a generated file must not depend on it.
+  // Without it to_yaml() is exactly what config_hash() digests, so the running proxy's hash is
+  // the first 16 hex digits of this file's sha256sum (and of the manifest's annotation).
   Config copy = c;
   copy.source.clear();
-  return "# kube-api-lb configuration, written by `kube-api-lb manifest --write-config`.\n"
-         "# The pod's " +
-         std::string(kConfigChecksumAnnotation) +
-         " annotation is the sha256sum of this file;\n"
-         "# edits are reloaded live, regenerating the manifest restarts the pod.\n" +
-         to_yaml(copy);
+  return to_yaml(copy);
 }
 
 std::string config_checksum(const Config &c) {
@@ -327,8 +324,9 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
     }
   }
   if (c.admin.listen.empty()) {
-    return Err{"the manifest needs an admin listener (--admin-listen) for its liveness probe on "
-               "/healthz and readiness probe on /readyz"};
+    return Err{"the manifest needs an admin listener for its liveness probe on /healthz and "
+               "readiness probe on /readyz (add e.g. --admin-listen=127.0.0.1:8082; a Kubespray "
+               "nginx.conf or haproxy.cfg whose health port is 8081 leaves none)"};
   }
 
   std::string hostpath;

@@ -56,12 +56,13 @@ std::vector<std::string> config_to_args(const Config &c);
 // healthCheck.jitter. render_manifest() refuses args mode when this is not empty.
 std::vector<std::string> fields_without_flags(const Config &c);
 
-// The config file (YAML, as --config reads it) that describes `c`; kal::to_yaml() in a wrapper
-// so the manifest and --write-config always agree on the bytes.
+// The config file (YAML, as --config reads it) that describes `c`: kal::to_yaml() of `c` without
+// its `source`, so the manifest and --write-config always agree on the bytes.
 std::string render_config_file(const Config &c);
 
 // Lower-case hex SHA-256 of render_config_file(c): equal to `sha256sum config.yaml` of the file
-// --write-config writes, whichever way the config reaches the pod.
+// --write-config writes, whichever way the config reaches the pod; its first 16 digits are
+// kal::config_hash(c), the hash the running proxy reports.
 std::string config_checksum(const Config &c);
 
 // The static Pod manifest as a YAML document. Errors (invalid config, malformed options such as

@@ -2,7 +2,7 @@
 
 #include "config/config.h"
 #include "config/flags.h"
-#include "config/yaml_config.h"
+#include "config/load.h"
 #include "manifest/manifest.h"
 
 #include <CLI/CLI.hpp>
@@ -12,9 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -127,43 +125,29 @@ std::vector<std::string> header_for(const Config &c, const ManifestOptions &o) {
   return lines;
 }
 
-Result<std::string> read_text(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    return Err{"--config: cannot read \"" + path + "\": " + std::strerror(errno)};
-  }
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// The configuration the manifest describes: --config (kube-api-lb YAML) if given, then the flags
-// over it, exactly as the proxy itself combines them.
+// The configuration the manifest describes, combined exactly as the proxy combines it: defaults,
+// then --config (kube-api-lb YAML, or a Kubespray nginx.conf / haproxy.cfg to migrate from), then
+// the flags. Endpoints given as a flag also seed the file's base, so a file without endpoints is
+// valid when --endpoints supplies them.
 Result<Config> load_config(const FlagValues &v) {
   Config base;
+  if (v.given("endpoints")) {
+    auto eps = parse_endpoint_list(v.raw.at("endpoints").back());
+    if (!eps) {
+      return Err{"--endpoints: " + eps.error()};
+    }
+    base.endpoints = *eps;
+  }
   if (!v.config_path.empty()) {
-    if (!v.config_format.empty() && v.config_format != "yaml") {
-      return Err{"--config-format=" + v.config_format +
-                 ": the manifest command reads only kube-api-lb YAML config files; run "
-                 "`kube-api-lb check-config --config=" +
-                 v.config_path + "` to convert it first"};
+    std::optional<ConfigFormat> forced;
+    if (!v.config_format.empty()) {
+      forced = config_format_from_string(v.config_format);
     }
-    auto text = read_text(v.config_path);
-    if (!text) {
-      return Err{text.error()};
+    auto loaded = load_config_file(v.config_path, forced, base);
+    if (!loaded) {
+      return Err{"--config: " + loaded.error()};
     }
-    Config pre;
-    // A file may leave endpoints to the flags; they are applied again below either way.
-    if (v.given("endpoints")) {
-      if (auto e = parse_endpoint_list(v.raw.at("endpoints").back()); e) {
-        pre.endpoints = *e;
-      }
-    }
-    auto parsed = parse_yaml_config(*text, v.config_path, pre);
-    if (!parsed) {
-      return Err{parsed.error()};
-    }
-    base = *parsed;
+    base = *loaded;
   } else if (!v.given("endpoints")) {
     return Err{"--endpoints is required (e.g. --endpoints=10.0.0.11:6443,10.0.0.12:6443) unless "
                "--config names a config file"};
