@@ -56,8 +56,10 @@ BACKEND_WORKERS = env_int("BENCH_BACKEND_WORKERS", 2, 1, 16)
 TIME_LIMIT = env_int("BENCH_TIME_LIMIT", 570, 30, 7200)  # whole run, seconds
 KA_CONNS = env_int("BENCH_KA_CONNS", 50, 1, 5000)
 BACKENDS = [f"127.0.0.{i}:{BACKEND_PORT}" for i in (11, 12, 13)]
-ALL_PROXIES = ["direct", "kube-api-lb", "nginx", "haproxy"]
-LABEL = {"direct": "direct", "kube-api-lb": "kube-api-lb", "nginx": "nginx", "haproxy": "HAProxy"}
+ALL_PROXIES = ["direct", "kube-api-lb", "kube-api-lb-2", "nginx", "haproxy"]
+LABEL = {"direct": "direct", "kube-api-lb": "kube-api-lb", "nginx": "nginx", "haproxy": "HAProxy",
+         "kube-api-lb-2": "kube-api-lb (2)"}
+SHORT = {"kube-api-lb": "kal", "kube-api-lb-2": "kal (2)"}
 
 
 def log(msg):
@@ -380,10 +382,10 @@ class Proxy:
                  "HEALTH_LISTEN": f"127.0.0.1:{health_port}", "STREAM_MODULE": STREAM_MODULE,
                  "ADDR1": BACKENDS[0], "ADDR2": BACKENDS[1], "ADDR3": BACKENDS[2],
                  "MAXCONN": str(haproxy_maxconn())}
-        if self.name == "kube-api-lb":
+        if self.name in SHORT:
             argv = [self.kal_bin, "--endpoints=" + ",".join(BACKENDS),
                     f"--listen=127.0.0.1:{self.port}", "--health-check=tcp",
-                    f"--admin-listen=127.0.0.1:{health_port}", *self.kal_args]
+                    f"--admin-listen=127.0.0.1:{health_port}", *self.kal_args[self.name]]
             ready = (health_port, "/healthz")
         elif self.name == "nginx":
             conf = render("nginx-proxy.conf", subst, self.workdir)
@@ -563,9 +565,10 @@ def ratio(a, b):
 
 def table(stats, proxies):
     head = ["Figure", "unit"] + [LABEL[p] for p in proxies]
-    kal = "kube-api-lb" in proxies
-    if kal:
-        head += ["kal ÷ direct", "kal ÷ nginx", "kal ÷ HAProxy", "vs best of nginx/HAProxy"]
+    kals = [p for p in proxies if p in SHORT]
+    for kal in kals:
+        k = SHORT[kal]
+        head += [f"{k} ÷ direct", f"{k} ÷ nginx", f"{k} ÷ HAProxy", f"{k} vs best of nginx/HAProxy"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, label, unit, higher, f in ROWS:
         cells = [label.replace("  ", "↳ "), unit]
@@ -580,8 +583,8 @@ def table(stats, proxies):
                 cells.append(f"{fmt(s[0], f)} ({fmt(s[1], f)}–{fmt(s[2], f)})")
             else:
                 cells.append(fmt(s[0], f))
-        if kal:
-            k = med.get("kube-api-lb")
+        for kal in kals:
+            k = med.get(kal)
             for other in ("direct", "nginx", "haproxy"):
                 r = ratio(k, med.get(other))
                 cells.append(f"{r:.2f}" if r is not None else "—")
@@ -644,13 +647,14 @@ def write_report(path, stats, results, proxies, info, versions, rounds_done, ela
     ]
     for name, v in versions.items():
         out.append(f"- {name}: `{v}`")
-    if "kube-api-lb" in proxies:
-        out.append(f"- kube-api-lb extra arguments: `{kal_args or '(none)'}`")
+    for name in (p for p in proxies if p in SHORT):
+        out.append(f"- {LABEL[name]} extra arguments: `{shlex.join(kal_args[name]) or '(none)'}`")
     out += [
         "",
         "Medians over the rounds, with the min–max spread in parentheses. Ratios are of medians;",
         "for throughput higher is better, for latency, memory and CPU lower is better; the last column",
-        "compares kube-api-lb with the better of nginx and HAProxy for that figure (✔ = at least as good).",
+        "compares kube-api-lb (kal) with the better of nginx and HAProxy for that figure "
+        "(✔ = at least as good).",
         "",
         tbl,
         "",
@@ -761,15 +765,21 @@ def main():
         log(f"RLIMIT_NOFILE is {soft}: holding {soft - 200} idle connections instead of {IDLE_CONNS}")
         IDLE_CONNS = max(0, soft - 200)
 
-    proxies = [p.strip() for p in os.environ.get("BENCH_PROXIES", ",".join(ALL_PROXIES)).split(",")
+    default = [p for p in ALL_PROXIES if p != "kube-api-lb-2" or os.environ.get("KAL_BENCH_ARGS_2")]
+    proxies = [p.strip() for p in os.environ.get("BENCH_PROXIES", ",".join(default)).split(",")
                if p.strip()]
     for p in proxies:
         if p not in ALL_PROXIES:
             sys.exit(f"bench: error: unknown proxy {p!r} in BENCH_PROXIES (known: {ALL_PROXIES})")
     kal_bin = os.path.abspath(os.environ.get("KAL_BIN") or os.path.join(REPO, "build", "kube-api-lb"))
-    kal_args = shlex.split(os.environ.get("KAL_BENCH_ARGS", ""))
+    kal_args = {"kube-api-lb": shlex.split(os.environ.get("KAL_BENCH_ARGS", "")),
+                "kube-api-lb-2": shlex.split(os.environ.get("KAL_BENCH_ARGS_2", ""))}
+    for name, args in kal_args.items():
+        if args:
+            LABEL[name] = f"kube-api-lb {shlex.join(args)}"
+            SHORT[name] = f"kal {shlex.join(args)}"
     notes = []
-    if "kube-api-lb" in proxies and not os.access(kal_bin, os.X_OK):
+    if any(p in SHORT for p in proxies) and not os.access(kal_bin, os.X_OK):
         sys.exit(f"bench: error: kube-api-lb binary {kal_bin} not found or not executable "
                  "(set KAL_BIN, or BENCH_PROXIES without kube-api-lb)")
     for addr in BACKENDS:
@@ -781,7 +791,7 @@ def main():
 
     info = machine_info()
     versions = {}
-    if "kube-api-lb" in proxies:
+    if any(p in SHORT for p in proxies):
         versions["kube-api-lb"] = cmd_first_line([kal_bin, "--version"])
     versions["nginx"] = cmd_first_line(["nginx", "-v"])
     versions["HAProxy"] = cmd_first_line(["haproxy", "-v"])
@@ -871,7 +881,7 @@ def main():
             json.dump({"results": results, "info": info, "versions": versions}, f, indent=1)
     if out_path != "-":
         tbl = write_report(out_path, stats, results, proxies, info, versions, rounds_done, elapsed,
-                           notes, load_before, load_after, shlex.join(kal_args))
+                           notes, load_before, load_after, kal_args)
         log(f"wrote {out_path}")
     else:
         tbl = table(stats, proxies)
