@@ -17,48 +17,79 @@ struct FlagSpec {
 const FlagSpec kFlags[] = {
     {"endpoints", "Comma-separated apiserver endpoints HOST:PORT (IPv4, [IPv6] or DNS name)",
      false},
-    {"listen", "Address to accept clients on (repeatable; default 127.0.0.1:6443)", true},
-    {"policy",
-     "Balancing policy: least-conn, round-robin, random-two or first (default least-conn)", false},
-    {"connect-timeout", "Per-attempt upstream connect timeout (default 1s)", false},
+    {"listen", "Address to accept clients on (repeatable)", true},
+    {"policy", "Balancing policy: least-conn, round-robin, random-two or first", false},
+    {"connect-timeout", "Per-attempt upstream connect timeout", false},
     {"first-byte-timeout",
      "Re-dial another endpoint if the upstream sends nothing this long after the client's first "
-     "bytes (default 2s)",
+     "bytes",
      false},
-    {"idle-timeout",
-     "Close connections idle this long; 0 = never (default 0: watches are long-lived)", false},
-    {"shutdown-grace", "On SIGTERM, keep serving open connections up to this long (default 10s)",
-     false},
-    {"drain-timeout", "Close connections to endpoints removed by a reload after this (default 30s)",
-     false},
-    {"tcp-user-timeout", "TCP_USER_TIMEOUT on both sides (default 30s)", false},
-    {"keepalive-idle", "TCP keepalive idle time on both sides; 0 disables (default 15s)", false},
-    {"workers", "Event loops accepting connections (SO_REUSEPORT when > 1; default 1)", false},
-    {"admin-listen",
-     "Address of /healthz /readyz /metrics /stats (repeatable; default 127.0.0.1:8081; \"\" "
-     "disables)",
+    {"idle-timeout", "Close connections idle this long; 0 = never", false},
+    {"shutdown-grace", "On SIGTERM, keep serving open connections up to this long", false},
+    {"drain-timeout", "Close connections to endpoints removed by a reload after this", false},
+    {"tcp-user-timeout", "TCP_USER_TIMEOUT on both sides", false},
+    {"keepalive-idle", "TCP keepalive idle time on both sides; 0 disables", false},
+    {"workers", "Event loops accepting connections (SO_REUSEPORT when > 1)", false},
+    {"admin-listen", "Address of /healthz /readyz /metrics /stats (repeatable; \"\" disables)",
      true},
     {"healthz-listen", "Extra address serving only /healthz (repeatable)", true},
-    {"health-check", "Active check: https (GET path, expect 200), tls, tcp or none (default https)",
-     false},
-    {"health-path", "Path of the https check (default /readyz)", false},
-    {"health-interval", "Interval between checks of a stable endpoint (default 1s)", false},
-    {"health-fast-interval", "Interval while an endpoint changes state (default 250ms)", false},
-    {"health-down-interval", "Interval while an endpoint is down (default 500ms)", false},
-    {"health-timeout", "Timeout of one check (default 1s)", false},
-    {"health-rise", "Consecutive passes to mark an endpoint up (default 2)", false},
-    {"health-fall", "Consecutive failures to mark an endpoint down (default 2)", false},
-    {"health-slow-start",
-     "Ramp a recovered endpoint's share of new connections over this (default 0)", false},
-    {"health-ca-file", "CA bundle to verify apiserver certificates (default: no verification)",
-     false},
+    {"health-check", "Active check: https (GET path, expect 200), tls, tcp or none", false},
+    {"health-path", "Path of the https check", false},
+    {"health-interval", "Interval between checks of a stable endpoint", false},
+    {"health-fast-interval", "Interval while an endpoint changes state", false},
+    {"health-down-interval", "Interval while an endpoint is down", false},
+    {"health-timeout", "Timeout of one check", false},
+    {"health-rise", "Consecutive passes to mark an endpoint up", false},
+    {"health-fall", "Consecutive failures to mark an endpoint down", false},
+    {"health-slow-start", "Ramp a recovered endpoint's share of new connections over this", false},
+    {"health-ca-file", "CA bundle to verify apiserver certificates", false},
     {"health-client-cert",
      "Client certificate (PEM) for checks of apiservers without anonymous auth", false},
     {"health-client-key", "Key of --health-client-cert", false},
-    {"health-server-name", "SNI and verified name for checks (default: the endpoint host)", false},
-    {"log-format", "Log format: text (key=value) or json (default text)", false},
-    {"v", "Log verbosity (klog style -v=N; default 0)", false},
+    {"health-server-name", "SNI and verified name for checks", false},
+    {"log-format", "Log format: text (key=value) or json", false},
+    {"v", "Log verbosity (klog style -v=N)", false},
 };
+
+std::string join(const std::vector<HostPort> &v) {
+  std::string out;
+  for (const auto &hp : v) {
+    out += (out.empty() ? "" : ",") + hp.str();
+  }
+  return out;
+}
+
+// The default shown by --help for a flag, read from a default Config so help never drifts from
+// the real defaults.
+std::string default_text(const std::string &name) {
+  static const Config d;
+  static const std::map<std::string, std::string> m = {
+      {"listen", join(d.listen)},
+      {"policy", to_string(d.policy)},
+      {"connect-timeout", format_duration(d.connect_timeout)},
+      {"first-byte-timeout", format_duration(d.first_byte_timeout)},
+      {"idle-timeout", format_duration(d.idle_timeout)},
+      {"shutdown-grace", format_duration(d.shutdown_grace)},
+      {"drain-timeout", format_duration(d.drain_timeout)},
+      {"tcp-user-timeout", format_duration(d.tcp_user_timeout)},
+      {"keepalive-idle", format_duration(d.keepalive_idle)},
+      {"workers", std::to_string(d.workers)},
+      {"admin-listen", join(d.admin.listen)},
+      {"health-check", to_string(d.health.mode)},
+      {"health-path", d.health.path},
+      {"health-interval", format_duration(d.health.interval)},
+      {"health-fast-interval", format_duration(d.health.fast_interval)},
+      {"health-down-interval", format_duration(d.health.down_interval)},
+      {"health-timeout", format_duration(d.health.timeout)},
+      {"health-rise", std::to_string(d.health.rise)},
+      {"health-fall", std::to_string(d.health.fall)},
+      {"health-slow-start", format_duration(d.health.slow_start)},
+      {"log-format", to_string(d.log_format)},
+      {"v", std::to_string(d.verbosity)},
+  };
+  auto it = m.find(name);
+  return it == m.end() ? "" : it->second;
+}
 
 Result<Millis> duration_flag(const std::string &name, const std::string &text) {
   auto d = parse_duration(text);
@@ -136,13 +167,15 @@ void add_config_flags(CLI::App &app, FlagValues &v) {
     } else {
       o->allow_extra_args(false);
     }
+    if (auto def = default_text(f.name); !def.empty()) {
+      o->default_str(def);
+    }
     v.options[f.name] = o;
   }
   app.add_option("--config", v.config_path,
                  "Configuration file: kube-api-lb YAML, nginx.conf or haproxy.cfg (flags override "
                  "it)");
-  app.add_option("--config-format", v.config_format,
-                 "Format of --config: yaml, nginx or haproxy (default: detected)")
+  app.add_option("--config-format", v.config_format, "Format of --config: yaml, nginx or haproxy")
       ->check(CLI::IsMember({"yaml", "nginx", "haproxy"}));
 }
 
