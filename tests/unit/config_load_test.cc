@@ -201,3 +201,18 @@ TEST_CASE("load: config hash") {
   changed.endpoints.push_back(kal::HostPort{"10.0.0.2", 6443, kal::HostPort::Kind::IPv4});
   CHECK(kal::config_hash(changed) != h);
 }
+
+TEST_CASE("load: every fixture converts to kube-api-lb YAML and back unchanged") {
+  for (const char *file :
+       {"kubespray/nginx.conf", "kubespray/haproxy.cfg", "nginx/dualstack.conf",
+        "nginx/other-port.conf", "nginx/no-health.conf", "nginx/comments.conf", "nginx/crlf.conf",
+        "haproxy/dualstack.cfg", "haproxy/other-port.cfg", "haproxy/no-check.cfg",
+        "haproxy/tls.cfg", "haproxy/comments.cfg", "config/full.yaml"}) {
+    CAPTURE(file);
+    auto r = kal::load_config_file(kData + file, std::nullopt);
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    auto back = kal::parse_yaml_config(kal::to_yaml(*r), r->source);
+    REQUIRE_MESSAGE(back.ok(), back.error());
+    CHECK(*back == *r);
+  }
+}
