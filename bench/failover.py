@@ -19,6 +19,11 @@ Figures: "avoided after" = start time (after the fault) of the last probe that f
 by "a" (new connections are steered away from then on); failed probes; "stream closed after" = time
 until the proxy closed the watch stream bound to "a" so the client could reconnect elsewhere.
 Anything not reached within the window is shown as "> window".
+
+Caveat: with leastconn, connections stuck on a hung or cut-off server raise its connection count, so
+a proxy can steer new connections away from it before any check fails (HAProxy keeps the half-closed
+server side of an abandoned connection open; nginx closes it). "Avoided after" is what clients saw;
+"stream closed after" is the figure that depends on active detection.
 """
 
 import json
