@@ -32,7 +32,9 @@ connects are refused), watches end, idle keep-alive connections are closed, requ
 to --shutdown-grace seconds, and the process exits 0. A second signal exits at once with status 1.
 
 stderr: one "listening <host>:<port>" line per listener once it is bound (port 0 gets its real port),
-plus one line per lifecycle event; per-request logs only with -v.
+then "... accepting since unix_time=<wall clock of the first listen(2), microseconds>" (for tests that
+time recovery from the instant an apiserver accepts connections again), plus one line per lifecycle
+event; per-request logs only with -v.
 """
 import argparse
 import hashlib
@@ -140,6 +142,7 @@ class Server:
 
     # ---- lifecycle
     def bind(self):
+        first_listen = None
         for spec in self.a.listen:
             host, port = parse_listen(spec)
             fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -149,12 +152,16 @@ class Server:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             s.bind((host, port))
             s.listen(4096)
+            if first_listen is None:
+                first_listen = time.time()  # the kernel accepts connections from here on
             s.settimeout(0.2)
             self.listeners.append(s)
             h, p = s.getsockname()[:2]
             shown = f"[{h}]" if fam == socket.AF_INET6 else h
             sys.stderr.write(f"listening {shown}:{p}\n")
             sys.stderr.flush()
+        if first_listen is not None:
+            log(f"name={self.name} accepting since unix_time={first_listen:.6f}")
 
     def serve(self):
         threading.stack_size(512 * 1024)
