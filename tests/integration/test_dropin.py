@@ -251,6 +251,44 @@ class DropIn(unittest.TestCase):
                           what=f"a health check of {a.name}")
         self.stop_clean(p)
 
+    def test_nginx_conf_reload(self):
+        """The drop-in follows Kubespray rewriting nginx.conf (an atomic rename, as Ansible's
+        template module does): a server removed from the upstream stops getting clients; a
+        broken rewrite is rejected with FILE:LINE:COL and the running configuration stays."""
+        self.need_default_admin_port()
+        apis = self.apiservers([f"127.0.0.1{i}:0" for i in (1, 2, 3)])
+        port, health = kt.free_port(), kt.free_port()
+        text = self.nginx_conf(apis, port, health)
+        conf = self.write("nginx.conf", text)
+        p = self.start_noargs([conf], [port, health])
+        self.spread("127.0.0.1", port, ["s1", "s2", "s3"])
+
+        def install(new_text):
+            with open(conf + ".tmp", "w") as f:
+                f.write(new_text)
+            os.rename(conf + ".tmp", conf)
+
+        def wait_line(pattern):
+            return kt.wait_until(
+                lambda: next((ln for ln in kt.read_log(p).splitlines() if re.search(pattern, ln)),
+                             None), 5, what=f"log line {pattern}")
+        install(rewrite(text, rf"^\s*server\s+{re.escape(apis[2].endpoint)};\n", "", 1))
+        wait_line(r'msg="configuration reloaded".*endpoints=2')
+        self.spread("127.0.0.1", port, ["s1", "s2"])
+        sni = rewrite(text, r"^(\s*)proxy_pass(\s+)kube_apiserver;$",
+                      r"\g<0>\n\g<1>ssl_preread on;", 1)
+        line = sni.splitlines().index("    ssl_preread on;") + 1
+        install(sni)
+        bad = wait_line(r'msg="configuration reload rejected')
+        self.assertIn(f"{conf}:{line}:5: ", bad)
+        self.assertIn("ssl_preread", bad)
+        self.spread("127.0.0.1", port, ["s1", "s2"])
+        self.curl_healthz("127.0.0.1", health)
+        m = kt.parse_prometheus(self.admin(8081, "/metrics")[1])
+        self.assertEqual(kt.metric(m, "kube_api_lb_config_reloads_total"), 1)
+        self.assertEqual(kt.metric(m, "kube_api_lb_config_reload_failures_total"), 1)
+        self.stop_clean(p)
+
     def admin(self, port, path):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:

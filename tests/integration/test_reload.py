@@ -8,7 +8,8 @@ One proxy runs from <tmp>/config.yaml in front of TLS stand-in apiservers while
     through every reload, unless their endpoint was removed (then they close after drainTimeout).
 The steps run in order on the same process (method names carry the order):
   a) add an endpoint by an atomic rename (file watch, no signal): traffic only once it is healthy
-  b) remove an endpoint: no new connections to it, its streams closed after drainTimeout, not before
+  b) remove an endpoint: no new connections to it, its streams closed after drainTimeout, not before;
+     b2) re-add it, remove it again: a reload in the middle of the drain does not postpone it
   c) change the policy with SIGHUP: the distribution of new connections changes
   d) break the file (syntax error, unknown field, and SIGHUP on the broken file): rejected with
      FILE:LINE:COL in the log, running config stays, metrics count failures, hash unchanged
@@ -245,7 +246,7 @@ class ReloadUnderTraffic(unittest.TestCase):
 
     # ------------------------------------------------------------ helpers
     @classmethod
-    def config_text(cls, listen, endpoints, policy, extra=""):
+    def config_text(cls, listen, endpoints, policy, grace="2s"):
         c = cls.certs
         eps = ", ".join(f'"{cls.ep[n]}"' for n in endpoints)
         ls = ", ".join(f'"{x}"' for x in listen)
@@ -256,8 +257,8 @@ listen: [{ls}]
 endpoints: [{eps}]
 policy: {policy}
 drainTimeout: {int(DRAIN * 1000)}ms
-shutdownGrace: 2s
-{extra}healthCheck:
+shutdownGrace: {grace}
+healthCheck:
   mode: https
   path: /readyz
   interval: 300ms
@@ -288,7 +289,8 @@ admin:
         s = dict(cls.settings)
         s.update(kw)
         pad = "".join(f"# padding {i:07d} {'x' * 60}\n" for i in range(padding))
-        cls.write_raw(cls.config_text(s["listen"], s["endpoints"], s["policy"]) + pad)
+        cls.write_raw(cls.config_text(s["listen"], s["endpoints"], s["policy"],
+                                      s.get("grace", "2s")) + pad)
         return s
 
     @classmethod
@@ -395,6 +397,11 @@ admin:
         self.assert_no_failed_connection("baseline")
         reloads, failures, _ = self.config_metrics()
         self.assertEqual((reloads, failures), (0, 0))
+        m = self.metrics()
+        self.__class__.baseline = {n: (kt.metric(m, "kube_api_lb_endpoint_health_transitions_total",
+                                                 endpoint=self.ep[n]),
+                                       kt.metric(m, "kube_api_lb_endpoint_health_checks_total",
+                                                 endpoint=self.ep[n])) for n in ("a", "b")}
 
     def test_a_add_endpoint_by_rename(self):
         before = self.config_metrics()
@@ -442,7 +449,7 @@ admin:
         self.assert_streams_alive(["a", "b", "c", "d"], "after adding d")
         self.assert_no_failed_connection("after adding d")
 
-    def test_b_remove_endpoint_drains(self):
+    def test_b1_remove_endpoint_drains(self):
         c_streams = self.streams_of("c")
         self.assertEqual(len(c_streams), STREAMS_PER_ENDPOINT)
         self.assertTrue(all(s.alive() for s in c_streams))
@@ -478,6 +485,35 @@ admin:
         self.assertEqual(self.apis["c"].proc.poll(), None)
         self.assert_streams_alive(["a", "b", "d"], "after removing c")
         self.assert_no_failed_connection("after removing c")
+
+    def test_b2_drain_not_postponed_by_another_reload(self):
+        """c comes back (a new endpoint again: checked, then used), gets streams, is removed
+        again, and 1.2 s into its drain an unrelated setting changes: the drain still ends
+        drainTimeout after the removal."""
+        n = len(self.log_lines(self.RELOADED))
+        self.__class__.settings = self.write_config(endpoints=["a", "b", "c", "d"])
+        self.wait_log(self.RELOADED, n + 1)
+        self.wait_up(["c"], timeout=5)
+        old = set(self.streams_of("c"))
+        self.open_streams_to("c", STREAMS_PER_ENDPOINT)
+        c_streams = [s for s in self.streams_of("c") if s not in old]
+        self.__class__.settings = self.write_config(endpoints=["a", "b", "d"])
+        line = self.wait_log(self.RELOADED, n + 2)
+        t_reload = log_time(line)
+        time.sleep(max(0.0, 1.2 - (time.time() - t_reload)))
+        self.__class__.settings = self.write_config(grace="3s")
+        self.wait_log(self.RELOADED, n + 3)
+        kt.wait_until(lambda: all(s.ended_at for s in c_streams), DRAIN + 4,
+                      what="the removed endpoint's streams to be closed")
+        for s in c_streams:
+            waited = s.ended_at - t_reload
+            self.assertGreaterEqual(waited, DRAIN - 0.05, s.describe())
+            self.assertLessEqual(waited, DRAIN + 0.8,
+                                 f"{s.describe()}: closed {waited:.2f}s after its endpoint was "
+                                 f"removed (drainTimeout {DRAIN}s; a second reload came 1.2s "
+                                 "into the drain)")
+        self.assert_streams_alive(["a", "b", "d"], "after the second drain")
+        self.assert_no_failed_connection("after the second drain")
 
     def test_c_policy_change_by_sighup(self):
         t = time.time()
@@ -530,7 +566,7 @@ admin:
 
     def test_d_broken_file_is_rejected(self):
         good = self.config_text(self.settings["listen"], self.settings["endpoints"],
-                                self.settings["policy"])
+                                self.settings["policy"], self.settings.get("grace", "2s"))
         lines = good.splitlines(keepends=True)
         # Line 6 is "policy: first": make it a YAML syntax error (a second ':' at column 14).
         self.assertEqual(lines[5], "policy: first\n")
@@ -614,6 +650,14 @@ admin:
             for s in self.streams_of(n):
                 self.assertIsNone(s.ended_at, s.describe())
         self.assert_no_failed_connection("at the end")
+        # Unchanged endpoints kept their health state through every reload: no transition (no
+        # trip through unknown or down), and their check counters went on from where they were.
+        m = self.metrics()
+        for n, (transitions, checks) in self.baseline.items():
+            self.assertEqual(kt.metric(m, "kube_api_lb_endpoint_health_transitions_total",
+                                       endpoint=self.ep[n]), transitions, n)
+            self.assertGreater(kt.metric(m, "kube_api_lb_endpoint_health_checks_total",
+                                         endpoint=self.ep[n]), checks, n)
         total = len(self.load.snapshot())
         self.assertGreater(total, 20)
         print(f"  short connections on the last listener: {total}; streams kept: "
