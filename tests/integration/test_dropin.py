@@ -17,12 +17,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import time
 import unittest
 
 NETNS_ENV = "KAL_DROPIN_NETNS"

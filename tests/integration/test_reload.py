@@ -8,8 +8,9 @@ One proxy runs from <tmp>/config.yaml in front of TLS stand-in apiservers while
     through every reload, unless their endpoint was removed (then they close after drainTimeout).
 The steps run in order on the same process (method names carry the order):
   a) add an endpoint by an atomic rename (file watch, no signal): traffic only once it is healthy
-  b) remove an endpoint: no new connections to it, its streams closed after drainTimeout, not before;
-     b2) re-add it, remove it again: a reload in the middle of the drain does not postpone it
+  b1) remove an endpoint: no new connections to it; its streams closed after drainTimeout, not
+      before
+  b2) re-add it, remove it again: a reload in the middle of the drain does not postpone it
   c) change the policy with SIGHUP: the distribution of new connections changes
   d) break the file (syntax error, unknown field, and SIGHUP on the broken file): rejected with
      FILE:LINE:COL in the log, running config stays, metrics count failures, hash unchanged
