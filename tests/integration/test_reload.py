@@ -486,6 +486,14 @@ admin:
         self.assertEqual(self.apis["c"].proc.poll(), None)
         self.assert_streams_alive(["a", "b", "d"], "after removing c")
         self.assert_no_failed_connection("after removing c")
+        # Last (it does not affect the steps after it): the drained connections are counted where
+        # an operator can see them. kube_api_lb_endpoint_drained_total exists for exactly this.
+        drained = sum(v for (name, _), v in self.metrics().items()
+                      if name == "kube_api_lb_endpoint_drained_total")
+        self.assertGreaterEqual(drained, len(c_streams),
+                                "the connections closed by the drain appear in no "
+                                "kube_api_lb_endpoint_drained_total sample (the removed "
+                                "endpoint is no longer rendered)")
 
     def test_b2_drain_not_postponed_by_another_reload(self):
         """c comes back (a new endpoint again: checked, then used), gets streams, is removed
