@@ -24,7 +24,8 @@ As a program, the client load (run it inside the namespace):
         phase: where it failed: connect | handshake | request (the TLS handshake had completed,
         i.e. an apiserver had already answered in part)
     {"ev":"stream_open","id":i,"t":..,"t0":..,"server":..,"n":k,"failed_attempts":m}
-    {"ev":"stream_fail","id":i,"t0":..,"ths":..,"t":..,"phase":..,"err":..}   a (re)connect that failed
+    {"ev":"stream_fail","id":i,"t0":..,"ths":..,"t":..,"phase":..,"err":..}
+        a (re)connect that failed
     {"ev":"stream_end","id":i,"t":..,"server":..,"n":k,"how":"clean"|"cut"|"stall","err":..,
         "last_event":..}   clean = the server ended the chunked body (terminal chunk);
         cut = EOF or error without it (the proxy or a dying server closed it); stall = no event
