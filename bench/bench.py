@@ -899,6 +899,9 @@ def on_signal(signum, frame):
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    # Even when started with SIGINT ignored (a background job of a script), Ctrl-C sent to us
+    # directly must still stop and clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         sys.exit(main())
     except KeyboardInterrupt:

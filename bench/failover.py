@@ -503,6 +503,9 @@ def write(path, tbl, res, notes, elapsed, kal_bin, kal_args, proxies):
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, bench.on_signal)
     signal.signal(signal.SIGHUP, bench.on_signal)
+    # Even when started with SIGINT ignored (a background job of a script), Ctrl-C sent to us
+    # directly must still stop and clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         sys.exit(main())
     except KeyboardInterrupt:

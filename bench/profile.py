@@ -170,6 +170,7 @@ def report(tool, ld, raw, units, what):
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, bench.on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         main()
     except KeyboardInterrupt:
