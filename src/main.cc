@@ -3,6 +3,7 @@
 #include "config/flags.h"
 #include "config/load.h"
 #include "config/yaml_config.h"
+#include "health/checker.h"
 #include "log/logger.h"
 #include "manifest/manifest_command.h"
 
@@ -55,7 +56,18 @@ kal::Result<kal::Config> effective_config(const kal::FlagValues &v) {
     }
     base = *loaded;
   }
-  return kal::apply_flags(v, base);
+  auto cfg = kal::apply_flags(v, base);
+  if (!cfg) {
+    return cfg;
+  }
+  // Unreadable or mismatched CA, certificate or key files are configuration errors, caught here
+  // for start-up, check-config and reloads alike.
+  if (cfg->health.mode == kal::HealthMode::Https || cfg->health.mode == kal::HealthMode::Tls) {
+    if (auto tls = kal::HealthChecker::make_tls_context(cfg->health); !tls) {
+      return kal::Err{tls.error()};
+    }
+  }
+  return cfg;
 }
 
 int run_proxy(const kal::FlagValues &v, bool auto_detected) {

@@ -58,6 +58,13 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
   o << "kube_api_lb_accepted_connections_total " << ps.accepted << '\n';
   family("kube_api_lb_active_connections", "gauge", "Client connections open now.");
   o << "kube_api_lb_active_connections " << ps.active << '\n';
+  family("kube_api_lb_drained_connections_total", "counter",
+         "Connections closed at the drain timeout of endpoints removed by reloads (all endpoints, "
+         "including removed ones).");
+  o << "kube_api_lb_drained_connections_total " << ps.drained << '\n';
+  family("kube_api_lb_closed_on_down_connections_total", "counter",
+         "Connections closed because their endpoint went down (all endpoints).");
+  o << "kube_api_lb_closed_on_down_connections_total " << ps.closed_on_down << '\n';
   family("kube_api_lb_config_reloads_total", "counter", "Successful configuration reloads.");
   o << "kube_api_lb_config_reloads_total " << ps.reloads << '\n';
   family("kube_api_lb_config_reload_failures_total", "counter",
@@ -160,6 +167,8 @@ std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
   j["workers"] = ps.workers;
   j["acceptedConnections"] = ps.accepted;
   j["activeConnections"] = ps.active;
+  j["drainedConnections"] = ps.drained;
+  j["closedOnDownConnections"] = ps.closed_on_down;
   j["config"] = {{"hash", ps.config_hash},
                  {"source", ps.config_source},
                  {"reloads", ps.reloads},

@@ -49,9 +49,9 @@ void resolve_tick_cb(uv_timer_t *t) noexcept {
   }
 }
 
-void fs_event_cb(uv_fs_event_t *h, const char *, int, int) noexcept {
+void fs_event_cb(uv_fs_event_t *h, const char *filename, int, int) noexcept {
   if (auto *self = static_cast<ProxyApp *>(h->data)) {
-    self->on_watch_event();
+    self->on_watch_event(filename);
   }
 }
 
@@ -201,6 +201,16 @@ ProcessStats ProxyApp::process_stats() const {
   ps.config_source = config_.source;
   ps.start_time_seconds = start_time_;
   ps.health_mode = to_string(config_.health.mode);
+  for (const auto *list : {ups_.get(), &retired_}) {
+    for (const auto &u : *list) {
+      ps.drained += u->counters.drained.load(std::memory_order_relaxed);
+      ps.closed_on_down += u->counters.closed_on_down.load(std::memory_order_relaxed);
+    }
+  }
+  for (const auto &d : draining_) {
+    ps.drained += d.up->counters.drained.load(std::memory_order_relaxed);
+    ps.closed_on_down += d.up->counters.closed_on_down.load(std::memory_order_relaxed);
+  }
   ps.accepted = main_worker_ ? main_worker_->accepted_total() : 0;
   ps.active = main_worker_ ? main_worker_->session_count() : 0;
   for (const auto &t : threads_) {
@@ -214,8 +224,8 @@ Result<bool> ProxyApp::start_admin(const Config &c) {
   admin_.clear();
   AdminHandlers h;
   h.ready = [this] { return ready(); };
-  h.metrics = [this] { return render_prometheus(*ups_, process_stats()); };
-  h.stats = [this] { return render_stats_json(*ups_, process_stats()); };
+  h.metrics = [this] { return render_prometheus(visible_upstreams(), process_stats()); };
+  h.stats = [this] { return render_stats_json(visible_upstreams(), process_stats()); };
   h.readiness_detail = [this] {
     std::string s;
     for (const auto &u : *ups_) {
@@ -451,7 +461,12 @@ void ProxyApp::finish_shutdown() {
   watch_.reset();
 }
 
-void ProxyApp::on_watch_event() {
+void ProxyApp::on_watch_event(const char *filename) {
+  // The directory is watched (atomic renames replace the inode); other files in it are not ours.
+  // A rename into place reports the target's name.
+  if (filename && std::filesystem::path(watch_path_).filename() != filename) {
+    return;
+  }
   // Editors and kubelet produce bursts of events; settle for 200 ms.
   watch_debounce_.start(debounce_cb, 200);
 }
@@ -503,25 +518,20 @@ void ProxyApp::reload(const char *trigger) {
     return;
   }
   if (listen_changed) {
-    // Bind the new set on a probe worker-free path: close old listeners, open new ones.
+    // Unchanged addresses keep their sockets (and pending connections); only the difference is
+    // bound or closed. If a new address cannot be bound nothing changes.
     bool reuseport = n.workers > 1;
-    main_worker_->stop_accepting();
     if (auto r = main_worker_->listen(n.listen, reuseport); !r) {
       ++reload_failures_;
       log::error("configuration reload rejected; the running configuration stays")
           .kv("trigger", trigger)
           .kv("error", r.error());
-      main_worker_->stop_accepting();
-      if (auto back = main_worker_->listen(config_.listen, reuseport); !back) {
-        log::error("could not rebind the previous listeners").kv("error", back.error());
-      }
       return;
     }
     for (auto &t : threads_) {
       Worker *w = t->worker.get();
       auto addrs = n.listen;
       w->post([w, addrs, reuseport] {
-        w->stop_accepting();
         if (auto r = w->listen(addrs, reuseport); !r) {
           log::error("worker could not bind new listeners").kv("error", r.error());
         }
@@ -544,7 +554,8 @@ void ProxyApp::reload(const char *trigger) {
     }
     if (!kept) {
       u->set_removed();
-      draining_.push_back(u);
+      draining_.push_back({u, uv_now(loop_) + static_cast<uint64_t>(
+                                                  std::max<int64_t>(0, n.drain_timeout.count()))});
       log::info("endpoint removed; draining its connections")
           .kv("endpoint", u->name())
           .kv("connections", u->counters.active.load())
@@ -561,9 +572,7 @@ void ProxyApp::reload(const char *trigger) {
     }
   }
   ups_ = next_ups;
-  if (!draining_.empty()) {
-    drain_timer_.start(drain_cb, static_cast<uint64_t>(n.drain_timeout.count()));
-  }
+  arm_drain_timer();
   log::set_format(n.log_format);
   log::set_verbosity(n.verbosity);
   auto settings = ProxySettings::from(n);
@@ -578,15 +587,10 @@ void ProxyApp::reload(const char *trigger) {
     });
   }
   if (n.health != config_.health) {
-    // New check settings: restart checking from scratch for every endpoint, keeping the states
-    // (the checker keeps state only for unchanged endpoints, so rebuild it).
-    checker_->stop();
-    checker_ = std::make_unique<HealthChecker>(
-        loop_, n.health, [this](Upstream &, Health, Health new_h, CheckResult why) {
-          if (new_h == Health::Down && is_hard_failure(why)) {
-            close_killed_everywhere();
-          }
-        });
+    // Same checker, new settings: unchanged endpoints keep their state and check connection.
+    if (auto err = checker_->reconfigure(n.health); !err.empty()) {
+      log::error("health-check TLS settings rejected; checks fail until fixed").kv("error", err);
+    }
   }
   config_ = n;
   resolve_names(false);
@@ -599,9 +603,51 @@ void ProxyApp::reload(const char *trigger) {
       .kv("endpoints", static_cast<uint64_t>(ups_->size()));
 }
 
+void ProxyApp::arm_drain_timer() {
+  if (draining_.empty()) {
+    drain_timer_.stop();
+    return;
+  }
+  uint64_t next = UINT64_MAX;
+  for (const auto &d : draining_) {
+    next = std::min(next, d.deadline_ms);
+  }
+  uint64_t now = uv_now(loop_);
+  drain_timer_.start(drain_cb, next > now ? next - now : 0);
+}
+
 void ProxyApp::on_drain_timer() {
-  for_each_worker([](Worker &w) { w.close_sessions_of_removed(); });
-  draining_.clear();
+  // Each removed endpoint keeps its own deadline: a later reload never postpones an earlier drain.
+  uint64_t now = uv_now(loop_);
+  std::vector<std::shared_ptr<Upstream>> due;
+  std::erase_if(draining_, [&](const Draining &d) {
+    if (d.deadline_ms > now) {
+      return false;
+    }
+    due.push_back(d.up);
+    return true;
+  });
+  if (!due.empty()) {
+    for_each_worker([due](Worker &w) { w.close_sessions_of(due); });
+    for (const auto &u : due) {
+      log::info("drain timeout over; closing remaining connections")
+          .kv("endpoint", u->name())
+          .kv("connections", u->counters.active.load());
+      retired_.push_back(u);
+    }
+    if (retired_.size() > 64) {
+      retired_.erase(retired_.begin(), retired_.begin() + (retired_.size() - 64));
+    }
+  }
+  arm_drain_timer();
+}
+
+std::vector<std::shared_ptr<Upstream>> ProxyApp::visible_upstreams() const {
+  std::vector<std::shared_ptr<Upstream>> v(ups_->begin(), ups_->end());
+  for (const auto &d : draining_) {
+    v.push_back(d.up);
+  }
+  return v;
 }
 
 } // namespace kal

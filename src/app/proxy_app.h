@@ -34,7 +34,7 @@ public:
   // Internal, reached from C callbacks.
   void on_signal(int signum);
   void on_shutdown_tick();
-  void on_watch_event();
+  void on_watch_event(const char *filename);
   void on_watch_debounced();
   void on_drain_timer();
   void on_resolve_tick();
@@ -56,6 +56,9 @@ private:
   void for_each_worker(const std::function<void(Worker &)> &fn);
   void close_killed_everywhere();
   ProcessStats process_stats() const;
+  // Endpoints shown in /metrics and /stats: the active ones, then those still draining.
+  std::vector<std::shared_ptr<Upstream>> visible_upstreams() const;
+  void arm_drain_timer();
   bool ready() const;
 
   Config config_;
@@ -63,7 +66,13 @@ private:
   std::string watch_path_;
   uv_loop_t *loop_;
   std::shared_ptr<const UpstreamList> ups_;
-  std::vector<std::shared_ptr<Upstream>> draining_;
+  struct Draining {
+    std::shared_ptr<Upstream> up;
+    uint64_t deadline_ms; // loop time at which its remaining connections are closed
+  };
+  std::vector<Draining> draining_;
+  // Endpoints removed by reloads, kept (bounded) so process-wide totals never go backwards.
+  std::vector<std::shared_ptr<Upstream>> retired_;
   std::unique_ptr<Worker> main_worker_;
   std::vector<std::unique_ptr<Thread>> threads_;
   std::unique_ptr<HealthChecker> checker_;

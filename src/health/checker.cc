@@ -314,7 +314,9 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
     up.set_health(u.new_health);
     hc.transitions.fetch_add(1, std::memory_order_relaxed);
     if (u.new_health == Health::Up) {
-      up.set_up_since_ms(steady_ms());
+      // Slow start ramps only an endpoint seen failed before (as HAProxy: never at start-up,
+      // when every endpoint comes up at once and none should be starved).
+      up.set_up_since_ms(before == Health::Down ? steady_ms() : 0);
       t.killed = false;
     } else if (u.new_health == Health::Down && is_hard_failure(o.result)) {
       // Crashed, hung or cut off: sessions bound to it will not recover, close them now.

@@ -10,7 +10,7 @@ namespace kal {
 class BufferPool {
 public:
   static constexpr size_t kBufferSize = 64 * 1024;
-  explicit BufferPool(size_t max_free = 32) : max_free_(max_free) {}
+  explicit BufferPool(size_t max_free = 16) : max_free_(max_free) {}
   BufferPool(const BufferPool &) = delete;
   ~BufferPool() {
     for (char *b : free_) {
@@ -37,6 +37,15 @@ public:
     }
   }
   size_t outstanding() const { return outstanding_; }
+  size_t free_count() const { return free_.size(); }
+  // Gives all cached buffers back to the allocator (after a burst, so RSS returns to idle).
+  void release_free() {
+    for (char *b : free_) {
+      delete[] b;
+    }
+    free_.clear();
+    free_.shrink_to_fit();
+  }
 
 private:
   size_t max_free_;

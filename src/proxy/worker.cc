@@ -3,10 +3,12 @@
 #include "log/logger.h"
 #include "uvx/sockaddr.h"
 
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -22,6 +24,12 @@ void connection_cb(uv_stream_t *server, int status) noexcept {
 void async_cb(uv_async_t *a) noexcept {
   if (auto *self = static_cast<Worker *>(a->data)) {
     self->on_async();
+  }
+}
+
+void trim_cb(uv_timer_t *t) noexcept {
+  if (auto *self = static_cast<Worker *>(t->data)) {
+    self->on_trim_tick();
   }
 }
 
@@ -85,6 +93,25 @@ Worker::Worker(uv_loop_t *loop, int index, ProxySettings settings,
   if (uv_check_init(loop_, c) != 0) {
     reaper_.abandon();
   }
+  if (trim_timer_.init(loop_, this)) {
+    trim_timer_.start(trim_cb, 2000, 2000);
+    trim_timer_.unref();
+  }
+}
+
+// Neither nginx nor HAProxy gives memory back after a burst of connections; we do: once a burst
+// has closed, cached buffers are released and glibc is asked to return free pages to the kernel.
+void Worker::on_trim_tick() {
+  if (closed_since_trim_ < 64 && pool_.free_count() == 0) {
+    return;
+  }
+  if (pool_.outstanding() == 0) {
+    pool_.release_free();
+  }
+  if (closed_since_trim_ >= 64) {
+    malloc_trim(0);
+  }
+  closed_since_trim_ = 0;
 }
 
 Worker::~Worker() {
@@ -93,15 +120,24 @@ Worker::~Worker() {
 }
 
 Result<bool> Worker::listen(const std::vector<HostPort> &addrs, bool reuseport) {
+  auto bound = [&](const HostPort &hp) {
+    return std::find_if(listeners_.begin(), listeners_.end(),
+                        [&](const Listener &l) { return l.addr == hp; });
+  };
+  // Phase 1: bind what is new. On failure the new sockets close and the old set is untouched.
+  std::vector<Listener> fresh;
   for (const auto &hp : addrs) {
+    if (bound(hp) != listeners_.end()) {
+      continue;
+    }
     auto fd = make_listen_socket(hp, reuseport);
     if (!fd) {
       return Err{fd.error()};
     }
-    uvx::Handle<uv_tcp_t> h;
-    auto *t = h.make(this);
+    Listener l{hp, {}};
+    auto *t = l.tcp.make(this);
     if (uv_tcp_init(loop_, t) != 0) {
-      h.abandon();
+      l.tcp.abandon();
       ::close(*fd);
       return Err{"listen " + hp.str() + ": uv_tcp_init failed"};
     }
@@ -109,11 +145,23 @@ Result<bool> Worker::listen(const std::vector<HostPort> &addrs, bool reuseport) 
       ::close(*fd);
       return Err{"listen " + hp.str() + ": " + uv_strerror(rc)};
     }
-    if (int rc = uv_listen(h.stream(), 4096, connection_cb); rc != 0) {
+    if (int rc = uv_listen(l.tcp.stream(), 4096, connection_cb); rc != 0) {
       return Err{"listen " + hp.str() + ": " + uv_strerror(rc)};
     }
-    listeners_.push_back(std::move(h));
+    fresh.push_back(std::move(l));
   }
+  // Phase 2: the new set, in the given order; listeners not in it close with the old vector.
+  std::vector<Listener> next;
+  for (const auto &hp : addrs) {
+    if (auto it = bound(hp); it != listeners_.end()) {
+      next.push_back(std::move(*it));
+    } else {
+      auto f =
+          std::find_if(fresh.begin(), fresh.end(), [&](const Listener &l) { return l.addr == hp; });
+      next.push_back(std::move(*f));
+    }
+  }
+  listeners_ = std::move(next);
   return true;
 }
 
@@ -163,11 +211,14 @@ void Worker::close_killed_sessions() {
   }
 }
 
-void Worker::close_sessions_of_removed() {
+void Worker::close_sessions_of(const std::vector<std::shared_ptr<Upstream>> &ups) {
   for (Session *s = head_; s;) {
     Session *next = s->next;
-    if (s->upstream() && s->upstream()->removed()) {
-      s->close(Session::CloseReason::Drained);
+    for (const auto &u : ups) {
+      if (s->upstream() == u.get()) {
+        s->close(Session::CloseReason::Drained);
+        break;
+      }
     }
     s = next;
   }
@@ -211,6 +262,7 @@ void Worker::unlink(Session *s) {
   }
   s->prev = s->next = nullptr;
   sessions_.fetch_sub(1, std::memory_order_relaxed);
+  ++closed_since_trim_;
 }
 
 void Worker::defer_delete(Session *s) {

@@ -26,8 +26,10 @@ public:
   Worker(const Worker &) = delete;
   Worker &operator=(const Worker &) = delete;
 
-  // Binds and listens on every address. Errors name the address ("listen 127.0.0.1:6443: address
-  // already in use"). Safe to call before the loop runs, from the thread that created the loop.
+  // Makes the listening set exactly `addrs`: keeps sockets of addresses already bound (their
+  // pending connections are untouched), binds new ones, closes the others. On error nothing
+  // changes and the error names the address ("listen 127.0.0.1:6443: address already in use").
+  // Safe to call before the loop runs, from the thread that created the loop.
   Result<bool> listen(const std::vector<HostPort> &addrs, bool reuseport);
 
   // Runs `fn` on this worker's loop thread (soon). Thread-safe.
@@ -38,8 +40,8 @@ public:
   void close_all(Session::CloseReason why);
   // Closes sessions bound to an endpoint that was marked down for a hard failure since.
   void close_killed_sessions();
-  // Closes sessions bound to endpoints no longer in the list (after a reload's drain timeout).
-  void close_sessions_of_removed();
+  // Closes sessions bound to these endpoints (removed by a reload, drain timeout over).
+  void close_sessions_of(const std::vector<std::shared_ptr<Upstream>> &ups);
   void set_upstreams(std::shared_ptr<const UpstreamList> ups);
   void set_settings(const ProxySettings &s);
 
@@ -62,6 +64,7 @@ public:
   void on_connection(uv_stream_t *server, int status);
   void on_async();
   void on_check();
+  void on_trim_tick();
 
 private:
   uv_loop_t *loop_;
@@ -70,9 +73,15 @@ private:
   std::shared_ptr<const UpstreamList> ups_;
   Picker picker_;
   BufferPool pool_;
-  std::vector<uvx::Handle<uv_tcp_t>> listeners_;
+  struct Listener {
+    HostPort addr;
+    uvx::Handle<uv_tcp_t> tcp;
+  };
+  std::vector<Listener> listeners_;
   uvx::Handle<uv_async_t> async_;
   uvx::Handle<uv_check_t> reaper_;
+  uvx::Timer trim_timer_;
+  uint64_t closed_since_trim_ = 0;
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
   Session *head_ = nullptr;
