@@ -20,16 +20,16 @@
 namespace kal {
 
 struct UpstreamCounters {
-  std::atomic<uint64_t> active{0};           // client connections bound now
-  std::atomic<uint64_t> total{0};            // client connections ever bound
+  std::atomic<uint64_t> active{0}; // client connections bound now
+  std::atomic<uint64_t> total{0};  // client connections ever bound
   std::atomic<uint64_t> bytes_to_upstream{0};
   std::atomic<uint64_t> bytes_to_client{0};
   std::atomic<uint64_t> connect_failures{0}; // dials for clients that failed or timed out
   std::atomic<uint64_t> retries{0};          // client dials moved from this endpoint to another
   std::atomic<uint64_t> first_byte_timeouts{0};
-  std::atomic<uint64_t> early_closes{0};     // closed/reset before its first byte: re-dialled
-  std::atomic<uint64_t> closed_on_down{0};   // client connections closed because it went down
-  std::atomic<uint64_t> drained{0};          // closed after drain-timeout once removed by reload
+  std::atomic<uint64_t> early_closes{0};   // closed/reset before its first byte: re-dialled
+  std::atomic<uint64_t> closed_on_down{0}; // client connections closed because it went down
+  std::atomic<uint64_t> drained{0};        // closed after drain-timeout once removed by reload
 };
 
 struct HealthCounters {
@@ -37,12 +37,12 @@ struct HealthCounters {
   // Failures by CheckResult value (index = static_cast<size_t>(CheckResult)).
   std::array<std::atomic<uint64_t>, 9> failures{};
   std::atomic<uint64_t> transitions{0};
-  std::atomic<uint64_t> handshakes{0};           // full + resumed TLS handshakes of the checker
+  std::atomic<uint64_t> handshakes{0}; // full + resumed TLS handshakes of the checker
   std::atomic<uint64_t> resumed_handshakes{0};
   std::atomic<uint64_t> handshakes_last_minute{0};
-  std::atomic<uint64_t> last_check_micros{0};    // duration of the last completed check
-  std::atomic<bool> auth_misconfigured{false};   // last /readyz answered 401/403
-  std::atomic<uint8_t> last_result{0};           // CheckResult
+  std::atomic<uint64_t> last_check_micros{0};  // duration of the last completed check
+  std::atomic<bool> auth_misconfigured{false}; // last /readyz answered 401/403
+  std::atomic<uint8_t> last_result{0};         // CheckResult
 };
 
 class Upstream {
@@ -78,6 +78,15 @@ public:
   std::vector<sockaddr_storage> addrs() const {
     std::lock_guard lock(mu_);
     return addrs_;
+  }
+  // The address to dial, without allocating (hot path). False when unresolved.
+  bool first_addr(sockaddr_storage &out) const {
+    std::lock_guard lock(mu_);
+    if (addrs_.empty()) {
+      return false;
+    }
+    out = addrs_.front();
+    return true;
   }
   void set_addrs(std::vector<sockaddr_storage> a) {
     std::lock_guard lock(mu_);

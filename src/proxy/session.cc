@@ -104,11 +104,8 @@ bool Session::start(uv_stream_t *server) {
     close(CloseReason::ClientError);
     return false;
   }
-  int fd = -1;
-  if (uv_fileno(client_.base(), &fd) == 0) {
-    const auto &s = worker_.settings();
-    uvx::tune_tcp_socket(fd, s.keepalive_idle_s, s.tcp_user_timeout_ms);
-  }
+  // TCP_NODELAY, keepalive and TCP_USER_TIMEOUT come from the listening socket: Linux copies them
+  // into every accepted socket, which saves six setsockopt calls per connection.
   if (!timer_.init(worker_.loop(), this)) {
     close(CloseReason::ClientError);
     return false;
@@ -166,9 +163,10 @@ void Session::dial() {
   ++attempts_;
   bind_upstream(list[*choice]);
 
-  auto addrs = up_->addrs();
+  sockaddr_storage addr;
+  bool resolved = up_->first_addr(addr);
   auto *u = upstream_.make(this);
-  if (addrs.empty() || uv_tcp_init(worker_.loop(), u) != 0) {
+  if (!resolved || uv_tcp_init(worker_.loop(), u) != 0) {
     upstream_.abandon(); // libuv never saw it
     up_->counters.connect_failures.fetch_add(1, std::memory_order_relaxed);
     up_->counters.retries.fetch_add(1, std::memory_order_relaxed);
@@ -179,7 +177,7 @@ void Session::dial() {
   upstream_connected_ = false;
   phase_ = Phase::Dialing;
   auto *req = new uv_connect_t{};
-  int rc = uv_tcp_connect(req, u, reinterpret_cast<const sockaddr *>(&addrs.front()), connect_cb);
+  int rc = uv_tcp_connect(req, u, reinterpret_cast<const sockaddr *>(&addr), connect_cb);
   if (rc != 0) {
     delete req;
     on_connect(rc);

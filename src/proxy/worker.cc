@@ -41,7 +41,7 @@ void check_cb(uv_check_t *c) noexcept {
 
 // A listening socket made by hand rather than uv_tcp_bind: SO_REUSEPORT (libuv 1.44 has no flag
 // for it) and an exact error for the address that failed.
-Result<int> make_listen_socket(const HostPort &hp, bool reuseport) {
+Result<int> make_listen_socket(const HostPort &hp, bool reuseport, const ProxySettings &s) {
   sockaddr_storage ss;
   if (!uvx::literal_sockaddr(hp, ss)) {
     return Err{"listen " + hp.str() + ": not an IP address (listen addresses must be literal IPs)"};
@@ -68,6 +68,8 @@ Result<int> make_listen_socket(const HostPort &hp, bool reuseport) {
                                             : std::strerror(e);
     return Err{"listen " + hp.str() + ": " + what};
   }
+  // Inherited by every accepted socket.
+  uvx::tune_tcp_socket(fd, s.keepalive_idle_s, s.tcp_user_timeout_ms);
   if (::listen(fd, 4096) != 0) {
     int e = errno;
     ::close(fd);
@@ -130,7 +132,7 @@ Result<bool> Worker::listen(const std::vector<HostPort> &addrs, bool reuseport) 
     if (bound(hp) != listeners_.end()) {
       continue;
     }
-    auto fd = make_listen_socket(hp, reuseport);
+    auto fd = make_listen_socket(hp, reuseport, settings_);
     if (!fd) {
       return Err{fd.error()};
     }
@@ -228,6 +230,12 @@ void Worker::set_upstreams(std::shared_ptr<const UpstreamList> ups) { ups_ = std
 
 void Worker::set_settings(const ProxySettings &s) {
   settings_ = s;
+  for (auto &l : listeners_) {
+    int fd = -1;
+    if (uv_fileno(l.tcp.base(), &fd) == 0) {
+      uvx::tune_tcp_socket(fd, s.keepalive_idle_s, s.tcp_user_timeout_ms);
+    }
+  }
   picker_.set_policy(s.policy);
 }
 
