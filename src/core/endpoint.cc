@@ -94,7 +94,8 @@ Result<HostPort> parse_host_port(std::string_view text, uint16_t default_port) {
   } else {
     auto colon = text.rfind(':');
     if (colon != std::string_view::npos && text.find(':') != colon) {
-      return Err{"address " + quoted + ": IPv6 addresses must be written in brackets, as [::1]:6443"};
+      return Err{"address " + quoted +
+                 ": IPv6 addresses must be written in brackets, as [::1]:6443"};
     }
     if (colon != std::string_view::npos) {
       hp.host = std::string(text.substr(0, colon));
@@ -130,7 +131,8 @@ Result<HostPort> parse_host_port(std::string_view text, uint16_t default_port) {
   unsigned long port = 0;
   auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec == std::errc::result_out_of_range ||
-      (ec == std::errc() && ptr == port_text.data() + port_text.size() && (port == 0 || port > 65535))) {
+      (ec == std::errc() && ptr == port_text.data() + port_text.size() &&
+       (port == 0 || port > 65535))) {
     return Err{"address " + quoted + ": port " + std::string(port_text) +
                " out of range (1-65535)"};
   }

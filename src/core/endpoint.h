@@ -1,5 +1,6 @@
 #pragma once
-// Endpoint addresses as operators write them: "10.0.0.1:6443", "[fd00::1]:6443", "cp1.example:6443".
+// Endpoint addresses as operators write them: "10.0.0.1:6443", "[fd00::1]:6443",
+// "cp1.example:6443".
 #include "core/result.h"
 
 #include <cstdint>

@@ -16,15 +16,15 @@ enum class Health : uint8_t {
 // bound to it are closed at once when it goes down. A soft failure (/readyz answered non-200: the
 // apiserver is draining) leaves existing connections to the apiserver's own graceful close.
 enum class CheckResult : uint8_t {
-  Ok,      // L7OK / L6OK / L4OK depending on the mode
-  L4Con,   // TCP connect refused / reset / unreachable
-  L4Tout,  // TCP connect timed out
-  L6Rsp,   // TLS handshake failed
-  L6Tout,  // TLS handshake timed out
-  L7Rsp,   // malformed HTTP answer, or connection closed mid-answer
-  L7Tout,  // HTTP answer timed out
-  L7Sts,   // HTTP status not 200 (soft: draining / not ready)
-  L7Auth,  // 401/403: the check is misconfigured, not the apiserver; never takes it down
+  Ok,     // L7OK / L6OK / L4OK depending on the mode
+  L4Con,  // TCP connect refused / reset / unreachable
+  L4Tout, // TCP connect timed out
+  L6Rsp,  // TLS handshake failed
+  L6Tout, // TLS handshake timed out
+  L7Rsp,  // malformed HTTP answer, or connection closed mid-answer
+  L7Tout, // HTTP answer timed out
+  L7Sts,  // HTTP status not 200 (soft: draining / not ready)
+  L7Auth, // 401/403: the check is misconfigured, not the apiserver; never takes it down
 };
 
 const char *to_string(Health h);      // "unknown", "up", "down"
