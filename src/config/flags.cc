@@ -161,14 +161,20 @@ void add_config_flags(CLI::App &app, FlagValues &v) {
   for (const auto &f : kFlags) {
     auto &slot = v.raw[f.name];
     CLI::Option *o = app.add_option("--" + std::string(f.name), slot, f.help);
-    if (!f.repeatable) {
-      o->expected(1);
-      o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    } else {
-      o->allow_extra_args(false);
-    }
+    // One value per occurrence ("--flag=value" or "--flag value"); a stray word after it is an
+    // error, not a second value. An empty value is allowed (--admin-listen="" disables).
+    o->expected(0, 1);
+    o->allow_extra_args(false);
+    o->multi_option_policy(f.repeatable ? CLI::MultiOptionPolicy::TakeAll
+                                        : CLI::MultiOptionPolicy::TakeLast);
+    // CLI11 fills a value-less occurrence with the default string, so list flags (where an
+    // empty value means "none") show their default in the help text instead.
     if (auto def = default_text(f.name); !def.empty()) {
-      o->default_str(def);
+      if (f.repeatable) {
+        o->description(o->get_description() + " (default " + def + ")");
+      } else {
+        o->default_str(def);
+      }
     }
     v.options[f.name] = o;
   }
