@@ -2,6 +2,7 @@
 
 #include "uvx/sockaddr.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -18,6 +19,7 @@ struct AdminConn {
   uvx::Handle<uv_tcp_t> tcp;
   uvx::Timer timer; // a peer that never finishes its request is cut after 5 s
   const AdminServer *server = nullptr;
+  bool loopback_peer = false;
   std::string in;
   std::string out;
   uv_write_t write_req{};
@@ -61,7 +63,7 @@ void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
   }
   c->done = true;
   uv_read_stop(s);
-  c->out = complete ? c->server->respond(c->in)
+  c->out = complete ? c->server->respond(c->in, c->loopback_peer)
                     : std::string("HTTP/1.1 431 Request Header Fields Too Large\r\n"
                                   "Content-Length: 0\r\nConnection: close\r\n\r\n");
   c->timer.stop();
@@ -84,6 +86,21 @@ void admin_connection_cb(uv_stream_t *server, int status) noexcept {
   if (auto *self = static_cast<AdminServer *>(server->data)) {
     self->on_connection(server, status);
   }
+}
+
+bool is_loopback(const sockaddr *sa) {
+  if (sa->sa_family == AF_INET) {
+    auto a = ntohl(reinterpret_cast<const sockaddr_in *>(sa)->sin_addr.s_addr);
+    return (a >> 24) == 127;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const auto &a6 = reinterpret_cast<const sockaddr_in6 *>(sa)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) {
+      return true;
+    }
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+  }
+  return false;
 }
 
 std::string http_response(int code, const char *reason, const std::string &content_type,
@@ -148,11 +165,16 @@ void AdminServer::on_connection(uv_stream_t *server, int status) {
     c->finish();
     return;
   }
+  sockaddr_storage peer{};
+  int len = sizeof peer;
+  if (uv_tcp_getpeername(c->tcp.get(), reinterpret_cast<sockaddr *>(&peer), &len) == 0) {
+    c->loopback_peer = is_loopback(reinterpret_cast<sockaddr *>(&peer));
+  }
   c->timer.start(conn_timeout, 5000);
   uv_read_start(c->tcp.stream(), conn_alloc, conn_read);
 }
 
-std::string AdminServer::respond(std::string_view req) const {
+std::string AdminServer::respond(std::string_view req, bool loopback_peer) const {
   auto line_end = req.find_first_of("\r\n");
   std::string_view line = req.substr(0, line_end);
   auto sp1 = line.find(' ');
@@ -172,7 +194,7 @@ std::string AdminServer::respond(std::string_view req) const {
   if (path == "/healthz" || path == "/livez") {
     return http_response(200, "OK", "text/plain; charset=utf-8", "ok", head);
   }
-  if (healthz_only_) {
+  if (healthz_only_ && !loopback_peer) {
     return http_response(404, "Not Found", "text/plain", "not found\n", head);
   }
   if (path == "/readyz") {

@@ -21,7 +21,9 @@ struct AdminHandlers {
 
 class AdminServer {
 public:
-  // `healthz_only`: a Kubespray-style health port that answers only /healthz.
+  // `healthz_only`: a Kubespray-style health port on every address. It answers /healthz to anyone
+  // and the rest (/readyz, /metrics, /stats) only to loopback peers, so the Kubespray drop-in
+  // keeps its metrics on the node without publishing them to the network.
   AdminServer(uv_loop_t *loop, AdminHandlers handlers, bool healthz_only);
   ~AdminServer();
   AdminServer(const AdminServer &) = delete;
@@ -32,7 +34,8 @@ public:
   void close();
 
   // Builds the full HTTP response for a raw request (pure; exposed for unit tests).
-  std::string respond(std::string_view request) const;
+  // `loopback_peer`: the request came from 127.0.0.0/8 or ::1.
+  std::string respond(std::string_view request, bool loopback_peer = true) const;
 
   void on_connection(uv_stream_t *server, int status);
 

@@ -176,7 +176,9 @@ class ImageTest(unittest.TestCase):
         self.assertIn("config=/etc/nginx/nginx.conf", lib.read_log(p))
         # Kubespray's probes: GET /healthz on the health port, on every address.
         self.assertEqual(http_get(8081, "/healthz")[0], 200)
-        self.assertEqual(http_get(8081, "/metrics")[0], 404)  # health port: /healthz only
+        # The health port serves the admin endpoints to loopback peers (the node itself).
+        self.assertEqual(http_get(8081, "/metrics")[0], 200)
+        self.assertEqual(http_get(8081, "/readyz")[0], 200)
         self.check_proxying(port)
         self.assertEqual(uid_of_listener(port), (0, 0))  # no USER in the image
         lib.stop(p, timeout=20)

@@ -39,12 +39,17 @@ TEST_CASE("admin server answers /healthz always and /readyz by readiness") {
   CHECK(s.respond("GET /healthz\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
 }
 
-TEST_CASE("healthz-only server (Kubespray's health port) serves nothing else") {
+TEST_CASE(
+    "healthz-only server (Kubespray's health port): /healthz for all, the rest for loopback") {
   AdminHandlers h;
   h.ready = [] { return true; };
+  h.metrics = [] { return std::string("m 1\n"); };
   AdminServer s(nullptr, h, true);
-  CHECK(s.respond("GET /healthz HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 200", 0) == 0);
-  CHECK(s.respond("GET /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(s.respond("GET /healthz HTTP/1.1\r\n\r\n", false).rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(s.respond("GET /metrics HTTP/1.1\r\n\r\n", false).rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(s.respond("GET /readyz HTTP/1.1\r\n\r\n", false).rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(s.respond("GET /metrics HTTP/1.1\r\n\r\n", true).rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(s.respond("GET /readyz HTTP/1.1\r\n\r\n", true).rfind("HTTP/1.1 200", 0) == 0);
 }
 
 TEST_CASE("readiness: an Up endpoint, or Unknown ones when checks are off") {
