@@ -214,7 +214,12 @@ class Scenario:
         self.stopped.clear()
         rc = self.proxy.stop(timeout=10 * FACTOR)
         if rc != 0:
-            self.problems.append(f"kube-api-lb exited with {rc} after SIGTERM")
+            log = self.proxy.log()
+            i = max(log.find("ERROR: AddressSanitizer"), log.find("ERROR: LeakSanitizer"),
+                    log.find("runtime error:"))
+            detail = ("; sanitizer report:\n" + log[i:i + 1500]) if i >= 0 else \
+                ("; log tail:\n" + "\n".join(log.splitlines()[-8:]))
+            self.problems.append(f"kube-api-lb exited with {rc} after SIGTERM{detail}")
         self.r["duration_s"] = round(time.time() - self.t_begin, 1)
 
     def teardown(self):
