@@ -463,6 +463,20 @@ class Proxy:
     def stop(self, sig=signal.SIGTERM, timeout=15):
         return stop(self.proc, sig, timeout)
 
+    def stop_clean(self, sig=signal.SIGTERM, timeout=15):
+        """Stops it and asserts a clean exit (status 0: no sanitizer report, no leak); the error
+        names what went wrong."""
+        code = self.stop(sig, timeout)
+        if code != 0 and not getattr(self, "_reported", False):
+            self._reported = True  # once per process, not again from a cleanup
+            log = self.log()
+            lines = log.splitlines()
+            key = [l for l in lines if "Sanitizer" in l or "runtime error" in l or
+                   "level=error" in l or " #1 " in l or " #2 " in l][:8]
+            raise AssertionError(f"kube-api-lb exited with status {code} on {sig!r} "
+                                 f"(pid {self.pid}, log {self.proc.log_path}):\n" +
+                                 "\n".join(key or lines[-10:]))
+
 
 _metric_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
 _label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')

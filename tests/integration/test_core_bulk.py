@@ -73,6 +73,10 @@ class CoreBulk(unittest.TestCase):
         cls.proxy = kt.Proxy([cls.backend.endpoint], ["--health-check=tcp"])
         cls.proxy.wait_ready()
 
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop_clean()
+
     def test_upload_256mib_and_client_half_close(self):
         t0 = time.monotonic()
         c = Client(self.proxy.port, "SINK", timeout=120)
@@ -168,7 +172,7 @@ class CoreBulk(unittest.TestCase):
                 s.close()
         kt.wait_until(lambda: backend.stats()["active"] == 0, 20,
                       what="all backend connections to close after the clients closed")
-        self.assertEqual(proxy.stop(), 0)
+        proxy.stop_clean()
         backend.stop()
 
     def test_slow_reader_1gib_bounded_rss(self):
@@ -219,7 +223,7 @@ class CoreBulk(unittest.TestCase):
         if not sanitized:
             self.assertLess(rss["max"], RSS_LIMIT_KIB,
                             f"proxy RSS reached {rss['max']} KiB while a client read slowly")
-        self.assertEqual(proxy.stop(), 0)
+        proxy.stop_clean()
 
     def echo_roundtrips(self, port, count, expect_names=None):
         for i in range(count):
@@ -247,7 +251,7 @@ class CoreBulk(unittest.TestCase):
                     try:
                         self.echo_roundtrips(proxy.port, 100, {"bulk", "b2"})
                     finally:
-                        self.assertEqual(proxy.stop(), 0)
+                        proxy.stop_clean()
         finally:
             b2.stop()
 
@@ -268,7 +272,7 @@ class CoreBulk(unittest.TestCase):
             st, body = proxy.admin_get("/readyz")
             self.assertEqual(st, 200, body)
         finally:
-            self.assertEqual(proxy.stop(), 0)
+            proxy.stop_clean()
             api.stop()
 
 

@@ -40,7 +40,7 @@ class Policies(unittest.TestCase):
 
     def start(self, policy, extra=()):
         p = kt.Proxy(self.eps, health_flags(self.certs) + [f"--policy={policy}", *extra])
-        self.addCleanup(lambda: p.proc.poll() is None and p.stop())
+        self.addCleanup(p.stop_clean)
         wait_all_up(p, self.eps)
         return p
 
@@ -63,7 +63,7 @@ class Policies(unittest.TestCase):
         apis = [kt.FakeApiserver(f"f{i}", self.certs) for i in range(3)]
         eps = [a.endpoint for a in apis]
         p = kt.Proxy(eps, health_flags(self.certs) + ["--policy=first"])
-        self.addCleanup(lambda: p.proc.poll() is None and p.stop())
+        self.addCleanup(p.stop_clean)
         wait_all_up(p, eps)
         self.assertEqual(self.count_new_connections(p, 20), {"f0": 20})
         apis[0].stop(signal.SIGKILL)
@@ -120,7 +120,7 @@ class Policies(unittest.TestCase):
         b1, b2 = kt.TcpBackend("m1"), kt.TcpBackend("m2")
         eps = [b1.endpoint, b2.endpoint]
         p = kt.Proxy(eps, ["--health-check=tcp", "--policy=round-robin"])
-        self.addCleanup(lambda: p.proc.poll() is None and p.stop())
+        self.addCleanup(p.stop_clean)
         wait_all_up(p, eps)
         want = {e: {"conns": 0, "sent": 0, "recv": 0} for e in eps}
         name_to_ep = {"m1": eps[0], "m2": eps[1]}
@@ -165,7 +165,7 @@ class Policies(unittest.TestCase):
             self.assertEqual(st[e]["activeConnections"], 0)
         self.assertEqual(kt.metric(m, "kube_api_lb_accepted_connections_total"), 10)
         self.assertIn(("kube_api_lb_build_info"), {n for n, _ in m})
-        p.stop()
+        p.stop_clean()
         b1.stop()
         b2.stop()
 
@@ -173,7 +173,7 @@ class Policies(unittest.TestCase):
         b = kt.TcpBackend("alive")
         dead = f"127.0.0.1:{kt.closed_port()}"
         p = kt.Proxy([dead, b.endpoint], ["--health-check=none", "--policy=first"])
-        self.addCleanup(lambda: p.proc.poll() is None and p.stop())
+        self.addCleanup(p.stop_clean)
         for i in range(5):
             s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
             s.sendall(b"ECHO\n")
@@ -185,14 +185,14 @@ class Policies(unittest.TestCase):
         self.assertEqual(kt.metric(m, "kube_api_lb_endpoint_retries_total", endpoint=dead), 5)
         self.assertEqual(kt.metric(m, "kube_api_lb_endpoint_connections_total",
                                    endpoint=b.endpoint), 5)
-        p.stop()
+        p.stop_clean()
         b.stop()
 
     def test_healthz_and_readyz(self):
         apis = [kt.FakeApiserver(f"r{i}", self.certs) for i in range(2)]
         eps = [a.endpoint for a in apis]
         p = kt.Proxy(eps, health_flags(self.certs))
-        self.addCleanup(lambda: p.proc.poll() is None and p.stop())
+        self.addCleanup(p.stop_clean)
         self.assertEqual(p.admin_get("/healthz"), (200, "ok"))
         p.wait_ready()
         st, _ = p.admin_get("/readyz")

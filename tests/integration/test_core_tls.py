@@ -26,6 +26,10 @@ class CoreTls(unittest.TestCase):
         cls.proxy = kt.Proxy([cls.api.endpoint], health_flags(cls.certs))
         cls.proxy.wait_ready()
 
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop_clean()
+
     def curl_args(self, cert=True):
         a = ["--cacert", self.certs.ca]
         if cert:
@@ -125,7 +129,7 @@ class CoreTls(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, f"curl {url}: {r.stderr.decode()}")
                 self.assertEqual(json.loads(r.stdout)["username"], "system:node:k8s-node4")
         finally:
-            self.assertEqual(proxy.stop(), 0)
+            proxy.stop_clean()
 
     def test_ipv6_endpoint(self):
         api6 = kt.FakeApiserver("v6", self.certs, listen=["[::1]:0"])
@@ -134,7 +138,7 @@ class CoreTls(unittest.TestCase):
             proxy.wait_ready()
             self.assertEqual(kt.served_by("127.0.0.1", proxy.port, self.certs), "v6")
         finally:
-            self.assertEqual(proxy.stop(), 0)
+            proxy.stop_clean()
             api6.stop()
 
     def test_hostname_endpoint(self):
@@ -150,7 +154,7 @@ class CoreTls(unittest.TestCase):
             r = kt.curl(*self.curl_args(), f"https://localhost:{proxy.port}/whoami")
             self.assertEqual(r.returncode, 0, r.stderr.decode())
         finally:
-            self.assertEqual(proxy.stop(), 0)
+            proxy.stop_clean()
             api.stop()
 
     def test_json_logs(self):
@@ -159,7 +163,7 @@ class CoreTls(unittest.TestCase):
             proxy.wait_ready()
             kt.served_by("127.0.0.1", proxy.port, self.certs)
         finally:
-            self.assertEqual(proxy.stop(), 0)
+            proxy.stop_clean()
         lines = [l for l in proxy.log().splitlines() if l.strip()]
         self.assertTrue(lines, "no log lines at all")
         for l in lines:
