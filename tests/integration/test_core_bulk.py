@@ -19,6 +19,7 @@ BULK = int(os.environ.get("KAL_BULK_MIB", "256")) * MIB
 SLOW_TOTAL = int(os.environ.get("KAL_SLOW_MIB", "1024")) * MIB
 SLOW_SECONDS = float(os.environ.get("KAL_SLOW_SECONDS", "20"))
 RSS_LIMIT_KIB = 32 * 1024
+RSS_LIMIT_KIB_SANITIZED = 128 * 1024
 CONCURRENT = 2000
 
 
@@ -218,11 +219,13 @@ class CoreBulk(unittest.TestCase):
         print(f"  slow reader: {slow_bytes[0] // MIB} MiB in the slow {SLOW_SECONDS:.0f}s, "
               f"{SLOW_TOTAL // MIB} MiB total in {elapsed:.1f}s; proxy max RSS "
               f"{rss['max'] / 1024:.1f} MiB over {rss['samples']} samples"
-              f"{' (sanitizer build: RSS limit not applied)' if sanitized else ''}",
+              f"{' (sanitizer build: shadow memory and quarantine, limit relaxed)' if sanitized else ''}",
               file=sys.stderr)
-        if not sanitized:
-            self.assertLess(rss["max"], RSS_LIMIT_KIB,
-                            f"proxy RSS reached {rss['max']} KiB while a client read slowly")
+        # Under ASan the process carries shadow memory and a free quarantine, so 32 MiB means
+        # nothing there; a relaxed bound still catches buffering a meaningful part of the 1 GiB.
+        limit = RSS_LIMIT_KIB_SANITIZED if sanitized else RSS_LIMIT_KIB
+        self.assertLess(rss["max"], limit,
+                        f"proxy RSS reached {rss['max']} KiB while a client read slowly")
         proxy.stop_clean()
 
     def echo_roundtrips(self, port, count, expect_names=None):
