@@ -508,6 +508,9 @@ class NetnsFailover(unittest.TestCase):
                                  f"(shutdown delay {delay:g}s), none by the proxy")
         if reconnects:
             sc.r["reconnect_s"] = round(max(reconnects), 3)
+            if max(reconnects) > RECONNECT_LIMIT:
+                sc.problems.append(f"a stream reconnected {max(reconnects):.3f}s after the "
+                                   f"draining apiserver ended it (limit {RECONNECT_LIMIT:g}s)")
         sc.verdict()
 
     def test_5_kill_two(self):
@@ -611,6 +614,7 @@ class NetnsFailover(unittest.TestCase):
         sc.check_failures()
         ends = [e for e in sc.events if e["ev"] == "stream_end"]
         sigterm = {rd["server"]: rd["t"] for rd in rounds}
+        reconnects = []
         for e in ends:
             if e["how"] != "clean":
                 sc.problems.append(f"stream {e['id']} on {e['server']} was cut "
@@ -620,11 +624,19 @@ class NetnsFailover(unittest.TestCase):
             elif e["t"] < sigterm.get(e["server"], 0) + delay - 0.25:
                 sc.problems.append(f"stream {e['id']} on {e['server']} ended before its shutdown "
                                    "delay was over")
-            if sc.open_of(e["id"], e["n"] + 1) is None:
+            nxt = sc.open_of(e["id"], e["n"] + 1)
+            if nxt is None:
                 sc.problems.append(f"stream {e['id']} did not reconnect after {e['server']} "
                                    "drained")
+            else:
+                reconnects.append(nxt["t"] - e["t"])
         if not ends:
             sc.problems.append("no stream ended: the rolling restart did not reach them?")
+        if reconnects:
+            sc.r["reconnect_s"] = round(max(reconnects), 3)
+            if max(reconnects) > RECONNECT_LIMIT:
+                sc.problems.append(f"a stream reconnected {max(reconnects):.3f}s after its "
+                                   f"apiserver ended it (limit {RECONNECT_LIMIT:g}s)")
         if sc.proxy.events("closed connections bound to a down endpoint", since=rounds[0]["t"]):
             sc.problems.append("the proxy closed connections during a graceful rolling restart")
         sc.r["rounds"] = [{k: v for k, v in rd.items() if k not in ("t", "listen_t")}
