@@ -420,17 +420,13 @@ void Session::relay(bool to_upstream, char *data, size_t len, bool pooled) {
     if (n > 0) {
       off = static_cast<size_t>(n);
     } else if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
-      if (pooled) {
-        worker_.pool().put(data);
-      }
+      release(data, pooled);
       close(to_upstream ? CloseReason::UpstreamError : CloseReason::ClientError);
       return;
     }
   }
   if (off == len) {
-    if (pooled) {
-      worker_.pool().put(data);
-    }
+    release(data, pooled);
     return;
   }
   auto *w = new WriteReq{};
@@ -450,6 +446,14 @@ void Session::relay(bool to_upstream, char *data, size_t len, bool pooled) {
   if (d.pending >= worker_.settings().high_watermark && !d.paused) {
     d.paused = true;
     uv_read_stop(to_upstream ? client_.stream() : upstream_.stream());
+  }
+}
+
+void Session::release(char *data, bool pooled) {
+  if (pooled) {
+    worker_.pool().put(data);
+  } else {
+    delete[] data;
   }
 }
 

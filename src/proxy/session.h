@@ -93,6 +93,8 @@ private:
   bool can_replay() const { return !got_first_byte_ && replay_ok_; }
   void relay(bool to_upstream, char *data, size_t len, bool pooled);
   void send(bool to_upstream, const char *data, size_t len);
+  // Gives back a buffer `relay` owns: to the pool, or to the heap for a copy made by send().
+  void release(char *data, bool pooled);
   void maybe_resume(bool to_upstream);
   void half_close(bool to_upstream);
   void maybe_finish();
