@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Dial failures the client must not see, and connection lifetime rules:
+connect timeout (a black-holed endpoint), an upstream that accepts but never answers (first-byte
+timeout, replay), one that closes at once (early close, replay), an error on either side closing
+both, and --idle-timeout (none by default)."""
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kal_testlib as kt  # noqa: E402
+
+
+class Misbehaving:
+    """A loopback TCP server that misbehaves in one way:
+    "blackhole": its accept queue is full, so SYNs are dropped and connects never finish;
+    "silent": accepts and never reads nor writes; "close": accepts and closes at once;
+    "rst": answers the command line, then resets the connection."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.accepted = 0
+        self.held = []
+        self.l = socket.socket()
+        self.l.bind(("127.0.0.1", 0))
+        self.port = self.l.getsockname()[1]
+        self.endpoint = f"127.0.0.1:{self.port}"
+        if mode == "blackhole":
+            self.l.listen(0)
+            # Fill the accept queue (never accepted) until a connect no longer completes.
+            for _ in range(16):
+                c = socket.socket()
+                c.settimeout(0.3)
+                try:
+                    c.connect(("127.0.0.1", self.port))
+                    self.held.append(c)
+                except OSError:
+                    c.close()
+                    break
+            else:
+                raise unittest.SkipTest("cannot make a black-holed loopback listener here")
+            return
+        self.l.listen(128)
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                s, _ = self.l.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.mode == "silent":
+                self.held.append(s)
+            elif self.mode == "close":
+                s.close()
+            elif self.mode == "rst":
+                threading.Thread(target=self.reset_later, args=(s,), daemon=True).start()
+
+    def reset_later(self, s):
+        try:
+            s.settimeout(5)
+            s.recv(100)
+            s.sendall(b"OK RST reset\n")
+            time.sleep(0.3)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        s.close()
+
+    def close(self):
+        self.l.close()
+        for s in self.held:
+            s.close()
+
+
+def echo_once(port, payload=b"hello", timeout=10):
+    """ECHO round trip on a new connection, with the client's bytes sent right after connect.
+    Returns (first line, seconds)."""
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(b"ECHO\n" + payload)
+        want_tail = payload
+        got = b""
+        while b"\n" not in got or len(got.split(b"\n", 1)[1]) < len(want_tail):
+            d = s.recv(65536)
+            if not d:
+                raise AssertionError(f"EOF after {got!r}")
+            got += d
+        first, rest = got.split(b"\n", 1)
+        if rest != want_tail:
+            raise AssertionError(f"echo mismatch: {rest!r}")
+        return first.decode(), time.monotonic() - t0
+    finally:
+        s.close()
+
+
+class Retry(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.live = kt.TcpBackend("live")
+
+    def proxy(self, endpoints, *args):
+        p = kt.Proxy(endpoints, ["--health-check=none", "--policy=first", *args])
+        self.addCleanup(p.stop_clean)
+        return p
+
+    def counter(self, p, name, ep):
+        return kt.metric(p.metrics(), f"kube_api_lb_endpoint_{name}", endpoint=ep)
+
+    def test_connect_timeout_moves_on(self):
+        hole = Misbehaving("blackhole")
+        self.addCleanup(hole.close)
+        p = self.proxy([hole.endpoint, self.live.endpoint], "--connect-timeout=300ms")
+        for i in range(10):
+            first, took = echo_once(p.port, b"held while dialling %d" % i)
+            self.assertEqual(first, "OK ECHO live")
+            self.assertLess(took, 2.0, f"connection {i} took {took:.2f}s with a 300ms "
+                            "connect timeout")
+        self.assertGreaterEqual(self.counter(p, "connect_failures_total", hole.endpoint), 1)
+        self.assertEqual(self.counter(p, "connections_total", self.live.endpoint), 10)
+
+    def test_silent_upstream_first_byte_timeout_replays(self):
+        silent = Misbehaving("silent")
+        self.addCleanup(silent.close)
+        p = self.proxy([silent.endpoint, self.live.endpoint], "--first-byte-timeout=500ms")
+        first, took = echo_once(p.port, b"replayed")
+        self.assertEqual(first, "OK ECHO live")
+        self.assertTrue(0.4 <= took < 3.0, f"took {took:.2f}s with a 500ms first-byte timeout")
+        self.assertGreaterEqual(silent.accepted, 1, "the silent endpoint was never dialled")
+        self.assertGreaterEqual(self.counter(p, "first_byte_timeouts_total", silent.endpoint), 1)
+
+    def test_early_close_upstream_replays(self):
+        closer = Misbehaving("close")
+        self.addCleanup(closer.close)
+        p = self.proxy([closer.endpoint, self.live.endpoint])
+        for i in range(10):
+            first, took = echo_once(p.port, b"again %d" % i)
+            self.assertEqual(first, "OK ECHO live")
+            self.assertLess(took, 2.0)
+        self.assertGreaterEqual(closer.accepted, 1, "the closing endpoint was never dialled")
+        self.assertGreaterEqual(self.counter(p, "early_closes_total", closer.endpoint), 1)
+
+    def test_upstream_reset_closes_client(self):
+        rst = Misbehaving("rst")
+        self.addCleanup(rst.close)
+        p = self.proxy([rst.endpoint])
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        s.sendall(b"ECHO\n")
+        self.assertEqual(s.recv(100), b"OK RST reset\n")
+        t0 = time.monotonic()
+        try:
+            while s.recv(100):
+                pass
+        except ConnectionResetError:
+            pass
+        took = time.monotonic() - t0
+        s.close()
+        self.assertLess(took, 2.0, "client side not closed promptly after the upstream reset")
+
+    def test_client_reset_closes_upstream(self):
+        b = kt.TcpBackend("rstc")
+        self.addCleanup(b.stop)
+        p = self.proxy([b.endpoint])
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        s.sendall(b"ECHO\nx")
+        self.assertEqual(s.recv(100), b"OK ECHO rstc\nx")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        b.wait_events(lambda e: e["event"] == "closed" and e["mode"] == "ECHO", 1, timeout=3)
+        kt.wait_until(lambda: self.counter(p, "active_connections", b.endpoint) == 0, 3,
+                      what="the proxy to drop the session")
+
+    def test_idle_timeout(self):
+        p = self.proxy([self.live.endpoint], "--idle-timeout=1s")
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        s.sendall(b"ECHO\n")
+        self.assertEqual(s.recv(100), b"OK ECHO live\n")
+        t0 = time.monotonic()
+        try:
+            d = s.recv(100)
+        except ConnectionResetError:
+            d = b""
+        took = time.monotonic() - t0
+        s.close()
+        self.assertEqual(d, b"", "expected the proxy to close an idle connection")
+        self.assertTrue(0.8 <= took <= 3.0, f"idle connection closed after {took:.2f}s, "
+                        "--idle-timeout=1s")
+
+    def test_no_idle_timeout_by_default(self):
+        p = self.proxy([self.live.endpoint])
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        s.sendall(b"ECHO\n")
+        self.assertEqual(s.recv(100), b"OK ECHO live\n")
+        time.sleep(4)
+        s.sendall(b"still there\n")
+        self.assertEqual(s.recv(100), b"still there\n")
+        s.close()
+
+
+if __name__ == "__main__":
+    kt.main()
