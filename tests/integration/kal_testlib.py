@@ -582,6 +582,17 @@ def curl(*args, timeout=30):
                           timeout=timeout, preexec_fn=_child_setup())
 
 
+def recv_exact(sock, n):
+    """Reads until n bytes or EOF (TCP may split any message)."""
+    got = b""
+    while len(got) < n:
+        d = sock.recv(n - len(got))
+        if not d:
+            break
+        got += d
+    return got
+
+
 def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()
 

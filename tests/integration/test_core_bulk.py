@@ -167,7 +167,7 @@ class CoreBulk(unittest.TestCase):
             # All still usable after being held together.
             for i, s in enumerate(socks[::97]):
                 s.sendall(b"again\n")
-                self.assertEqual(s.recv(6), b"again\n")
+                self.assertEqual(kt.recv_exact(s, 6), b"again\n")
         finally:
             for s in socks:
                 s.close()

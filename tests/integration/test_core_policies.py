@@ -177,7 +177,7 @@ class Policies(unittest.TestCase):
         for i in range(5):
             s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
             s.sendall(b"ECHO\n")
-            self.assertEqual(s.recv(100), b"OK ECHO alive\n")
+            self.assertEqual(kt.recv_exact(s, 14), b"OK ECHO alive\n")
             s.close()
         m = p.metrics()
         self.assertEqual(kt.metric(m, "kube_api_lb_endpoint_connect_failures_total",

@@ -19,6 +19,7 @@ class Misbehaving:
     """A loopback TCP server that misbehaves in one way:
     "blackhole": its accept queue is full, so SYNs are dropped and connects never finish;
     "silent": accepts and never reads nor writes; "close": accepts and closes at once;
+    "readclose": reads the client's first bytes, then closes without answering;
     "rst": answers the command line, then resets the connection."""
 
     def __init__(self, mode):
@@ -58,8 +59,18 @@ class Misbehaving:
                 self.held.append(s)
             elif self.mode == "close":
                 s.close()
+            elif self.mode == "readclose":
+                threading.Thread(target=self.read_then_close, args=(s,), daemon=True).start()
             elif self.mode == "rst":
                 threading.Thread(target=self.reset_later, args=(s,), daemon=True).start()
+
+    def read_then_close(self, s):
+        try:
+            s.settimeout(5)
+            s.recv(100)
+        except OSError:
+            pass
+        s.close()
 
     def reset_later(self, s):
         try:
@@ -78,12 +89,23 @@ class Misbehaving:
             s.close()
 
 
-def echo_once(port, payload=b"hello", timeout=10):
-    """ECHO round trip on a new connection, with the client's bytes sent right after connect.
-    Returns (first line, seconds)."""
+def recv_exact(s, n):
+    got = b""
+    while len(got) < n:
+        d = s.recv(n - len(got))
+        if not d:
+            break
+        got += d
+    return got
+
+
+def echo_once(port, payload=b"hello", timeout=10, pause=0.0):
+    """ECHO round trip on a new connection; the client's bytes go out `pause` seconds after the
+    connect. Returns (first line, seconds)."""
     t0 = time.monotonic()
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
+        time.sleep(pause)
         s.sendall(b"ECHO\n" + payload)
         want_tail = payload
         got = b""
@@ -135,8 +157,9 @@ class Retry(unittest.TestCase):
         self.assertGreaterEqual(silent.accepted, 1, "the silent endpoint was never dialled")
         self.assertGreaterEqual(self.counter(p, "first_byte_timeouts_total", silent.endpoint), 1)
 
-    def test_early_close_upstream_replays(self):
-        closer = Misbehaving("close")
+    def test_early_close_after_client_bytes_replays(self):
+        # The upstream reads the client's first bytes (its ClientHello) and closes: re-dial, replay.
+        closer = Misbehaving("readclose")
         self.addCleanup(closer.close)
         p = self.proxy([closer.endpoint, self.live.endpoint])
         for i in range(10):
@@ -146,13 +169,29 @@ class Retry(unittest.TestCase):
         self.assertGreaterEqual(closer.accepted, 1, "the closing endpoint was never dialled")
         self.assertGreaterEqual(self.counter(p, "early_closes_total", closer.endpoint), 1)
 
+    def test_early_close_before_client_bytes_redials(self):
+        # The upstream closes before the client has sent anything (an apiserver dying at the
+        # moment of connect). Nothing reached the client, so this must be re-dialled too, not
+        # passed on as an EOF.
+        closer = Misbehaving("close")
+        self.addCleanup(closer.close)
+        p = self.proxy([closer.endpoint, self.live.endpoint])
+        for i in range(5):
+            try:
+                first, took = echo_once(p.port, b"late %d" % i, pause=0.3)
+            except (OSError, AssertionError) as e:
+                self.fail(f"connection {i}: upstream closed before the client's first bytes; "
+                          f"the client got: {e}")
+            self.assertEqual(first, "OK ECHO live")
+        self.assertGreaterEqual(closer.accepted, 1, "the closing endpoint was never dialled")
+
     def test_upstream_reset_closes_client(self):
         rst = Misbehaving("rst")
         self.addCleanup(rst.close)
         p = self.proxy([rst.endpoint])
         s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         s.sendall(b"ECHO\n")
-        self.assertEqual(s.recv(100), b"OK RST reset\n")
+        self.assertEqual(recv_exact(s, len(b"OK RST reset\n")), b"OK RST reset\n")
         t0 = time.monotonic()
         try:
             while s.recv(100):
@@ -169,7 +208,13 @@ class Retry(unittest.TestCase):
         p = self.proxy([b.endpoint])
         s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         s.sendall(b"ECHO\nx")
-        self.assertEqual(s.recv(100), b"OK ECHO rstc\nx")
+        got = b""
+        while len(got) < len(b"OK ECHO rstc\nx"):
+            d = s.recv(100)
+            if not d:
+                break
+            got += d
+        self.assertEqual(got, b"OK ECHO rstc\nx")
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
         b.wait_events(lambda e: e["event"] == "closed" and e["mode"] == "ECHO", 1, timeout=3)
@@ -180,7 +225,7 @@ class Retry(unittest.TestCase):
         p = self.proxy([self.live.endpoint], "--idle-timeout=1s")
         s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         s.sendall(b"ECHO\n")
-        self.assertEqual(s.recv(100), b"OK ECHO live\n")
+        self.assertEqual(recv_exact(s, len(b"OK ECHO live\n")), b"OK ECHO live\n")
         t0 = time.monotonic()
         try:
             d = s.recv(100)
@@ -196,10 +241,10 @@ class Retry(unittest.TestCase):
         p = self.proxy([self.live.endpoint])
         s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         s.sendall(b"ECHO\n")
-        self.assertEqual(s.recv(100), b"OK ECHO live\n")
+        self.assertEqual(recv_exact(s, len(b"OK ECHO live\n")), b"OK ECHO live\n")
         time.sleep(4)
         s.sendall(b"still there\n")
-        self.assertEqual(s.recv(100), b"still there\n")
+        self.assertEqual(recv_exact(s, len(b"still there\n")), b"still there\n")
         s.close()
 
 
