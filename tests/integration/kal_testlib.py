@@ -448,6 +448,8 @@ class Proxy:
 
     def sanitized(self):
         """True if the binary runs with AddressSanitizer (RSS numbers then mean nothing)."""
+        if os.environ.get("KAL_SANITIZED") == "1":
+            return True
         try:
             with open(f"/proc/{self.pid}/maps") as f:
                 if "libasan" in f.read():
