@@ -114,7 +114,7 @@ std::shared_ptr<const UpstreamList> ProxyApp::build_upstreams(const Config &c,
   return list;
 }
 
-Result<bool> ProxyApp::resolve_names(bool at_start) {
+Result<bool> ProxyApp::resolve_names_at_start() {
   for (const auto &up : *ups_) {
     if (up->address().kind != HostPort::Kind::Name) {
       continue;
@@ -127,11 +127,8 @@ Result<bool> ProxyApp::resolve_names(bool at_start) {
     // Synchronous form (null callback): only at start-up, before any client is served.
     int rc = uv_getaddrinfo(loop_, &req, nullptr, up->address().host.c_str(), port.c_str(), &hints);
     if (rc != 0) {
-      if (at_start) {
-        return Err{"endpoint " + up->name() + ": cannot resolve host name \"" + up->address().host +
-                   "\": " + uv_strerror(rc)};
-      }
-      continue;
+      return Err{"endpoint " + up->name() + ": cannot resolve host name \"" + up->address().host +
+                 "\": " + uv_strerror(rc)};
     }
     std::vector<sockaddr_storage> addrs;
     for (auto *ai = req.addrinfo; ai; ai = ai->ai_next) {
@@ -273,7 +270,7 @@ Result<bool> ProxyApp::start() {
   start_time_ = unix_now();
   config_hash_ = config_hash(config_);
   ups_ = build_upstreams(config_, nullptr);
-  if (auto r = resolve_names(true); !r) {
+  if (auto r = resolve_names_at_start(); !r) {
     return r;
   }
   auto settings = ProxySettings::from(config_);
@@ -325,13 +322,9 @@ Result<bool> ProxyApp::start() {
   drain_timer_.init(loop_, this);
   watch_debounce_.init(loop_, this);
   resolve_timer_.init(loop_, this);
-  bool has_names = false;
-  for (const auto &u : *ups_) {
-    has_names |= u->address().kind == HostPort::Kind::Name;
-  }
-  if (has_names) {
-    resolve_timer_.start(resolve_tick_cb, 30000, 30000);
-  }
+  // Names are re-resolved every 30 s (the timer does nothing when every endpoint is an IP).
+  resolve_timer_.start(resolve_tick_cb, 30000, 30000);
+  resolve_timer_.unref();
   if (!watch_path_.empty()) {
     last_file_content_ = read_file(watch_path_);
     // Watch the directory: kubelet and Ansible replace the file by an atomic rename, which a
@@ -380,7 +373,6 @@ int ProxyApp::run() {
   auto started = start();
   if (!started) {
     std::fprintf(stderr, "kube-api-lb: error: %s\n", started.error().c_str());
-    log::error("start-up failed").kv("error", started.error());
     exit_code_ = 1;
     finish_shutdown();
   }
@@ -593,7 +585,9 @@ void ProxyApp::reload(const char *trigger) {
     }
   }
   config_ = n;
-  resolve_names(false);
+  // New names resolve on the thread pool; until then their dials fail over to other endpoints
+  // and their checks report "unresolved". The loop never waits for DNS.
+  on_resolve_tick();
   checker_->set_upstreams(*ups_);
   config_hash_ = hash;
   ++reloads_;

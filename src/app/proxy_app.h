@@ -47,7 +47,8 @@ private:
   };
 
   Result<bool> start();
-  Result<bool> resolve_names(bool at_start);
+  // Resolves host-name endpoints before anything listens; an unresolvable name is an error.
+  Result<bool> resolve_names_at_start();
   std::shared_ptr<const UpstreamList> build_upstreams(const Config &c,
                                                       const UpstreamList *previous);
   Result<bool> start_admin(const Config &c);
