@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""--workers=N: several event loops on SO_REUSEPORT sockets behave as one proxy — every connection
+is served, the counters add up across loops, a hard-down endpoint's connections are closed on every
+loop, a reload reaches every loop, and SIGTERM still exits 0."""
+import concurrent.futures
+import os
+import signal
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kal_testlib as kt  # noqa: E402
+
+NAMES = ("a", "b", "c")
+
+
+class Workers(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = kt.make_certs()
+        cls.apis = {n: kt.FakeApiserver(n, cls.certs, listen=[f"127.0.0.1{i + 1}:0"],
+                                        args=["--watch-interval-ms", "100"])
+                    for i, n in enumerate(NAMES)}
+        cls.eps = [cls.apis[n].endpoint for n in NAMES]
+
+    @classmethod
+    def tearDownClass(cls):
+        for a in cls.apis.values():
+            a.stop()
+
+    def health_flags(self):
+        c = self.certs
+        return [f"--health-ca-file={c.ca}", f"--health-client-cert={c.health_crt}",
+                f"--health-client-key={c.health_key}"]
+
+    def test_connections_spread_over_loops_and_counted_once(self):
+        p = kt.Proxy(self.eps, ["--workers=3", "--policy=round-robin"] + self.health_flags())
+        try:
+            p.wait_ready(15)
+            # One listening socket per worker on the same port.
+            threads = os.listdir(f"/proc/{p.pid}/task")
+            self.assertGreaterEqual(len(threads), 3, "expected a thread per extra worker")
+            n = 300
+
+            def one(_):
+                return kt.served_by("127.0.0.1", p.port, self.certs)
+
+            with concurrent.futures.ThreadPoolExecutor(16) as ex:
+                got = list(ex.map(one, range(n)))
+            self.assertEqual(len(got), n)
+            self.assertEqual(set(got), set(NAMES), f"not every apiserver served: {set(got)}")
+            m = p.metrics()
+            # Every connection counted exactly once, whichever loop accepted it.
+            total = sum(kt.metric(m, "kube_api_lb_endpoint_connections_total", endpoint=e)
+                        for e in self.eps)
+            self.assertEqual(total, n)
+            self.assertEqual(kt.metric(m, "kube_api_lb_accepted_connections_total"), n)
+            self.assertEqual(kt.metric(m, "kube_api_lb_workers"), 3)
+        finally:
+            p.stop_clean()
+
+    def test_hard_down_closes_streams_on_every_loop(self):
+        victim = kt.FakeApiserver("v", self.certs, listen=["127.0.0.13:0"],
+                                  args=["--watch-interval-ms", "100"])
+        p = kt.Proxy([victim.endpoint], ["--workers=2"] + self.health_flags())
+        streams = []
+        try:
+            p.wait_ready(15)
+            # Enough streams that both loops hold some (the kernel spreads SO_REUSEPORT accepts).
+            for _ in range(12):
+                c = kt.HeldConnection("127.0.0.1", p.port, self.certs)
+                c.conn.request("GET", "/api/v1/namespaces/default/pods?watch=1")
+                r = c.conn.getresponse()
+                self.assertEqual(r.status, 200)
+                r.readline()
+                streams.append((c, r))
+            t0 = time.monotonic()
+            victim.stop(signal.SIGKILL)
+            deadline = t0 + 5
+            for c, r in streams:
+                c.conn.sock.settimeout(max(0.1, deadline - time.monotonic()))
+                try:
+                    while r.readline():
+                        pass
+                except (OSError, ValueError):
+                    pass
+            took = time.monotonic() - t0
+            self.assertLess(took, 2.5 if not p.sanitized() else 4,
+                            "streams bound to a killed apiserver were not all closed in time")
+        finally:
+            for c, _ in streams:
+                c.close()
+            p.stop_clean()
+            victim.stop()
+
+    def test_reload_reaches_every_loop(self):
+        d = kt.tmpdir()
+        cfg = os.path.join(d, "config.yaml")
+
+        def write(policy, eps):
+            tmp = cfg + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("apiVersion: kubeapilb.config.k8s.io/v1alpha1\n"
+                        "kind: KubeAPILBConfiguration\n"
+                        f"policy: {policy}\n"
+                        "endpoints:\n" + "".join(f"  - \"{e}\"\n" for e in eps))
+            os.rename(tmp, cfg)
+
+        write("round-robin", self.eps)
+        p = kt.Proxy(None, [f"--config={cfg}", "--workers=2"] + self.health_flags())
+        try:
+            p.wait_ready(15)
+            write("first", self.eps)
+            p.proc.send_signal(signal.SIGHUP)
+            kt.wait_until(lambda: kt.metric(p.metrics(), "kube_api_lb_config_reloads_total") >= 1,
+                          10, what="the reload")
+            time.sleep(0.3)  # the other loop applies it on its next turn
+            got = {kt.served_by("127.0.0.1", p.port, self.certs) for _ in range(40)}
+            self.assertEqual(got, {"a"}, "policy 'first' not applied on every loop")
+        finally:
+            p.stop_clean()
+
+
+if __name__ == "__main__":
+    kt.main()
