@@ -343,7 +343,7 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
       return;
     }
     // Upstream EOF or error before it answered: nothing reached the client, try elsewhere.
-    if (can_replay() && !replay_.empty()) {
+    if (can_replay()) {
       redial(false);
       return;
     }
