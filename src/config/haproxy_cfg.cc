@@ -11,19 +11,9 @@
 namespace kal {
 namespace {
 
-struct Pos {
-  int line = 1;
-  int col = 1;
-};
+using Pos = ReaderPos;
 
-struct Failure {
-  Pos pos;
-  std::string message;
-};
-
-[[noreturn]] void fail(Pos pos, std::string message) { throw Failure{pos, std::move(message)}; }
-
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+[[noreturn]] void fail(Pos pos, std::string message) { reader_fail(pos, std::move(message)); }
 
 struct Word {
   std::string text;
@@ -1062,21 +1052,22 @@ Result<Config> parse_haproxy_cfg(std::string_view text, const std::string &file_
         }
         if (l.words.size() > 2 && k != "program") {
           if (l.words[2].text == "from") {
-            throw Failure{l.words[2].pos, "named defaults (\"from\") are not supported"};
+            throw ReaderFailure{l.words[2].pos, "named defaults (\"from\") are not supported"};
           }
         }
         sections.push_back(std::move(s));
         continue;
       }
       if (sections.empty()) {
-        throw Failure{l.pos, "keyword " + quote(k) +
-                                 " outside of any section (expected global, defaults, frontend, "
-                                 "backend or listen first)"};
+        throw ReaderFailure{l.pos,
+                            "keyword " + quote(k) +
+                                " outside of any section (expected global, defaults, frontend, "
+                                "backend or listen first)"};
       }
       sections.back().lines.push_back(std::move(l));
     }
     if (sections.empty()) {
-      throw Failure{Pos{}, "empty configuration: no sections"};
+      throw ReaderFailure{Pos{}, "empty configuration: no sections"};
     }
     base.source = file_name;
     Config c = Interpreter(file_name, std::move(base), &local).run(sections);
@@ -1088,9 +1079,8 @@ Result<Config> parse_haproxy_cfg(std::string_view text, const std::string &file_
       notes->insert(notes->end(), local.begin(), local.end());
     }
     return c;
-  } catch (const Failure &f) {
-    return Err{file_name + ":" + std::to_string(f.pos.line) + ":" + std::to_string(f.pos.col) +
-               ": " + f.message};
+  } catch (const ReaderFailure &f) {
+    return Err{reader_error(file_name, f)};
   } catch (const std::exception &e) {
     return Err{file_name + ": cannot read HAProxy configuration: " + e.what()};
   }

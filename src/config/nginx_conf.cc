@@ -13,19 +13,9 @@ namespace {
 
 // ---- Syntax: tokens and the directive tree --------------------------------------------------
 
-struct Pos {
-  int line = 1;
-  int col = 1;
-};
+using Pos = ReaderPos;
 
-struct Failure {
-  Pos pos;
-  std::string message;
-};
-
-[[noreturn]] void fail(Pos pos, std::string message) { throw Failure{pos, std::move(message)}; }
-
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+[[noreturn]] void fail(Pos pos, std::string message) { reader_fail(pos, std::move(message)); }
 
 struct Word {
   std::string text;
@@ -869,9 +859,8 @@ Result<Config> parse_nginx_conf(std::string_view text, const std::string &file_n
       notes->insert(notes->end(), local.begin(), local.end());
     }
     return c;
-  } catch (const Failure &f) {
-    return Err{file_name + ":" + std::to_string(f.pos.line) + ":" + std::to_string(f.pos.col) +
-               ": " + f.message};
+  } catch (const ReaderFailure &f) {
+    return Err{reader_error(file_name, f)};
   } catch (const std::exception &e) {
     return Err{file_name + ": cannot read nginx configuration: " + e.what()};
   }

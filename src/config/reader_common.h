@@ -9,6 +9,31 @@
 
 namespace kal {
 
+// Shared by the nginx.conf and haproxy.cfg readers: a position in the file and the one failure a
+// reader reports. Readers throw ReaderFailure internally and turn it into
+// "FILE:LINE:COL: message" at their boundary (reader_error); nothing escapes them.
+struct ReaderPos {
+  int line = 1;
+  int col = 1;
+};
+
+struct ReaderFailure {
+  ReaderPos pos;
+  std::string message;
+};
+
+[[noreturn]] inline void reader_fail(ReaderPos pos, std::string message) {
+  throw ReaderFailure{pos, std::move(message)};
+}
+
+inline std::string reader_error(const std::string &file_name, const ReaderFailure &f) {
+  return file_name + ":" + std::to_string(f.pos.line) + ":" + std::to_string(f.pos.col) + ": " +
+         f.message;
+}
+
+// `s` in double quotes, for messages.
+inline std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
 // True when binding both addresses at once would fail or be ambiguous: same port and the same host,
 // or one of them the wildcard of the other's family (0.0.0.0 covers every IPv4 address, :: every
 // IPv6 address; listeners are bound IPV6_V6ONLY so 0.0.0.0 and :: do not overlap). Host names are

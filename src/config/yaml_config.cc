@@ -48,8 +48,6 @@ const std::vector<std::string> kHealthFields = {
 const std::vector<std::string> kAdminFields = {"listen", "healthzListen"};
 const std::vector<std::string> kLoggingFields = {"format", "verbosity"};
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
 // A key and its value inside a mapping; `path` is the dotted name used in messages.
 struct Field {
   std::string path;
