@@ -1026,64 +1026,52 @@ Result<Millis> parse_haproxy_time(std::string_view text) {
 
 Result<Config> parse_haproxy_cfg(std::string_view text, const std::string &file_name, Config base,
                                  std::vector<std::string> *notes) {
-  std::vector<std::string> local;
-  try {
-    std::vector<Section> sections;
-    size_t start = 0;
-    int line_no = 0;
-    while (start < text.size()) {
-      size_t nl = text.find('\n', start);
-      std::string_view raw =
-          text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
-      start = nl == std::string_view::npos ? text.size() : nl + 1;
-      ++line_no;
-      Line l = split_line(raw, line_no);
-      if (l.words.empty()) {
-        continue;
-      }
-      l.pos = l.words[0].pos;
-      const std::string &k = l.words[0].text;
-      if (kSectionKeywords.count(k)) {
-        Section s;
-        s.kind = k;
-        s.pos = l.pos;
-        if (l.words.size() > 1) {
-          s.name = l.words[1].text;
-        }
-        if (l.words.size() > 2 && k != "program") {
-          if (l.words[2].text == "from") {
-            throw ReaderFailure{l.words[2].pos, "named defaults (\"from\") are not supported"};
+  return run_reader(
+      file_name, "HAProxy configuration", notes, [&](std::vector<std::string> &local) {
+        std::vector<Section> sections;
+        size_t start = 0;
+        int line_no = 0;
+        while (start < text.size()) {
+          size_t nl = text.find('\n', start);
+          std::string_view raw = text.substr(
+              start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+          start = nl == std::string_view::npos ? text.size() : nl + 1;
+          ++line_no;
+          Line l = split_line(raw, line_no);
+          if (l.words.empty()) {
+            continue;
           }
+          l.pos = l.words[0].pos;
+          const std::string &k = l.words[0].text;
+          if (kSectionKeywords.count(k)) {
+            Section s;
+            s.kind = k;
+            s.pos = l.pos;
+            if (l.words.size() > 1) {
+              s.name = l.words[1].text;
+            }
+            if (l.words.size() > 2 && k != "program") {
+              if (l.words[2].text == "from") {
+                throw ReaderFailure{l.words[2].pos, "named defaults (\"from\") are not supported"};
+              }
+            }
+            sections.push_back(std::move(s));
+            continue;
+          }
+          if (sections.empty()) {
+            throw ReaderFailure{l.pos,
+                                "keyword " + quote(k) +
+                                    " outside of any section (expected global, defaults, frontend, "
+                                    "backend or listen first)"};
+          }
+          sections.back().lines.push_back(std::move(l));
         }
-        sections.push_back(std::move(s));
-        continue;
-      }
-      if (sections.empty()) {
-        throw ReaderFailure{l.pos,
-                            "keyword " + quote(k) +
-                                " outside of any section (expected global, defaults, frontend, "
-                                "backend or listen first)"};
-      }
-      sections.back().lines.push_back(std::move(l));
-    }
-    if (sections.empty()) {
-      throw ReaderFailure{Pos{}, "empty configuration: no sections"};
-    }
-    base.source = file_name;
-    Config c = Interpreter(file_name, std::move(base), &local).run(sections);
-    auto v = validate(c);
-    if (!v) {
-      return Err{file_name + ": " + v.error()};
-    }
-    if (notes) {
-      notes->insert(notes->end(), local.begin(), local.end());
-    }
-    return c;
-  } catch (const ReaderFailure &f) {
-    return Err{reader_error(file_name, f)};
-  } catch (const std::exception &e) {
-    return Err{file_name + ": cannot read HAProxy configuration: " + e.what()};
-  }
+        if (sections.empty()) {
+          throw ReaderFailure{Pos{}, "empty configuration: no sections"};
+        }
+        base.source = file_name;
+        return Interpreter(file_name, std::move(base), &local).run(sections);
+      });
 }
 
 } // namespace kal

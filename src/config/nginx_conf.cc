@@ -845,25 +845,12 @@ Result<Millis> parse_nginx_time(std::string_view text) {
 
 Result<Config> parse_nginx_conf(std::string_view text, const std::string &file_name, Config base,
                                 std::vector<std::string> *notes) {
-  std::vector<std::string> local;
-  try {
+  return run_reader(file_name, "nginx configuration", notes, [&](std::vector<std::string> &local) {
     Lexer lex(text);
     std::vector<Directive> top = parse_block(lex, nullptr);
     base.source = file_name;
-    Config c = Interpreter(file_name, std::move(base), &local).run(top);
-    auto v = validate(c);
-    if (!v) {
-      return Err{file_name + ": " + v.error()};
-    }
-    if (notes) {
-      notes->insert(notes->end(), local.begin(), local.end());
-    }
-    return c;
-  } catch (const ReaderFailure &f) {
-    return Err{reader_error(file_name, f)};
-  } catch (const std::exception &e) {
-    return Err{file_name + ": cannot read nginx configuration: " + e.what()};
-  }
+    return Interpreter(file_name, std::move(base), &local).run(top);
+  });
 }
 
 } // namespace kal

@@ -31,6 +31,29 @@ inline std::string reader_error(const std::string &file_name, const ReaderFailur
          f.message;
 }
 
+// The boundary every file reader shares: runs `parse(notes)` (which throws ReaderFailure on bad
+// input), validates the Config it returns, hands the collected notes over only on success, and
+// turns every failure into one "FILE[:LINE:COL]: message" error. Never throws.
+template <class Parse>
+Result<Config> run_reader(const std::string &file_name, const char *what,
+                          std::vector<std::string> *notes, Parse parse) {
+  std::vector<std::string> local;
+  try {
+    Config c = parse(local);
+    if (auto v = validate(c); !v) {
+      return Err{file_name + ": " + v.error()};
+    }
+    if (notes) {
+      notes->insert(notes->end(), local.begin(), local.end());
+    }
+    return c;
+  } catch (const ReaderFailure &f) {
+    return Err{reader_error(file_name, f)};
+  } catch (const std::exception &e) {
+    return Err{file_name + ": cannot read " + what + ": " + e.what()};
+  }
+}
+
 // `s` in double quotes, for messages.
 inline std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
