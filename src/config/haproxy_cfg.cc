@@ -283,17 +283,8 @@ public:
   }
 
 private:
-  void note(Pos pos, const std::string &text) {
-    if (notes_) {
-      notes_->push_back(file_ + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.col) +
-                        ": " + text);
-    }
-  }
-  void note_file(const std::string &text) {
-    if (notes_) {
-      notes_->push_back(file_ + ": " + text);
-    }
-  }
+  void note(Pos pos, const std::string &text) { reader_note(notes_, file_, &pos, text); }
+  void note_file(const std::string &text) { reader_note(notes_, file_, nullptr, text); }
 
   static const Word &arg(const Line &l, size_t i, const char *what) {
     if (i >= l.words.size()) {

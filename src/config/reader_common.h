@@ -26,9 +26,23 @@ struct ReaderFailure {
   throw ReaderFailure{pos, std::move(message)};
 }
 
+// "FILE:LINE:COL: text", the one format of reader errors and notes.
+inline std::string reader_located(const std::string &file_name, ReaderPos pos,
+                                  const std::string &text) {
+  return file_name + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.col) + ": " + text;
+}
+
 inline std::string reader_error(const std::string &file_name, const ReaderFailure &f) {
-  return file_name + ":" + std::to_string(f.pos.line) + ":" + std::to_string(f.pos.col) + ": " +
-         f.message;
+  return reader_located(file_name, f.pos, f.message);
+}
+
+// Appends a note (an ignored directive, a default taken) for the caller's debug log; `notes` may
+// be null when nobody asked for them. A null `pos` notes the whole file.
+inline void reader_note(std::vector<std::string> *notes, const std::string &file_name,
+                        const ReaderPos *pos, const std::string &text) {
+  if (notes) {
+    notes->push_back(pos ? reader_located(file_name, *pos, text) : file_name + ": " + text);
+  }
 }
 
 // The boundary every file reader shares: runs `parse(notes)` (which throws ReaderFailure on bad
