@@ -1,4 +1,5 @@
 #include "app/proxy_app.h"
+#include "sys/resident.h"
 
 #include "config/load.h"
 #include "health/checker.h"
@@ -18,6 +19,10 @@
 
 namespace kal {
 namespace {
+
+// Start-up is over once the first health checks have run (rise 2 at the 250 ms fast interval,
+// TLS handshakes included); 5 s leaves room for slow apiservers.
+constexpr uint64_t kReleasePagesAfterMs = 5000;
 
 void signal_cb(uv_signal_t *h, int signum) noexcept {
   if (auto *self = static_cast<ProxyApp *>(h->data)) {
@@ -46,6 +51,12 @@ void debounce_cb(uv_timer_t *t) noexcept {
 void resolve_tick_cb(uv_timer_t *t) noexcept {
   if (auto *self = static_cast<ProxyApp *>(t->data)) {
     self->on_resolve_tick();
+  }
+}
+
+void release_pages_cb(uv_timer_t *t) noexcept {
+  if (auto *self = static_cast<ProxyApp *>(t->data)) {
+    self->on_release_pages();
   }
 }
 
@@ -325,6 +336,12 @@ Result<bool> ProxyApp::start() {
   // Names are re-resolved every 30 s (the timer does nothing when every endpoint is an IP).
   resolve_timer_.start(resolve_tick_cb, 30000, 30000);
   resolve_timer_.unref();
+  // Code that ran once (flags, config readers, the first TLS handshakes of the health checks) is
+  // handed back to the kernel now and again once the first checks have settled; see
+  // sys/resident.h. A page still in use costs one minor fault to map again.
+  release_timer_.init(loop_, this);
+  release_timer_.start(release_pages_cb, kReleasePagesAfterMs);
+  release_timer_.unref();
   if (!watch_path_.empty()) {
     last_file_content_ = read_file(watch_path_);
     // Watch the directory: kubelet and Ansible replace the file by an atomic rename, which a
@@ -375,6 +392,8 @@ int ProxyApp::run() {
     std::fprintf(stderr, "kube-api-lb: error: %s\n", started.error().c_str());
     exit_code_ = 1;
     finish_shutdown();
+  } else {
+    on_release_pages();
   }
   uv_run(loop_, UV_RUN_DEFAULT);
   for (auto &t : threads_) {
@@ -450,7 +469,15 @@ void ProxyApp::finish_shutdown() {
   drain_timer_.reset();
   watch_debounce_.reset();
   resolve_timer_.reset();
+  release_timer_.reset();
   watch_.reset();
+}
+
+void ProxyApp::on_release_pages() {
+  std::size_t released = release_startup_pages();
+  if (log::v(2)) {
+    log::debug("start-up pages released").kv("mapped_bytes", released);
+  }
 }
 
 void ProxyApp::on_watch_event(const char *filename) {

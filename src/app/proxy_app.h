@@ -38,6 +38,7 @@ public:
   void on_watch_debounced();
   void on_drain_timer();
   void on_resolve_tick();
+  void on_release_pages();
 
 private:
   struct Thread {
@@ -83,6 +84,7 @@ private:
   uvx::Timer drain_timer_;
   uvx::Timer watch_debounce_;
   uvx::Timer resolve_timer_;
+  uvx::Timer release_timer_;
   uvx::Handle<uv_fs_event_t> watch_;
   uint64_t shutdown_deadline_ = 0;
   bool shutting_down_ = false;
