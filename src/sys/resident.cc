@@ -29,7 +29,7 @@ std::size_t release(const Mapping &m) {
   if (!m.ours || m.hi <= m.lo) {
     return 0;
   }
-  
+
   int advice = m.anonymous_kb == 0 ? MADV_DONTNEED : MADV_PAGEOUT;
   if (madvise(reinterpret_cast<void *>(m.lo), m.hi - m.lo, advice) != 0) {
     return 0;
