@@ -287,6 +287,7 @@ Result<bool> ProxyApp::start() {
   auto settings = ProxySettings::from(config_);
   bool reuseport = config_.workers > 1;
   main_worker_ = std::make_unique<Worker>(loop_, 0, settings, ups_);
+  main_worker_->share_pick_cursor(&pick_cursor_);
   if (auto r = main_worker_->listen(config_.listen, reuseport); !r) {
     return r;
   }
@@ -294,6 +295,7 @@ Result<bool> ProxyApp::start() {
     auto t = std::make_unique<Thread>();
     uv_loop_init(&t->loop);
     t->worker = std::make_unique<Worker>(&t->loop, i, settings, ups_);
+    t->worker->share_pick_cursor(&pick_cursor_);
     if (auto r = t->worker->listen(config_.listen, reuseport); !r) {
       t->worker.reset();
       uv_run(&t->loop, UV_RUN_DEFAULT);

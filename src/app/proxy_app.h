@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "proxy/worker.h"
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -85,6 +86,7 @@ private:
   uvx::Timer watch_debounce_;
   uvx::Timer resolve_timer_;
   uvx::Timer release_timer_;
+  std::atomic<uint64_t> pick_cursor_{0}; // shared by every worker's picker
   uvx::Handle<uv_fs_event_t> watch_;
   uint64_t shutdown_deadline_ = 0;
   bool shutting_down_ = false;

@@ -33,9 +33,7 @@ std::optional<size_t> Picker::pick(std::span<const Candidate> cands) {
   case Policy::First:
     return idx[0];
   case Policy::RoundRobin: {
-    size_t pick = idx[next_ % n];
-    ++next_;
-    return pick;
+    return idx[ticket() % n];
   }
   case Policy::RandomTwo: {
     if (n == 1) {
@@ -52,7 +50,7 @@ std::optional<size_t> Picker::pick(std::span<const Candidate> cands) {
   case Policy::LeastConn: {
     // Ties go round-robin (start the scan at a rotating offset) so that idle endpoints share
     // short connections instead of the first one taking them all.
-    size_t start = next_++ % n;
+    size_t start = ticket() % n;
     size_t best = idx[start];
     double best_load = load(best);
     for (size_t k = 1; k < n; ++k) {

@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "core/health.h"
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -31,10 +32,16 @@ public:
 
   Policy policy() const { return policy_; }
   void set_policy(Policy p) { policy_ = p; }
+  // Pickers of the event loops of one process share one cursor, so round-robin rotates over
+  // every new connection of the process, whichever loop accepted it.
+  void share_cursor(std::atomic<uint64_t> *cursor) { shared_ = cursor; }
 
 private:
+  uint64_t ticket() { return shared_ ? shared_->fetch_add(1, std::memory_order_relaxed) : next_++; }
+
   Policy policy_;
   uint64_t next_ = 0; // round-robin cursor, also breaks least-conn ties fairly
+  std::atomic<uint64_t> *shared_ = nullptr;
   std::mt19937_64 rng_;
 };
 

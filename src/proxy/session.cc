@@ -4,6 +4,8 @@
 #include "proxy/worker.h"
 #include "uvx/sockaddr.h"
 
+#include <sys/socket.h>
+
 #include <cstring>
 
 namespace kal {
@@ -183,6 +185,10 @@ void Session::dial() {
     on_connect(rc);
     return;
   }
+  // Reading is armed with the connect: libuv registers the socket once for both events, where
+  // starting it in on_connect costs a failed EPOLL_CTL_ADD and a MOD. libuv completes the connect
+  // before it delivers any read.
+  uv_read_start(upstream_.stream(), alloc_cb, read_cb);
   timer_.start(timer_cb, s.connect_timeout_ms);
 }
 
@@ -214,7 +220,6 @@ void Session::on_connect(int status) {
     const auto &s = worker_.settings();
     uvx::tune_tcp_socket(fd, s.keepalive_idle_s, s.tcp_user_timeout_ms);
   }
-  uv_read_start(upstream_.stream(), alloc_cb, read_cb);
   phase_ = got_first_byte_ ? Phase::Relaying : Phase::AwaitFirstByte;
   if (!replay_.empty()) {
     send(true, replay_.data(), replay_.size());
@@ -225,6 +230,9 @@ void Session::on_connect(int status) {
   }
   if (c2u_.eof) {
     half_close(true);
+    if (closed_) {
+      return;
+    }
   }
   arm_timer();
   // Dialling may have paused the client (replay buffer full); it flows again now.
@@ -486,16 +494,30 @@ void Session::maybe_resume(bool to_upstream) {
   uv_read_start(to_upstream ? client_.stream() : upstream_.stream(), alloc_cb, read_cb);
 }
 
-// Passes a FIN on: shutdown(2) on the destination once its queued writes are flushed.
+// Passes a FIN on. With nothing queued for the destination, shutdown(2) is called at once:
+// uv_shutdown would arm a write watcher and wait a loop turn for it (two epoll_ctl calls and a
+// wake-up per direction). The FIN that ends the second direction is not passed on by shutdown(2)
+// at all: both sides have been read to their EOF, so close(2) in maybe_finish() sends it.
 void Session::half_close(bool to_upstream) {
   Direction &d = to_upstream ? c2u_ : u2c_;
-  if (d.shut) {
+  if (d.shut || all_done()) {
     return;
   }
   d.shut = true;
+  uv_stream_t *dst = to_upstream ? upstream_.stream() : client_.stream();
+  int fd = -1;
+  if (d.pending == 0 && uv_stream_get_write_queue_size(dst) == 0 &&
+      uv_fileno(reinterpret_cast<uv_handle_t *>(dst), &fd) == 0) {
+    if (::shutdown(fd, SHUT_WR) != 0) {
+      close(CloseReason::Done); // the peer is gone (ENOTCONN): nothing left to pass on
+      return;
+    }
+    d.shut_done = true;
+    return;
+  }
   auto *req = new uv_shutdown_t{};
   req->data = to_upstream ? this : nullptr; // marks which side, not an owner
-  int rc = uv_shutdown(req, to_upstream ? upstream_.stream() : client_.stream(), shutdown_cb);
+  int rc = uv_shutdown(req, dst, shutdown_cb);
   if (rc != 0) {
     delete req;
     close(CloseReason::Done);
@@ -514,8 +536,14 @@ void Session::on_shutdown_done(bool upstream_side, int status) {
   maybe_finish();
 }
 
+bool Session::all_done() const {
+  return c2u_.eof && u2c_.eof && c2u_.pending == 0 && u2c_.pending == 0;
+}
+
+// Both sides sent their FIN and every byte was written: close(2) on both sockets flushes what the
+// kernel still holds and sends the FINs not yet passed on.
 void Session::maybe_finish() {
-  if (c2u_.eof && u2c_.eof && c2u_.shut_done && u2c_.shut_done) {
+  if (all_done()) {
     close(CloseReason::Done);
   }
 }

@@ -98,6 +98,7 @@ private:
   void maybe_resume(bool to_upstream);
   void half_close(bool to_upstream);
   void maybe_finish();
+  bool all_done() const;
   void arm_timer();
 
   Worker &worker_;

@@ -51,6 +51,7 @@ public:
   const ProxySettings &settings() const { return settings_; }
   std::shared_ptr<const UpstreamList> upstreams() const { return ups_; }
   Picker &picker() { return picker_; }
+  void share_pick_cursor(std::atomic<uint64_t> *cursor) { picker_.share_cursor(cursor); }
   void link(Session *s);
   void unlink(Session *s);
   void defer_delete(Session *s);

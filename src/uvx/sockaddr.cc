@@ -54,7 +54,11 @@ void tune_tcp_socket(int fd, unsigned keepalive_idle_s, unsigned user_timeout_ms
     int cnt = 3;
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    // With TCP_USER_TIMEOUT set, it decides when unanswered probes kill the connection and the
+    // probe count is not used (tcp(7)): one setsockopt less per upstream connection.
+    if (user_timeout_ms == 0) {
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    }
   }
   if (user_timeout_ms > 0) {
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);

@@ -14,7 +14,8 @@ bool literal_sockaddr(const HostPort &hp, sockaddr_storage &out);
 // "1.2.3.4:5" / "[::1]:5".
 std::string to_string(const sockaddr *sa);
 
-// Sets TCP_NODELAY, SO_KEEPALIVE (idle/interval/count) and TCP_USER_TIMEOUT on a connected socket.
+// Sets TCP_NODELAY, SO_KEEPALIVE (idle/interval; the count only without a user timeout) and
+// TCP_USER_TIMEOUT on a connected socket.
 void tune_tcp_socket(int fd, unsigned keepalive_idle_s, unsigned user_timeout_ms);
 
 } // namespace kal::uvx

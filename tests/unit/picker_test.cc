@@ -25,6 +25,24 @@ TEST_CASE("round-robin cycles through the healthy tier") {
   CHECK(hits[2] == 100);
 }
 
+TEST_CASE("round-robin rotates over the whole process when workers share the cursor") {
+  std::atomic<uint64_t> cursor{0};
+  Picker a(Policy::RoundRobin, 1);
+  Picker b(Policy::RoundRobin, 2);
+  a.share_cursor(&cursor);
+  b.share_cursor(&cursor);
+  auto c = three();
+  // Connections landing on the two loops in an uneven pattern still rotate 0, 1, 2, 0, ...
+  std::vector<size_t> seq;
+  for (int i = 0; i < 9; ++i) {
+    seq.push_back(*((i % 3 == 1) ? b : a).pick(c));
+  }
+  CHECK(seq == std::vector<size_t>{0, 1, 2, 0, 1, 2, 0, 1, 2});
+  // Unshared pickers keep their own rotation.
+  Picker d(Policy::RoundRobin);
+  CHECK(*d.pick(c) == 0);
+}
+
 TEST_CASE("healthy endpoints before unknown before down; down still tried when alone (fail open)") {
   for (auto pol : {Policy::LeastConn, Policy::RoundRobin, Policy::RandomTwo, Policy::First}) {
     Picker p(pol);

@@ -351,7 +351,7 @@ TEST_CASE("yaml: to_yaml writes every field and round-trips odd values") {
                                 "drainTimeout: 30s",
                                 "tcpUserTimeout: 30s",
                                 "keepaliveIdle: 15s",
-                                "workers: 1",
+                                "workers: 2",
                                 "bufferHighWatermark: 262144",
                                 "replayBufferLimit: 65536",
                                 "healthCheck:",
