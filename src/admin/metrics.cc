@@ -58,6 +58,9 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
   o << "kube_api_lb_accepted_connections_total " << ps.accepted << '\n';
   family("kube_api_lb_active_connections", "gauge", "Client connections open now.");
   o << "kube_api_lb_active_connections " << ps.active << '\n';
+  family("kube_api_lb_spliced_bytes_total", "counter",
+         "Bytes relayed by splice(2) inside the kernel (bulk transfers), both directions.");
+  o << "kube_api_lb_spliced_bytes_total " << ps.spliced_bytes << '\n';
   family("kube_api_lb_drained_connections_total", "counter",
          "Connections closed at the drain timeout of endpoints removed by reloads (all endpoints, "
          "including removed ones).");
@@ -167,6 +170,7 @@ std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
   j["workers"] = ps.workers;
   j["acceptedConnections"] = ps.accepted;
   j["activeConnections"] = ps.active;
+  j["splicedBytes"] = ps.spliced_bytes;
   j["drainedConnections"] = ps.drained;
   j["closedOnDownConnections"] = ps.closed_on_down;
   j["config"] = {{"hash", ps.config_hash},

@@ -221,9 +221,11 @@ ProcessStats ProxyApp::process_stats() const {
   }
   ps.accepted = main_worker_ ? main_worker_->accepted_total() : 0;
   ps.active = main_worker_ ? main_worker_->session_count() : 0;
+  ps.spliced_bytes = main_worker_ ? main_worker_->spliced_total() : 0;
   for (const auto &t : threads_) {
     ps.accepted += t->worker->accepted_total();
     ps.active += t->worker->session_count();
+    ps.spliced_bytes += t->worker->spliced_total();
   }
   return ps;
 }

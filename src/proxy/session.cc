@@ -4,7 +4,10 @@
 #include "proxy/worker.h"
 #include "uvx/sockaddr.h"
 
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -79,6 +82,24 @@ void shutdown_cb(uv_shutdown_t *req, int status) noexcept {
   delete req;
   if (self) {
     self->on_shutdown_done(upstream_side, status);
+  }
+}
+
+void splice_poll_cb(uv_poll_t *h, int status, int) noexcept {
+  if (auto *self = static_cast<Session *>(h->data)) {
+    self->on_splice_poll(h, status);
+  }
+}
+
+// splice(2) moves up to a chunk per call through a pipe of the same size; a session moves at most
+// a fair share per loop turn before it lets other connections run.
+constexpr size_t kSpliceChunk = 256 * 1024;
+constexpr size_t kSpliceFairShare = 1024 * 1024;
+
+void close_fd(int &fd) {
+  if (fd >= 0) {
+    ::close(fd);
+    fd = -1;
   }
 }
 
@@ -315,6 +336,8 @@ void Session::redial(bool first_byte_timeout) {
 }
 
 void Session::abandon_upstream() {
+  drop_splice(true);
+  drop_splice(false);
   upstream_.reset(); // pending writes to it are cancelled; replay_ holds all of them
   upstream_connected_ = false;
   unbind_upstream();
@@ -402,6 +425,9 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
       arm_timer();
     }
     relay(true, buf->base, len, true);
+    if (len == BufferPool::kBufferSize && enter_splice(true)) {
+      splice_pump(true);
+    }
     return;
   }
   // From upstream.
@@ -414,6 +440,10 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
   }
   up_->counters.bytes_to_client.fetch_add(len, std::memory_order_relaxed);
   relay(false, buf->base, len, true);
+  // A full buffer means more is waiting: bulk data, which splice(2) moves without copying.
+  if (len == BufferPool::kBufferSize && enter_splice(false)) {
+    splice_pump(false);
+  }
 }
 
 // Writes what it can now; queues the rest with the buffer attached; pauses the source when the
@@ -560,11 +590,160 @@ void Session::close(CloseReason why) {
   }
   unbind_upstream();
   timer_.reset();
+  drop_splice(true);
+  drop_splice(false);
   upstream_.reset();
   client_.reset();
   replay_.clear();
   worker_.unlink(this);
   worker_.defer_delete(this);
+}
+
+// ---------------------------------------------------------------------------------- splice(2)
+
+bool Session::enter_splice(bool to_upstream) {
+  Direction &d = dir(to_upstream);
+  Splice &sp = spl(to_upstream);
+  if (closed_ || sp.active || d.eof || d.paused || d.pending != 0 || !upstream_connected_ ||
+      can_replay()) {
+    return false;
+  }
+  uv_stream_t *src = to_upstream ? client_.stream() : upstream_.stream();
+  uv_stream_t *dst = to_upstream ? upstream_.stream() : client_.stream();
+  int sfd = -1;
+  int dfd = -1;
+  if (uv_stream_get_write_queue_size(dst) != 0 ||
+      uv_fileno(reinterpret_cast<uv_handle_t *>(src), &sfd) != 0 ||
+      uv_fileno(reinterpret_cast<uv_handle_t *>(dst), &dfd) != 0) {
+    return false;
+  }
+  int p[2];
+  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+    return false; // out of descriptors: stay on read/write
+  }
+  sp.pipe_r = p[0];
+  sp.pipe_w = p[1];
+  fcntl(sp.pipe_w, F_SETPIPE_SZ, static_cast<int>(kSpliceChunk)); // best effort: 64 KiB is fine too
+  sp.src_fd = fcntl(sfd, F_DUPFD_CLOEXEC, 0);
+  sp.dst_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+  bool ok = sp.src_fd >= 0 && sp.dst_fd >= 0;
+  if (ok && uv_poll_init(worker_.loop(), sp.src_poll.make(this), sp.src_fd) != 0) {
+    sp.src_poll.abandon();
+    ok = false;
+  }
+  if (ok && uv_poll_init(worker_.loop(), sp.dst_poll.make(this), sp.dst_fd) != 0) {
+    sp.dst_poll.abandon();
+    ok = false;
+  }
+  if (!ok) {
+    drop_splice(to_upstream);
+    return false;
+  }
+  uv_read_stop(src);
+  sp.active = true;
+  return true;
+}
+
+void Session::drop_splice(bool to_upstream) {
+  Splice &sp = spl(to_upstream);
+  int backend = uv_backend_fd(worker_.loop());
+  for (auto [poll, fd] :
+       {std::pair{&sp.src_poll, &sp.src_fd}, std::pair{&sp.dst_poll, &sp.dst_fd}}) {
+    if (*poll) {
+      uv_poll_stop(poll->get());
+      poll->reset();
+    }
+    if (*fd >= 0) {
+      // The duplicate shares its socket with libuv's descriptor, so closing it would not take it
+      // out of epoll; remove it explicitly first.
+      epoll_event ev{};
+      epoll_ctl(backend, EPOLL_CTL_DEL, *fd, &ev);
+      close_fd(*fd);
+    }
+  }
+  close_fd(sp.pipe_r);
+  close_fd(sp.pipe_w);
+  sp.active = false;
+}
+
+void Session::on_splice_poll(uv_poll_t *h, int status) {
+  if (closed_) {
+    return;
+  }
+  bool to_upstream = h == spl_[0].src_poll.get() || h == spl_[0].dst_poll.get();
+  if (status < 0) {
+    bool from_source = h == spl(to_upstream).src_poll.get();
+    bool client_side = from_source == to_upstream;
+    close(client_side ? CloseReason::ClientError : CloseReason::UpstreamError);
+    return;
+  }
+  splice_pump(to_upstream);
+}
+
+void Session::splice_pump(bool to_upstream) {
+  Direction &d = dir(to_upstream);
+  Splice &sp = spl(to_upstream);
+  auto dst_error = to_upstream ? CloseReason::UpstreamError : CloseReason::ClientError;
+  auto src_error = to_upstream ? CloseReason::ClientError : CloseReason::UpstreamError;
+  size_t moved = 0;
+  while (!closed_) {
+    // The pipe first: the destination takes what the source gave.
+    while (d.pending > 0) {
+      ssize_t n = ::splice(sp.pipe_r, nullptr, sp.dst_fd, nullptr, d.pending,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        d.pending -= static_cast<size_t>(n);
+        moved += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n < 0 && errno == EAGAIN) {
+        // Destination full: the pipe is this direction's buffer; read no more until it drains.
+        uv_poll_stop(sp.src_poll.get());
+        uv_poll_start(sp.dst_poll.get(), UV_WRITABLE, splice_poll_cb);
+        return;
+      }
+      close(dst_error);
+      return;
+    }
+    uv_poll_stop(sp.dst_poll.get());
+    if (moved >= kSpliceFairShare) {
+      // Level-triggered: the source poll brings us back on the next loop turn.
+      uv_poll_start(sp.src_poll.get(), UV_READABLE, splice_poll_cb);
+      return;
+    }
+    ssize_t n = ::splice(sp.src_fd, nullptr, sp.pipe_w, nullptr, kSpliceChunk,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      d.pending = static_cast<size_t>(n);
+      last_activity_ms_ = uv_now(worker_.loop());
+      worker_.add_spliced(static_cast<uint64_t>(n));
+      if (up_) {
+        (to_upstream ? up_->counters.bytes_to_upstream : up_->counters.bytes_to_client)
+            .fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && errno == EAGAIN) {
+      uv_poll_start(sp.src_poll.get(), UV_READABLE, splice_poll_cb);
+      return;
+    }
+    if (n == 0) {
+      // The source's FIN, with every byte before it delivered: on as with read/write.
+      d.eof = true;
+      drop_splice(to_upstream);
+      half_close(to_upstream);
+      maybe_finish();
+      return;
+    }
+    close(src_error);
+    return;
+  }
 }
 
 } // namespace kal

@@ -72,8 +72,21 @@ public:
   void on_write_done(bool to_upstream, size_t len);
   void on_shutdown_done(bool upstream_side, int status);
   void on_timer();
+  void on_splice_poll(uv_poll_t *h, int status);
 
 private:
+  // splice(2) for one direction once it carries bulk data: source socket -> pipe -> destination
+  // socket inside the kernel, no copy through user space. libuv allows one watcher per fd and
+  // owns the sockets, so the session polls duplicates of them (which share the sockets).
+  struct Splice {
+    bool active = false;
+    int pipe_r = -1;
+    int pipe_w = -1;
+    int src_fd = -1; // dup of the source socket, polled for reading
+    int dst_fd = -1; // dup of the destination socket, polled for writing when it is full
+    uvx::Handle<uv_poll_t> src_poll;
+    uvx::Handle<uv_poll_t> dst_poll;
+  };
   struct Direction {
     size_t pending = 0;     // bytes handed to uv_write and not yet written
     bool eof = false;       // source sent FIN
@@ -100,6 +113,15 @@ private:
   void maybe_finish();
   bool all_done() const;
   void arm_timer();
+  Direction &dir(bool to_upstream) { return to_upstream ? c2u_ : u2c_; }
+  Splice &spl(bool to_upstream) { return spl_[to_upstream ? 0 : 1]; }
+  // Switches a direction whose last read filled a whole buffer to splice(2). False (and nothing
+  // changed) when the direction cannot or need not: data queued, paused, at EOF, or no pipe.
+  bool enter_splice(bool to_upstream);
+  // Moves bytes until the source has none, the destination is full, or a fair share was moved.
+  void splice_pump(bool to_upstream);
+  // Closes the direction's pipe, polls and duplicates (libuv reading is not restarted).
+  void drop_splice(bool to_upstream);
 
   Worker &worker_;
   uvx::Handle<uv_tcp_t> client_;
@@ -115,8 +137,9 @@ private:
   bool got_first_byte_ = false;
   bool replay_ok_ = true;
   bool closed_ = false;
-  std::string replay_; // client bytes not yet confirmed by an upstream answer
-  Direction c2u_, u2c_;
+  std::string replay_;  // client bytes not yet confirmed by an upstream answer
+  Direction c2u_, u2c_; // in splice mode `pending` counts the bytes in the pipe
+  Splice spl_[2];       // [0] client -> upstream, [1] upstream -> client
   uint64_t last_activity_ms_ = 0;
 };
 

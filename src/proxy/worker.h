@@ -60,6 +60,8 @@ public:
 
   size_t session_count() const { return sessions_.load(std::memory_order_relaxed); }
   uint64_t accepted_total() const { return accepted_.load(std::memory_order_relaxed); }
+  void add_spliced(uint64_t n) { spliced_.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t spliced_total() const { return spliced_.load(std::memory_order_relaxed); }
   int index() const { return index_; }
 
   void on_connection(uv_stream_t *server, int status);
@@ -89,6 +91,7 @@ private:
   std::vector<Session *> graveyard_;
   std::atomic<size_t> sessions_{0};
   std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> spliced_{0};
 };
 
 } // namespace kal

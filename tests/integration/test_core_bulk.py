@@ -101,6 +101,31 @@ class CoreBulk(unittest.TestCase):
         self.assertEqual(h.hexdigest(), pattern.sha256_of(BULK), "download was not byte-exact")
         print(f"  download {BULK // MIB} MiB in {time.monotonic() - t0:.1f}s", file=sys.stderr)
 
+    def test_bulk_goes_through_splice_and_leaves_no_descriptor_behind(self):
+        """A transfer that fills whole read buffers switches to splice(2) (counted in
+        kube_api_lb_spliced_bytes_total), stays byte-exact both ways, and once the connections
+        close the proxy holds exactly the descriptors it held before (pipes and duplicates gone)."""
+        total = 64 * MIB
+        fd_dir = f"/proc/{self.proxy.pid}/fd"
+        fds_before = len(os.listdir(fd_dir))
+        before = kt.metric(self.proxy.metrics(), "kube_api_lb_spliced_bytes_total")
+        c = Client(self.proxy.port, f"SEND {total}", timeout=120)
+        self.assertEqual(c.line(), "OK SEND bulk")
+        h = hashlib.sha256()
+        self.assertEqual(c.read_to_eof(h), total)
+        c.close()
+        self.assertEqual(h.hexdigest(), pattern.sha256_of(total), "download was not byte-exact")
+        c = Client(self.proxy.port, "SINK", timeout=120)
+        self.assertEqual(c.line(), "OK SINK bulk")
+        send_pattern(c.s, total)
+        c.s.shutdown(socket.SHUT_WR)
+        self.assertEqual(c.line().split(), [str(total), pattern.sha256_of(total)])
+        c.close()
+        spliced = kt.metric(self.proxy.metrics(), "kube_api_lb_spliced_bytes_total") - before
+        self.assertGreater(spliced, 2 * total * 0.9, f"only {spliced} bytes were spliced")
+        kt.wait_until(lambda: len(os.listdir(fd_dir)) <= fds_before, 10,
+                      what=f"descriptors back to {fds_before} (now {len(os.listdir(fd_dir))})")
+
     def test_server_half_close(self):
         # The server sends 1 MB and half-closes; we get EOF, wait, then our 8 MB must still reach it.
         c = Client(self.proxy.port, "SEND 1000000")
