@@ -5,6 +5,8 @@
 #include "uvx/sockaddr.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -239,7 +241,14 @@ void Session::on_connect(int status) {
   int fd = -1;
   if (uv_fileno(upstream_.base(), &fd) == 0) {
     const auto &s = worker_.settings();
-    uvx::tune_tcp_socket(fd, s.keepalive_idle_s, s.tcp_user_timeout_ms);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Keepalive and TCP_USER_TIMEOUT guard connections that live long (watches); one that ends
+    // within a second never needs them, so they are set by the worker once it has lived that long.
+    if (s.keepalive_idle_s > 0 || s.tcp_user_timeout_ms > 0) {
+      connected_ms = uv_now(worker_.loop());
+      worker_.queue_liveness(this);
+    }
   }
   phase_ = got_first_byte_ ? Phase::Relaying : Phase::AwaitFirstByte;
   if (!replay_.empty()) {
@@ -335,7 +344,16 @@ void Session::redial(bool first_byte_timeout) {
   dial();
 }
 
+void Session::tune_upstream_liveness() {
+  int fd = -1;
+  if (upstream_ && uv_fileno(upstream_.base(), &fd) == 0) {
+    const auto &s = worker_.settings();
+    uvx::tune_tcp_liveness(fd, s.keepalive_idle_s, s.tcp_user_timeout_ms);
+  }
+}
+
 void Session::abandon_upstream() {
+  worker_.dequeue_liveness(this);
   drop_splice(true);
   drop_splice(false);
   upstream_.reset(); // pending writes to it are cancelled; replay_ holds all of them
@@ -590,6 +608,7 @@ void Session::close(CloseReason why) {
   }
   unbind_upstream();
   timer_.reset();
+  worker_.dequeue_liveness(this);
   drop_splice(true);
   drop_splice(false);
   upstream_.reset();

@@ -64,6 +64,15 @@ public:
   // Intrusive list links owned by Worker.
   Session *prev = nullptr;
   Session *next = nullptr;
+  // The worker's queue of upstream sockets whose keepalive and TCP_USER_TIMEOUT are still to be
+  // set (see Worker::queue_liveness).
+  Session *live_prev = nullptr;
+  Session *live_next = nullptr;
+  bool live_queued = false;
+  uint64_t connected_ms = 0;
+  // Sets keepalive and TCP_USER_TIMEOUT on the upstream socket (the worker calls it once the
+  // connection has lived a second).
+  void tune_upstream_liveness();
 
   // libuv trampolines reach these.
   void on_alloc(uv_buf_t *buf);

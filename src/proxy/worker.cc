@@ -33,6 +33,12 @@ void trim_cb(uv_timer_t *t) noexcept {
   }
 }
 
+void liveness_cb(uv_timer_t *t) noexcept {
+  if (auto *self = static_cast<Worker *>(t->data)) {
+    self->on_liveness_timer();
+  }
+}
+
 void check_cb(uv_check_t *c) noexcept {
   if (auto *self = static_cast<Worker *>(c->data)) {
     self->on_check();
@@ -98,6 +104,9 @@ Worker::Worker(uv_loop_t *loop, int index, ProxySettings settings,
   if (trim_timer_.init(loop_, this)) {
     trim_timer_.start(trim_cb, 2000, 2000);
     trim_timer_.unref();
+  }
+  if (liveness_timer_.init(loop_, this)) {
+    liveness_timer_.unref();
   }
 }
 
@@ -257,6 +266,50 @@ void Worker::link(Session *s) {
   }
   head_ = s;
   sessions_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Worker::queue_liveness(Session *s) {
+  if (s->live_queued) {
+    dequeue_liveness(s);
+  }
+  if (!liveness_timer_.get()) {
+    s->tune_upstream_liveness(); // no timer: at once, as before
+    return;
+  }
+  s->live_queued = true;
+  s->live_prev = live_tail_;
+  s->live_next = nullptr;
+  if (live_tail_) {
+    live_tail_->live_next = s;
+  } else {
+    live_head_ = s;
+  }
+  live_tail_ = s;
+  if (!liveness_timer_.active()) {
+    liveness_timer_.start(liveness_cb, kLivenessDelayMs);
+  }
+}
+
+void Worker::dequeue_liveness(Session *s) {
+  if (!s->live_queued) {
+    return;
+  }
+  (s->live_prev ? s->live_prev->live_next : live_head_) = s->live_next;
+  (s->live_next ? s->live_next->live_prev : live_tail_) = s->live_prev;
+  s->live_prev = s->live_next = nullptr;
+  s->live_queued = false;
+}
+
+void Worker::on_liveness_timer() {
+  uint64_t now = uv_now(loop_);
+  while (live_head_ && live_head_->connected_ms + kLivenessDelayMs <= now) {
+    Session *s = live_head_;
+    dequeue_liveness(s);
+    s->tune_upstream_liveness();
+  }
+  if (live_head_) {
+    liveness_timer_.start(liveness_cb, live_head_->connected_ms + kLivenessDelayMs - now);
+  }
 }
 
 void Worker::unlink(Session *s) {

@@ -54,6 +54,13 @@ public:
   void share_pick_cursor(std::atomic<uint64_t> *cursor) { picker_.share_cursor(cursor); }
   void link(Session *s);
   void unlink(Session *s);
+  // Upstream sockets get keepalive and TCP_USER_TIMEOUT once their connection has lived
+  // kLivenessDelayMs: a FIFO in connect order, swept by a timer that runs only while it is not
+  // empty. Saves four setsockopt calls on every short connection.
+  static constexpr uint64_t kLivenessDelayMs = 1000;
+  void queue_liveness(Session *s);
+  void dequeue_liveness(Session *s);
+  void on_liveness_timer();
   void defer_delete(Session *s);
   // Passive evidence against an endpoint: hook that wakes the health checker. Thread-safe target.
   std::function<void()> on_passive_failure;
@@ -84,6 +91,9 @@ private:
   uvx::Handle<uv_async_t> async_;
   uvx::Handle<uv_check_t> reaper_;
   uvx::Timer trim_timer_;
+  uvx::Timer liveness_timer_;
+  Session *live_head_ = nullptr;
+  Session *live_tail_ = nullptr;
   uint64_t closed_since_trim_ = 0;
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;

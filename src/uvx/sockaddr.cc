@@ -47,6 +47,11 @@ std::string to_string(const sockaddr *sa) {
 void tune_tcp_socket(int fd, unsigned keepalive_idle_s, unsigned user_timeout_ms) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  tune_tcp_liveness(fd, keepalive_idle_s, user_timeout_ms);
+}
+
+void tune_tcp_liveness(int fd, unsigned keepalive_idle_s, unsigned user_timeout_ms) {
+  int one = 1;
   if (keepalive_idle_s > 0) {
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     int idle = static_cast<int>(keepalive_idle_s);

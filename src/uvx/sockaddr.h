@@ -17,5 +17,7 @@ std::string to_string(const sockaddr *sa);
 // Sets TCP_NODELAY, SO_KEEPALIVE (idle/interval; the count only without a user timeout) and
 // TCP_USER_TIMEOUT on a connected socket.
 void tune_tcp_socket(int fd, unsigned keepalive_idle_s, unsigned user_timeout_ms);
+// The keepalive and TCP_USER_TIMEOUT part alone.
+void tune_tcp_liveness(int fd, unsigned keepalive_idle_s, unsigned user_timeout_ms);
 
 } // namespace kal::uvx

@@ -4,7 +4,9 @@ connections, a slow reader of a 1 GiB stream with the proxy's RSS bounded, dead 
 import hashlib
 import json
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -125,6 +127,28 @@ class CoreBulk(unittest.TestCase):
         self.assertGreater(spliced, 2 * total * 0.9, f"only {spliced} bytes were spliced")
         kt.wait_until(lambda: len(os.listdir(fd_dir)) <= fds_before, 10,
                       what=f"descriptors back to {fds_before} (now {len(os.listdir(fd_dir))})")
+
+    def test_long_lived_connection_gets_keepalive_on_both_sides(self):
+        """The accepted socket inherits keepalive from the listener at once; the upstream socket
+        gets it (with TCP_USER_TIMEOUT) once the connection has lived about a second."""
+        if not shutil.which("ss"):
+            self.skipTest("ss (iproute2) is not installed")
+        c = Client(self.proxy.port, "SINK", timeout=30)
+        self.assertEqual(c.line(), "OK SINK bulk")
+        backend_port = int(self.backend.endpoint.rsplit(":", 1)[1])
+
+        def sockets(direction, port):
+            r = subprocess.run(["ss", "-tnoH", "state", "established", "(", direction, "=",
+                                f":{port}", ")"], capture_output=True, text=True, timeout=10)
+            return r.stdout
+
+        try:
+            kt.wait_until(lambda: "keepalive" in sockets("sport", self.proxy.port), 5,
+                          what="keepalive on the accepted client socket")
+            kt.wait_until(lambda: "keepalive" in sockets("dport", backend_port), 5,
+                          what="keepalive on the upstream socket")
+        finally:
+            c.close()
 
     def test_server_half_close(self):
         # The server sends 1 MB and half-closes; we get EOF, wait, then our 8 MB must still reach it.
