@@ -287,10 +287,9 @@ Result<bool> ProxyApp::start() {
     return r;
   }
   auto settings = ProxySettings::from(config_);
-  bool reuseport = config_.workers > 1;
   main_worker_ = std::make_unique<Worker>(loop_, 0, settings, ups_);
   main_worker_->share_pick_cursor(&pick_cursor_);
-  if (auto r = main_worker_->listen(config_.listen, reuseport); !r) {
+  if (auto r = main_worker_->listen(config_.listen); !r) {
     return r;
   }
   for (int i = 1; i < config_.workers; ++i) {
@@ -298,7 +297,9 @@ Result<bool> ProxyApp::start() {
     uv_loop_init(&t->loop);
     t->worker = std::make_unique<Worker>(&t->loop, i, settings, ups_);
     t->worker->share_pick_cursor(&pick_cursor_);
-    if (auto r = t->worker->listen(config_.listen, reuseport); !r) {
+    ListenFds shared;
+    main_worker_->dup_listen_fds(shared);
+    if (auto r = t->worker->listen(config_.listen, &shared); !r) {
       t->worker.reset();
       uv_run(&t->loop, UV_RUN_DEFAULT);
       uv_loop_close(&t->loop);
@@ -543,8 +544,7 @@ void ProxyApp::reload(const char *trigger) {
   if (listen_changed) {
     // Unchanged addresses keep their sockets (and pending connections); only the difference is
     // bound or closed. If a new address cannot be bound nothing changes.
-    bool reuseport = n.workers > 1;
-    if (auto r = main_worker_->listen(n.listen, reuseport); !r) {
+    if (auto r = main_worker_->listen(n.listen); !r) {
       ++reload_failures_;
       log::error("configuration reload rejected; the running configuration stays")
           .kv("trigger", trigger)
@@ -554,8 +554,11 @@ void ProxyApp::reload(const char *trigger) {
     for (auto &t : threads_) {
       Worker *w = t->worker.get();
       auto addrs = n.listen;
-      w->post([w, addrs, reuseport] {
-        if (auto r = w->listen(addrs, reuseport); !r) {
+      // Duplicated now, on this thread, while the main worker's sockets are certainly open.
+      auto shared = std::make_shared<ListenFds>();
+      main_worker_->dup_listen_fds(*shared);
+      w->post([w, addrs, shared] {
+        if (auto r = w->listen(addrs, shared.get()); !r) {
           log::error("worker could not bind new listeners").kv("error", r.error());
         }
       });

@@ -29,7 +29,7 @@ const FlagSpec kFlags[] = {
     {"drain-timeout", "Close connections to endpoints removed by a reload after this", false},
     {"tcp-user-timeout", "TCP_USER_TIMEOUT on both sides", false},
     {"keepalive-idle", "TCP keepalive idle time on both sides; 0 disables", false},
-    {"workers", "Event loops accepting connections (SO_REUSEPORT when > 1)", false},
+    {"workers", "Event loops accepting connections (threads sharing the listening sockets)", false},
     {"admin-listen", "Address of /healthz /readyz /metrics /stats (repeatable; \"\" disables)",
      true},
     {"healthz-listen", "Extra address serving only /healthz (repeatable)", true},

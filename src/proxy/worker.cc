@@ -1,5 +1,7 @@
 #include "proxy/worker.h"
 
+#include <fcntl.h>
+
 #include "log/logger.h"
 #include "uvx/sockaddr.h"
 
@@ -45,9 +47,9 @@ void check_cb(uv_check_t *c) noexcept {
   }
 }
 
-// A listening socket made by hand rather than uv_tcp_bind: SO_REUSEPORT (libuv 1.44 has no flag
-// for it) and an exact error for the address that failed.
-Result<int> make_listen_socket(const HostPort &hp, bool reuseport, const ProxySettings &s) {
+// A listening socket made by hand rather than uv_tcp_bind: an exact error for the address that
+// failed, and options set once for every accepted socket.
+Result<int> make_listen_socket(const HostPort &hp, const ProxySettings &s) {
   sockaddr_storage ss;
   if (!uvx::literal_sockaddr(hp, ss)) {
     return Err{"listen " + hp.str() + ": not an IP address (listen addresses must be literal IPs)"};
@@ -58,9 +60,6 @@ Result<int> make_listen_socket(const HostPort &hp, bool reuseport, const ProxySe
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reuseport) {
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  }
   if (ss.ss_family == AF_INET6) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   }
@@ -130,7 +129,36 @@ Worker::~Worker() {
   on_check();
 }
 
-Result<bool> Worker::listen(const std::vector<HostPort> &addrs, bool reuseport) {
+ListenFds::~ListenFds() {
+  for (auto &[hp, fd] : fds_) {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+}
+
+int ListenFds::take(const HostPort &hp) {
+  for (auto &[addr, fd] : fds_) {
+    if (addr == hp && fd >= 0) {
+      return std::exchange(fd, -1);
+    }
+  }
+  return -1;
+}
+
+void Worker::dup_listen_fds(ListenFds &out) const {
+  for (const auto &l : listeners_) {
+    int fd = -1;
+    if (uv_fileno(l.tcp.base(), &fd) == 0) {
+      int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (copy >= 0) {
+        out.add(l.addr, copy);
+      }
+    }
+  }
+}
+
+Result<bool> Worker::listen(const std::vector<HostPort> &addrs, ListenFds *shared) {
   auto bound = [&](const HostPort &hp) {
     return std::find_if(listeners_.begin(), listeners_.end(),
                         [&](const Listener &l) { return l.addr == hp; });
@@ -141,7 +169,8 @@ Result<bool> Worker::listen(const std::vector<HostPort> &addrs, bool reuseport) 
     if (bound(hp) != listeners_.end()) {
       continue;
     }
-    auto fd = make_listen_socket(hp, reuseport, settings_);
+    int inherited = shared ? shared->take(hp) : -1;
+    auto fd = inherited >= 0 ? Result<int>{inherited} : make_listen_socket(hp, settings_);
     if (!fd) {
       return Err{fd.error()};
     }

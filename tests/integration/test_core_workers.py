@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""--workers=N: several event loops on SO_REUSEPORT sockets behave as one proxy — every connection
+"""--workers=N: several event loops sharing the listening sockets behave as one proxy — every connection
 is served, the counters add up across loops, a hard-down endpoint's connections are closed on every
 loop, a reload reaches every loop, and SIGTERM still exits 0."""
 import concurrent.futures
@@ -68,7 +68,7 @@ class Workers(unittest.TestCase):
         streams = []
         try:
             p.wait_ready(15)
-            # Enough streams that both loops hold some (the kernel spreads SO_REUSEPORT accepts).
+            # Enough streams that both loops are likely to hold some (whichever is free accepts).
             for _ in range(12):
                 c = kt.HeldConnection("127.0.0.1", p.port, self.certs)
                 c.conn.request("GET", "/api/v1/namespaces/default/pods?watch=1")
