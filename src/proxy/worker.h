@@ -3,8 +3,8 @@
 //
 // Worker 0 runs on the main loop (next to the health checker and the admin server); with
 // --workers=N the others each run a loop on their own thread, polling duplicates of the same
-// listening sockets, so whichever loop is free accepts. Everything in a Worker is touched only from its own loop thread,
-// except post(), which any thread may call.
+// listening sockets, so whichever loop is free accepts. Everything in a Worker is touched only
+// from its own loop thread, except post(), which any thread may call.
 #include "core/picker.h"
 #include "core/result.h"
 #include "proxy/buffer_pool.h"
