@@ -289,7 +289,8 @@ Result<bool> ProxyApp::start() {
   auto settings = ProxySettings::from(config_);
   main_worker_ = std::make_unique<Worker>(loop_, 0, settings, ups_);
   main_worker_->share_pick_cursor(&pick_cursor_);
-  if (auto r = main_worker_->listen(config_.listen); !r) {
+  bool reuseport = config_.workers > Worker::kSharedAcceptMaxLoops;
+  if (auto r = main_worker_->listen(config_.listen, nullptr, reuseport); !r) {
     return r;
   }
   for (int i = 1; i < config_.workers; ++i) {
@@ -298,8 +299,10 @@ Result<bool> ProxyApp::start() {
     t->worker = std::make_unique<Worker>(&t->loop, i, settings, ups_);
     t->worker->share_pick_cursor(&pick_cursor_);
     ListenFds shared;
-    main_worker_->dup_listen_fds(shared);
-    if (auto r = t->worker->listen(config_.listen, &shared); !r) {
+    if (!reuseport) {
+      main_worker_->dup_listen_fds(shared);
+    }
+    if (auto r = t->worker->listen(config_.listen, &shared, reuseport); !r) {
       t->worker.reset();
       uv_run(&t->loop, UV_RUN_DEFAULT);
       uv_loop_close(&t->loop);
@@ -544,7 +547,8 @@ void ProxyApp::reload(const char *trigger) {
   if (listen_changed) {
     // Unchanged addresses keep their sockets (and pending connections); only the difference is
     // bound or closed. If a new address cannot be bound nothing changes.
-    if (auto r = main_worker_->listen(n.listen); !r) {
+    bool reuseport = n.workers > Worker::kSharedAcceptMaxLoops;
+    if (auto r = main_worker_->listen(n.listen, nullptr, reuseport); !r) {
       ++reload_failures_;
       log::error("configuration reload rejected; the running configuration stays")
           .kv("trigger", trigger)
@@ -556,9 +560,11 @@ void ProxyApp::reload(const char *trigger) {
       auto addrs = n.listen;
       // Duplicated now, on this thread, while the main worker's sockets are certainly open.
       auto shared = std::make_shared<ListenFds>();
-      main_worker_->dup_listen_fds(*shared);
-      w->post([w, addrs, shared] {
-        if (auto r = w->listen(addrs, shared.get()); !r) {
+      if (!reuseport) {
+        main_worker_->dup_listen_fds(*shared);
+      }
+      w->post([w, addrs, shared, reuseport] {
+        if (auto r = w->listen(addrs, shared.get(), reuseport); !r) {
           log::error("worker could not bind new listeners").kv("error", r.error());
         }
       });

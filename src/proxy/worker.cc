@@ -49,7 +49,7 @@ void check_cb(uv_check_t *c) noexcept {
 
 // A listening socket made by hand rather than uv_tcp_bind: an exact error for the address that
 // failed, and options set once for every accepted socket.
-Result<int> make_listen_socket(const HostPort &hp, const ProxySettings &s) {
+Result<int> make_listen_socket(const HostPort &hp, bool reuseport, const ProxySettings &s) {
   sockaddr_storage ss;
   if (!uvx::literal_sockaddr(hp, ss)) {
     return Err{"listen " + hp.str() + ": not an IP address (listen addresses must be literal IPs)"};
@@ -60,6 +60,9 @@ Result<int> make_listen_socket(const HostPort &hp, const ProxySettings &s) {
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuseport) {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
   if (ss.ss_family == AF_INET6) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   }
@@ -158,7 +161,7 @@ void Worker::dup_listen_fds(ListenFds &out) const {
   }
 }
 
-Result<bool> Worker::listen(const std::vector<HostPort> &addrs, ListenFds *shared) {
+Result<bool> Worker::listen(const std::vector<HostPort> &addrs, ListenFds *shared, bool reuseport) {
   auto bound = [&](const HostPort &hp) {
     return std::find_if(listeners_.begin(), listeners_.end(),
                         [&](const Listener &l) { return l.addr == hp; });
@@ -170,7 +173,8 @@ Result<bool> Worker::listen(const std::vector<HostPort> &addrs, ListenFds *share
       continue;
     }
     int inherited = shared ? shared->take(hp) : -1;
-    auto fd = inherited >= 0 ? Result<int>{inherited} : make_listen_socket(hp, settings_);
+    auto fd =
+        inherited >= 0 ? Result<int>{inherited} : make_listen_socket(hp, reuseport, settings_);
     if (!fd) {
       return Err{fd.error()};
     }

@@ -51,7 +51,12 @@ public:
   // of binding: every loop then polls the same listening socket and whichever is free first
   // accepts what is queued. With SO_REUSEPORT the kernel would hash each connection to one loop
   // whether it is busy or not (measured: 20% fewer new connections per second, p99 up to 2x).
-  Result<bool> listen(const std::vector<HostPort> &addrs, ListenFds *shared = nullptr);
+  // With `reuseport` (and no `shared`) each worker binds its own SO_REUSEPORT socket instead: used
+  // above kSharedAcceptMaxLoops loops, where waking every loop for each connection on one shared
+  // socket would cost more than the kernel's hashing.
+  Result<bool> listen(const std::vector<HostPort> &addrs, ListenFds *shared = nullptr,
+                      bool reuseport = false);
+  static constexpr int kSharedAcceptMaxLoops = 4;
   // Duplicates of this worker's listening sockets, for the other workers.
   void dup_listen_fds(ListenFds &out) const;
 

@@ -4,8 +4,10 @@ is served, the counters add up across loops, a hard-down endpoint's connections 
 loop, a reload reaches every loop, and SIGTERM still exits 0."""
 import concurrent.futures
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -60,6 +62,24 @@ class Workers(unittest.TestCase):
             self.assertEqual(kt.metric(m, "kube_api_lb_workers"), 3)
         finally:
             p.stop_clean()
+
+    def test_up_to_four_loops_share_one_socket_more_use_reuseport(self):
+        """2-4 loops poll one listening socket (whichever is free accepts); above four each loop
+        binds its own SO_REUSEPORT socket. Either way every connection is served."""
+        if not shutil.which("ss"):
+            self.skipTest("ss (iproute2) is not installed")
+        for workers, sockets in ((3, 1), (5, 5)):
+            p = kt.Proxy(self.eps, [f"--workers={workers}"] + self.health_flags())
+            try:
+                p.wait_ready(15)
+                out = subprocess.run(["ss", "-HltnO", "(", "sport", "=", f":{p.port}", ")"],
+                                     capture_output=True, text=True, timeout=10).stdout
+                self.assertEqual(len(out.splitlines()), sockets,
+                                 f"--workers={workers}: listening sockets:\n{out}")
+                got = [kt.served_by("127.0.0.1", p.port, self.certs) for _ in range(20)]
+                self.assertEqual(set(got), set(NAMES))
+            finally:
+                p.stop_clean()
 
     def test_hard_down_closes_streams_on_every_loop(self):
         victim = kt.FakeApiserver("v", self.certs, listen=["127.0.0.13:0"],
