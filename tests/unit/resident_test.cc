@@ -2,51 +2,17 @@
 
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
-#include <cstdio>
-#include <string>
 #include <vector>
 
 namespace {
 
-struct ExecMapping {
-  unsigned long lo = 0;
-  unsigned long hi = 0;
-  long rss_kb = 0;
-};
-
-// The executable's own executable (code) mappings, with their resident size.
-std::vector<ExecMapping> code_mappings() {
-  char exe[4096];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  REQUIRE(n > 0);
-  exe[n] = '\0';
-  std::vector<ExecMapping> out;
-  std::FILE *f = std::fopen("/proc/self/smaps", "re");
-  REQUIRE(f != nullptr);
-  char line[4200];
-  bool ours = false;
-  while (std::fgets(line, sizeof(line), f) != nullptr) {
-    unsigned long lo = 0;
-    unsigned long hi = 0;
-    char perms[8] = {};
-    int at = 0;
-    long kb = 0;
-    if (std::sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &at) >= 3 && at > 0) {
-      std::string path(line + at);
-      while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) {
-        path.pop_back();
-      }
-      ours = path == exe && perms[2] == 'x';
-      if (ours) {
-        out.push_back({lo, hi, 0});
-      }
-    } else if (ours && std::sscanf(line, "Rss: %ld kB", &kb) == 1) {
-      out.back().rss_kb = kb;
+std::vector<kal::ExeMapping> code_mappings() {
+  std::vector<kal::ExeMapping> out;
+  for (const auto &m : kal::exe_mappings()) {
+    if (m.executable) {
+      out.push_back(m);
     }
   }
-  std::fclose(f);
   return out;
 }
 
@@ -59,6 +25,18 @@ long code_rss_kb() {
 }
 
 } // namespace
+
+TEST_CASE("exe_mappings lists this binary's mappings, code among them, with their sizes") {
+  auto all = kal::exe_mappings();
+  REQUIRE_FALSE(all.empty());
+  auto code = code_mappings();
+  REQUIRE_FALSE(code.empty());
+  for (const auto &m : all) {
+    CHECK(m.hi > m.lo);
+    CHECK(m.rss_kb >= 0);
+    CHECK(m.anonymous_kb >= 0);
+  }
+}
 
 TEST_CASE("release_startup_pages unmaps the executable's code pages, and the code still runs") {
   auto maps = code_mappings();
