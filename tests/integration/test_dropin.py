@@ -201,9 +201,10 @@ class DropIn(unittest.TestCase):
                           "private network namespace)")
 
     # ------------------------------------------------------------ nginx.conf
-    def nginx_conf(self, apis, port, health_port):
+    def nginx_conf(self, endpoints, port, health_port):
+        """Kubespray's nginx.conf with its three upstreams replaced by `endpoints` (HOST:PORT)."""
         text = kubespray_file("nginx.conf")
-        eps = iter(a.endpoint for a in apis)
+        eps = iter(endpoints)
         text = rewrite(text, r"^(\s*server\s+)192\.168\.10\.1[123]:6443;",
                        lambda m: f"{m.group(1)}{next(eps)};", 3)
         text = rewrite(text, r"^(\s*listen\s+)127\.0\.0\.1:6443;", rf"\g<1>127.0.0.1:{port};", 1)
@@ -213,7 +214,7 @@ class DropIn(unittest.TestCase):
         self.need_default_admin_port()
         apis = self.apiservers([f"127.0.0.1{i}:0" for i in (1, 2, 3)])
         port, health = kt.free_port(), kt.free_port()
-        conf = self.write("nginx.conf", self.nginx_conf(apis, port, health))
+        conf = self.write("nginx.conf", self.nginx_conf([a.endpoint for a in apis], port, health))
         missing_yaml = os.path.join(os.path.dirname(conf), "kube-api-lb", "config.yaml")
         missing_cfg = os.path.join(os.path.dirname(conf), "haproxy", "haproxy.cfg")
         p = self.start_noargs([missing_yaml, conf, missing_cfg], [port, health])
@@ -256,7 +257,7 @@ class DropIn(unittest.TestCase):
         self.need_default_admin_port()
         apis = self.apiservers([f"127.0.0.1{i}:0" for i in (1, 2, 3)])
         port, health = kt.free_port(), kt.free_port()
-        text = self.nginx_conf(apis, port, health)
+        text = self.nginx_conf([a.endpoint for a in apis], port, health)
         conf = self.write("nginx.conf", text)
         p = self.start_noargs([conf], [port, health])
         self.spread("127.0.0.1", port, ["s1", "s2", "s3"])
@@ -302,7 +303,7 @@ class DropIn(unittest.TestCase):
         # 127.0.0.1 and [::1], the health server on 8081 and [::]:8081.
         apis = self.apiservers(["[::1]:0", "127.0.0.12:0", "127.0.0.13:0"])
         port, health = kt.free_port_both(), kt.free_port_both()
-        text = self.nginx_conf(apis, port, health)
+        text = self.nginx_conf([a.endpoint for a in apis], port, health)
         text = rewrite(text, rf"^(\s*)listen(\s+)127\.0\.0\.1:{port};",
                        rf"\g<0>\n\g<1>listen\g<2>[::1]:{port};", 1)
         text = rewrite(text, rf"^(\s*)listen {health};", rf"\g<0>\n\g<1>listen [::]:{health};", 1)
@@ -421,10 +422,7 @@ class DropIn(unittest.TestCase):
     def test_check_config_good_files(self):
         eps = ["127.0.0.11:16001", "127.0.0.12:16002", "127.0.0.13:16003"]
 
-        class Stub:
-            def __init__(self, ep):
-                self.endpoint = ep
-        ng = self.write("nginx.conf", self.nginx_conf([Stub(e) for e in eps], 16443, 18081))
+        ng = self.write("nginx.conf", self.nginx_conf(eps, 16443, 18081))
         out = self.assert_valid(ng, [f'  - "{e}"' for e in eps] + [
             'listen:\n  - "127.0.0.1:16443"', "policy: least-conn", "connectTimeout: 1s",
             "idleTimeout: 10m", 'healthzListen:\n    - "0.0.0.0:18081"'])
