@@ -150,17 +150,9 @@ class Netns:
 
     def http_get(self, host, port, path, timeout=3):
         """Plain-HTTP GET from inside the namespace (the proxy's admin port); (status, text)."""
-        import http.client
+        import kal_testlib
 
-        def get():
-            c = http.client.HTTPConnection(host, port, timeout=timeout)
-            try:
-                c.request("GET", path)
-                r = c.getresponse()
-                return r.status, r.read().decode(errors="replace")
-            finally:
-                c.close()
-        return self.call(get, timeout + 2)
+        return self.call(lambda: kal_testlib.http_get(host, port, path, timeout), timeout + 2)
 
     def iptables_batch(self, rules):
         """Appends rules (lists of iptables args without the binary, e.g. ["-A", "OUTPUT", ...])
@@ -381,22 +373,8 @@ class LoadClient:
             "--ca", certs.ca, "--cert", certs.client_crt, "--key", certs.client_key, *args
         ]
         self.proc = kt.spawn(cmd, stdout=subprocess.PIPE, label="load")
-        self.events = []
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            with self.cond:
-                self.events.append(ev)
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
+        feed = kt.JsonEvents(self.proc)
+        self.events, self.cond, self.reader = feed.events, feed.cond, feed.reader
 
     def snapshot(self, kind=None):
         with self.cond:

@@ -280,6 +280,37 @@ class FakeApiserver:
         return read_log(self.proc)
 
 
+class JsonEvents:
+    """The JSON lines a child writes to its stdout, appended to .events by a reader thread; .cond
+    is notified on each and when the stream ends. Lines that are not JSON are skipped."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.events = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            with self.cond:
+                self.events.append(ev)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+
+def start_apiservers(certs, names, args=("--watch-interval-ms", "100")):
+    """One FakeApiserver per name on distinct loopback addresses (127.0.0.11, .12, ...), ports
+    picked by the kernel; returns {name: FakeApiserver}."""
+    return {n: FakeApiserver(n, certs, listen=[f"127.0.0.1{i + 1}:0"], args=list(args))
+            for i, n in enumerate(names)}
+
+
 class TcpBackend:
     """tests/tools/tcp_backends.py in a child process; its JSON events are collected in .events."""
 
@@ -289,21 +320,10 @@ class TcpBackend:
         for l in listen:
             cmd += ["--listen", l]
         self.proc = spawn(cmd, stdout=subprocess.PIPE, label=f"tcp-{name}")
-        self.events = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._reader, daemon=True).start()
+        feed = JsonEvents(self.proc)
+        self.events, self.cond = feed.events, feed.cond
         ls = self.wait_events(lambda e: e["event"] == "listening", len(listen), timeout)
         self.addrs = [(e["host"], e["port"]) for e in ls]
-
-    def _reader(self):
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            with self.cond:
-                self.events.append(ev)
-                self.cond.notify_all()
 
     def wait_events(self, pred, count=1, timeout=10):
         """Waits for at least `count` events matching pred; returns all that match."""
@@ -415,13 +435,7 @@ class Proxy:
 
     def admin_get(self, path, timeout=5):
         """GET on the admin server; returns (status, body text)."""
-        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
-        try:
-            c.request("GET", path)
-            r = c.getresponse()
-            return r.status, r.read().decode(errors="replace")
-        finally:
-            c.close()
+        return http_get("127.0.0.1", self.admin_port, path, timeout)
 
     def metrics(self):
         """Parses /metrics into {(name, frozenset(labels.items())): value}."""
@@ -582,6 +596,17 @@ current-context: kal
 def curl(*args, timeout=30):
     return subprocess.run(["curl", "-sS", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout, preexec_fn=_child_setup())
+
+
+def http_get(host, port, path, timeout=5):
+    """Plain-HTTP GET (admin ports); returns (status, body text)."""
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        c.close()
 
 
 def recv_exact(sock, n):

@@ -32,10 +32,8 @@ class Policies(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = kt.make_certs()
-        # Distinct loopback addresses, like the demo control plane; ports picked by the kernel.
-        cls.apis = {n: kt.FakeApiserver(n, cls.certs, listen=[f"127.0.0.1{i + 1}:0"],
-                                        args=["--watch-interval-ms", "100"])
-                    for i, n in enumerate(NAMES)}
+        # Distinct loopback addresses, like the demo control plane.
+        cls.apis = kt.start_apiservers(cls.certs, NAMES)
         cls.eps = [cls.apis[n].endpoint for n in NAMES]
 
     def start(self, policy, extra=()):

@@ -89,16 +89,6 @@ class Misbehaving:
             s.close()
 
 
-def recv_exact(s, n):
-    got = b""
-    while len(got) < n:
-        d = s.recv(n - len(got))
-        if not d:
-            break
-        got += d
-    return got
-
-
 def echo_once(port, payload=b"hello", timeout=10, pause=0.0):
     """ECHO round trip on a new connection; the client's bytes go out `pause` seconds after the
     connect. Returns (first line, seconds)."""
@@ -191,7 +181,7 @@ class Retry(unittest.TestCase):
         p = self.proxy([rst.endpoint])
         s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         s.sendall(b"ECHO\n")
-        self.assertEqual(recv_exact(s, len(b"OK RST reset\n")), b"OK RST reset\n")
+        self.assertEqual(kt.recv_exact(s, len(b"OK RST reset\n")), b"OK RST reset\n")
         t0 = time.monotonic()
         try:
             while s.recv(100):
@@ -225,7 +215,7 @@ class Retry(unittest.TestCase):
         p = self.proxy([self.live.endpoint], "--idle-timeout=1s")
         s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         s.sendall(b"ECHO\n")
-        self.assertEqual(recv_exact(s, len(b"OK ECHO live\n")), b"OK ECHO live\n")
+        self.assertEqual(kt.recv_exact(s, len(b"OK ECHO live\n")), b"OK ECHO live\n")
         t0 = time.monotonic()
         try:
             d = s.recv(100)
@@ -241,10 +231,10 @@ class Retry(unittest.TestCase):
         p = self.proxy([self.live.endpoint])
         s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         s.sendall(b"ECHO\n")
-        self.assertEqual(recv_exact(s, len(b"OK ECHO live\n")), b"OK ECHO live\n")
+        self.assertEqual(kt.recv_exact(s, len(b"OK ECHO live\n")), b"OK ECHO live\n")
         time.sleep(4)
         s.sendall(b"still there\n")
-        self.assertEqual(recv_exact(s, len(b"still there\n")), b"still there\n")
+        self.assertEqual(kt.recv_exact(s, len(b"still there\n")), b"still there\n")
         s.close()
 
 

@@ -22,9 +22,7 @@ class Workers(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = kt.make_certs()
-        cls.apis = {n: kt.FakeApiserver(n, cls.certs, listen=[f"127.0.0.1{i + 1}:0"],
-                                        args=["--watch-interval-ms", "100"])
-                    for i, n in enumerate(NAMES)}
+        cls.apis = kt.start_apiservers(cls.certs, NAMES)
         cls.eps = [cls.apis[n].endpoint for n in NAMES]
 
     @classmethod

@@ -12,7 +12,6 @@ also tested untouched. Without root it runs in the current namespace and skips w
 KAL_DROPIN_NETNS=0 forces the current namespace.
 """
 import collections
-import http.client
 import json
 import os
 import re
@@ -289,13 +288,7 @@ class DropIn(unittest.TestCase):
         self.stop_clean(p)
 
     def admin(self, port, path):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        try:
-            c.request("GET", path)
-            r = c.getresponse()
-            return r.status, r.read().decode()
-        finally:
-            c.close()
+        return kt.http_get("127.0.0.1", port, path)
 
     def test_nginx_conf_dual_stack(self):
         self.need_default_admin_port()

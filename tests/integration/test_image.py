@@ -13,7 +13,6 @@ both and runs this file). Without KAL_IMAGE it runs `scripts/build-image.sh --no
 Skipped (with the reason) when buildah is not installed or this is not root.
 """
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -111,13 +110,7 @@ def uid_of_listener(port):
 
 
 def http_get(port, path):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read().decode(errors="replace")
-    finally:
-        c.close()
+    return lib.http_get("127.0.0.1", port, path)
 
 
 def endpoints():

@@ -316,14 +316,7 @@ admin:
 
     @classmethod
     def admin_get(cls, path):
-        import http.client
-        c = http.client.HTTPConnection("127.0.0.1", cls.admin_port, timeout=5)
-        try:
-            c.request("GET", path)
-            r = c.getresponse()
-            return r.status, r.read().decode()
-        finally:
-            c.close()
+        return kt.http_get("127.0.0.1", cls.admin_port, path)
 
     @classmethod
     def metrics(cls):
