@@ -289,7 +289,7 @@ Result<bool> ProxyApp::start() {
   auto settings = ProxySettings::from(config_);
   main_worker_ = std::make_unique<Worker>(loop_, 0, settings, ups_);
   main_worker_->share_pick_cursor(&pick_cursor_);
-  bool reuseport = config_.workers > Worker::kSharedAcceptMaxLoops;
+  bool reuseport = Worker::reuseport_for(config_.workers);
   if (auto r = main_worker_->listen(config_.listen, nullptr, reuseport); !r) {
     return r;
   }
@@ -547,7 +547,7 @@ void ProxyApp::reload(const char *trigger) {
   if (listen_changed) {
     // Unchanged addresses keep their sockets (and pending connections); only the difference is
     // bound or closed. If a new address cannot be bound nothing changes.
-    bool reuseport = n.workers > Worker::kSharedAcceptMaxLoops;
+    bool reuseport = Worker::reuseport_for(n.workers);
     if (auto r = main_worker_->listen(n.listen, nullptr, reuseport); !r) {
       ++reload_failures_;
       log::error("configuration reload rejected; the running configuration stays")

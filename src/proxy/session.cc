@@ -80,10 +80,9 @@ void connect_cb(uv_connect_t *req, int status) noexcept {
 
 void shutdown_cb(uv_shutdown_t *req, int status) noexcept {
   auto *self = static_cast<Session *>(req->handle->data);
-  bool upstream_side = req->data != nullptr;
   delete req;
   if (self) {
-    self->on_shutdown_done(upstream_side, status);
+    self->on_shutdown_done(status);
   }
 }
 
@@ -361,7 +360,7 @@ void Session::abandon_upstream() {
   unbind_upstream();
   timer_.stop();
   c2u_.pending = 0;
-  c2u_.shut = c2u_.shut_done = false;
+  c2u_.shut = false;
   u2c_ = Direction{};
 }
 
@@ -560,11 +559,9 @@ void Session::half_close(bool to_upstream) {
       close(CloseReason::Done); // the peer is gone (ENOTCONN): nothing left to pass on
       return;
     }
-    d.shut_done = true;
     return;
   }
   auto *req = new uv_shutdown_t{};
-  req->data = to_upstream ? this : nullptr; // marks which side, not an owner
   int rc = uv_shutdown(req, dst, shutdown_cb);
   if (rc != 0) {
     delete req;
@@ -572,11 +569,10 @@ void Session::half_close(bool to_upstream) {
   }
 }
 
-void Session::on_shutdown_done(bool upstream_side, int status) {
+void Session::on_shutdown_done(int status) {
   if (closed_) {
     return;
   }
-  (upstream_side ? c2u_ : u2c_).shut_done = true;
   if (status < 0 && status != UV_ECANCELED) {
     close(CloseReason::Done);
     return;
@@ -623,7 +619,7 @@ void Session::close(CloseReason why) {
 bool Session::enter_splice(bool to_upstream) {
   Direction &d = dir(to_upstream);
   Splice &sp = spl(to_upstream);
-  if (closed_ || sp.active || d.eof || d.paused || d.pending != 0 || !upstream_connected_ ||
+  if (closed_ || sp.active() || d.eof || d.paused || d.pending != 0 || !upstream_connected_ ||
       can_replay()) {
     return false;
   }
@@ -659,7 +655,6 @@ bool Session::enter_splice(bool to_upstream) {
     return false;
   }
   uv_read_stop(src);
-  sp.active = true;
   return true;
 }
 
@@ -682,7 +677,6 @@ void Session::drop_splice(bool to_upstream) {
   }
   close_fd(sp.pipe_r);
   close_fd(sp.pipe_w);
-  sp.active = false;
 }
 
 void Session::on_splice_poll(uv_poll_t *h, int status) {

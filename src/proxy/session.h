@@ -79,7 +79,7 @@ public:
   void on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf);
   void on_connect(int status);
   void on_write_done(bool to_upstream, size_t len);
-  void on_shutdown_done(bool upstream_side, int status);
+  void on_shutdown_done(int status);
   void on_timer();
   void on_splice_poll(uv_poll_t *h, int status);
 
@@ -88,7 +88,7 @@ private:
   // socket inside the kernel, no copy through user space. libuv allows one watcher per fd and
   // owns the sockets, so the session polls duplicates of them (which share the sockets).
   struct Splice {
-    bool active = false;
+    bool active() const { return pipe_r >= 0; }
     int pipe_r = -1;
     int pipe_w = -1;
     int src_fd = -1; // dup of the source socket, polled for reading
@@ -97,11 +97,10 @@ private:
     uvx::Handle<uv_poll_t> dst_poll;
   };
   struct Direction {
-    size_t pending = 0;     // bytes handed to uv_write and not yet written
-    bool eof = false;       // source sent FIN
-    bool shut = false;      // shutdown(2) sent on the destination
-    bool shut_done = false; // ...and completed
-    bool paused = false;    // source reading stopped by the watermark
+    size_t pending = 0;  // bytes handed to uv_write and not yet written
+    bool eof = false;    // source sent FIN
+    bool shut = false;   // shutdown(2) sent (or queued) on the destination
+    bool paused = false; // source reading stopped by the watermark
   };
   enum class Phase { Dialing, AwaitFirstByte, Relaying };
 

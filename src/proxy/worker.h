@@ -57,6 +57,7 @@ public:
   Result<bool> listen(const std::vector<HostPort> &addrs, ListenFds *shared = nullptr,
                       bool reuseport = false);
   static constexpr int kSharedAcceptMaxLoops = 4;
+  static bool reuseport_for(int workers) { return workers > kSharedAcceptMaxLoops; }
   // Duplicates of this worker's listening sockets, for the other workers.
   void dup_listen_fds(ListenFds &out) const;
 
