@@ -414,6 +414,12 @@ class Proxy:
             self.procs.stop(self.p)
             self.p = None
 
+    def pid(self):
+        return self.p.pid if self.p else None
+
+    def url(self):
+        return f"http://{self.host}:{self.port}/"
+
     def check_alive(self):
         if self.p is not None and self.p.poll() is not None:
             raise RuntimeError(f"{self.name} exited with code {self.p.returncode}")
@@ -451,69 +457,126 @@ def render(name, subst, workdir):
     return out
 
 
-def measure(px, workdir, procs):
-    """Every figure for one fresh proxy instance. Returns {metric: value}."""
+def measure_memory(px):
+    """RSS idle, with IDLE_CONNS idle connections held open, and after they close."""
     m = {}
     pid = px.p.pid if px.p else None
-    url = f"http://{px.host}:{px.port}/"
-    if pid is not None:
-        time.sleep(0.3)
-        rss, pss = mem_kib(pid)
-        m["rss_idle"] = rss / 1024
-        m["pss_idle"] = pss / 1024
-        if IDLE_CONNS > 0:
-            socks, failures = hold_idle_conns(px.host, px.port, IDLE_CONNS)
-            try:
-                if failures:
-                    m["conn_failures"] = failures
-                time.sleep(0.5)
-                px.check_alive()
-                rss_l, pss_l = mem_kib(pid)
-                m["rss_loaded"] = rss_l / 1024
-                m["held"] = len(socks)
-                if socks:
-                    m["kib_per_conn"] = (rss_l - rss) / len(socks)
-                    m["pss_kib_per_conn"] = (pss_l - pss) / len(socks)
-            finally:
-                for s in socks:
-                    s.close()
-            time.sleep(1.5)
+    if pid is None:
+        return m
+    rss, pss = mem_kib(pid)
+    m["rss_idle"] = rss / 1024
+    m["pss_idle"] = pss / 1024
+    if IDLE_CONNS > 0:
+        socks, failures = hold_idle_conns(px.host, px.port, IDLE_CONNS)
+        try:
+            if failures:
+                m["conn_failures"] = failures
+            time.sleep(0.5)
             px.check_alive()
-            m["rss_after_burst"] = mem_kib(pid)[0] / 1024
+            rss_l, pss_l = mem_kib(pid)
+            m["rss_loaded"] = rss_l / 1024
+            m["held"] = len(socks)
+            if socks:
+                m["kib_per_conn"] = (rss_l - rss) / len(socks)
+                m["pss_kib_per_conn"] = (pss_l - pss) / len(socks)
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(1.5)
+        px.check_alive()
+        m["rss_after_burst"] = mem_kib(pid)[0] / 1024
+    return m
 
-    r = run_wrk(url, 1, 1)
-    m["ll_p50"], m["ll_p99"] = r["p50"], r["p99"]
-    px.check_alive()
 
+def step_low_load(px, workdir, procs):
+    r = run_wrk(px.url(), 1, 1)
+    return {"ll_p50": r["p50"], "ll_p99": r["p99"]}
+
+
+def step_keepalive(px, workdir, procs):
+    pid = px.pid()
     c0 = cpu_seconds(pid) if pid else 0
-    r = run_wrk(url, KA_CONNS, 2)
+    r = run_wrk(px.url(), KA_CONNS, 2)
     c1 = cpu_seconds(pid) if pid else 0
-    m["ka_rps"], m["ka_p50"], m["ka_p99"] = r["rps"], r["p50"], r["p99"]
+    m = {"ka_rps": r["rps"], "ka_p50": r["p50"], "ka_p99": r["p99"],
+         "ka_errors": r["errors"] + r["non2xx"]}
     if pid:
         m["cpu_per_100k_req"] = (c1 - c0) / (r["requests"] / 100000)
-    m["ka_errors"] = r["errors"] + r["non2xx"]
-    px.check_alive()
+    return m
 
+
+def step_new_conns(px, workdir, procs):
+    pid = px.pid()
     c0 = cpu_seconds(pid) if pid else 0
-    r = run_wrk(url, KA_CONNS, 2, ("-H", "Connection: close"))
+    r = run_wrk(px.url(), KA_CONNS, 2, ("-H", "Connection: close"))
     c1 = cpu_seconds(pid) if pid else 0
-    m["cc_cps"], m["cc_p99"] = r["rps"], r["p99"]
-    m["cc_errors"] = r["errors"] + r["non2xx"]
+    m = {"cc_cps": r["rps"], "cc_p99": r["p99"], "cc_errors": r["errors"] + r["non2xx"]}
     if pid:
         m["cpu_per_10k"] = (c1 - c0) / (r["requests"] / 10000)
-    px.check_alive()
+    return m
 
+
+def step_bulk(px, workdir, procs):
+    pid = px.pid()
     c0 = cpu_seconds(pid) if pid else 0
     nbytes, elapsed = run_bulk(px.host, px.port, workdir, procs)
     c1 = cpu_seconds(pid) if pid else 0
-    m["bulk_mbs"] = nbytes / 1e6 / elapsed
+    m = {"bulk_mbs": nbytes / 1e6 / elapsed}
     if pid:
         m["cpu_per_gb"] = (c1 - c0) / (nbytes / 1e9)
-    px.check_alive()
-    if pid:
-        time.sleep(0.5)
-        m["rss_after_load"] = mem_kib(pid)[0] / 1024
     return m
+
+
+# Load steps, each run for every proxy of a round back to back (so one figure is measured for all
+# proxies within seconds of each other, under the same background noise).
+LOAD_STEPS = [("low load", step_low_load), ("keep-alive", step_keepalive),
+              ("new connections", step_new_conns), ("bulk", step_bulk)]
+
+
+def run_round(rnd, order, workdir, procs, kal_bin, kal_args, notes):
+    """One round: every proxy started fresh; memory figures per proxy; then each load step for all
+    proxies in turn; then RSS after the load; every proxy stopped. Returns {name: figures} for the
+    proxies that completed every step."""
+    live, ms = {}, {}
+
+    def failed(name, e):
+        px = live.pop(name)
+        msg = f"round {rnd + 1}: {name} failed: {e}"
+        tail = px.log_tail()
+        log(msg + ("\n" + tail if tail else ""))
+        notes.append(msg.replace("\n", " "))
+        px.stop()
+
+    try:
+        for name in order:
+            px = Proxy(name, workdir, procs, kal_bin, kal_args)
+            live[name] = px
+            try:
+                px.start()
+                ms[name] = {"round": rnd + 1}
+            except Exception as e:
+                failed(name, e)
+        time.sleep(0.3)
+        for name in [n for n in order if n in live]:
+            try:
+                ms[name].update(measure_memory(live[name]))
+            except Exception as e:
+                failed(name, e)
+        for _, step in LOAD_STEPS:
+            for name in [n for n in order if n in live]:
+                try:
+                    ms[name].update(step(live[name], workdir, procs))
+                    live[name].check_alive()
+                except Exception as e:
+                    failed(name, e)
+        time.sleep(0.5)
+        for name in [n for n in order if n in live]:
+            if live[name].pid():
+                ms[name]["rss_after_load"] = mem_kib(live[name].pid())[0] / 1024
+    finally:
+        for px in live.values():
+            px.stop()
+    return {name: ms[name] for name in order if name in live}
 
 
 # ----------------------------------------------------------------------------- report
@@ -603,6 +666,51 @@ def table(stats, proxies):
     return "\n".join(lines)
 
 
+PAIRED = [("ka_rps", "Keep-alive req/s"), ("ka_p50", "Keep-alive p50"), ("ka_p99", "Keep-alive p99"),
+          ("cc_cps", "New connections/s"), ("cc_p99", "New connection p99"),
+          ("bulk_mbs", "Bulk MB/s"), ("ll_p50", "Low load p50"), ("ll_p99", "Low load p99"),
+          ("cpu_per_100k_req", "CPU per 100k keep-alive requests"),
+          ("cpu_per_10k", "CPU per 10k new connections"), ("cpu_per_gb", "CPU per GB")]
+
+
+def paired_table(results, proxies):
+    """Per-round ratios: kube-api-lb against the better of nginx and HAProxy *in the same round*
+    (their load steps ran back to back), so noise that lasts longer than one step cancels out."""
+    kals = [p for p in proxies if p in SHORT]
+    if not kals or not any(p in proxies for p in ("nginx", "haproxy")):
+        return None
+    higher_better = {key: higher for key, _, _, higher, _ in ROWS}
+    head = ["Figure"] + [f"{SHORT[k]} ÷ best, median (min–max)" for k in kals] + \
+        [f"{SHORT[k]}: rounds at least as good" for k in kals]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, label in PAIRED:
+        higher = higher_better[key]
+        ratios_cells, wins_cells = [], []
+        by_round = {}
+        for name in ("nginx", "haproxy"):
+            for m in results.get(name, []):
+                if m.get(key) is not None:
+                    by_round.setdefault(m["round"], []).append(m[key])
+        for kal in kals:
+            rs = []
+            for m in results.get(kal, []):
+                base = by_round.get(m["round"])
+                if m.get(key) is None or not base:
+                    continue
+                best = max(base) if higher else min(base)
+                if best:
+                    rs.append(m[key] / best)
+            if not rs:
+                ratios_cells.append("—")
+                wins_cells.append("—")
+                continue
+            ratios_cells.append(f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})")
+            wins = sum(1 for r in rs if (r >= 1.0 if higher else r <= 1.0))
+            wins_cells.append(f"{wins} of {len(rs)}")
+        lines.append("| " + " | ".join([label] + ratios_cells + wins_cells) + " |")
+    return "\n".join(lines)
+
+
 def cmd_first_line(argv):
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
@@ -659,6 +767,17 @@ def write_report(path, stats, results, proxies, info, versions, rounds_done, ela
         tbl,
         "",
     ]
+    ptbl = paired_table(results, proxies)
+    if ptbl:
+        out += [
+            "Paired, round by round: each round runs one load step for every proxy back to back, "
+            "so the ratio within a round is less exposed to the machine's slow swings than the "
+            "ratio of medians above. Lower-is-better figures count a round as good when the ratio "
+            "is ≤ 1.",
+            "",
+            ptbl,
+            "",
+        ]
     if notes:
         out += ["Notes from this run:", ""] + [f"- {n}" for n in notes] + [""]
     out += [
@@ -679,13 +798,18 @@ def write_report(path, stats, results, proxies, info, versions, rounds_done, ela
         "connections fit and without per-connection logging;",
         "  - direct: the client talks to 127.0.0.11 itself (the physical limit on this machine).",
         "- Rounds: in every round each proxy is started fresh, measured, and stopped; the order "
-        "rotates by one each round so no proxy always runs first or last. Figures are medians "
+        "rotates by one each round so no proxy always runs first or last. Within a round the "
+        "memory figures are taken proxy by proxy, then each load step (low load, keep-alive, new "
+        "connections, bulk) runs for every proxy back to back before the next step, so one "
+        "figure is measured for all proxies within seconds (the proxies not under load sit "
+        "idle). Figures are medians "
         "over rounds; the spread shows how noisy the machine was. Client, proxy and backend share "
         "the same CPUs, so a proxy that burns more CPU also leaves less for the others — that is "
         "part of what is measured. On a busy machine a proxy with more threads (nginx 2 workers, "
         "HAProxy 2 threads) also gets a larger share of the CPU than a single-threaded one, so "
         "the CPU-per-unit rows are the cleaner efficiency comparison.",
-        "- Per instance, in this order: RSS/PSS idle (sum over all processes of the proxy, from "
+        "- Per instance, in this order (the load steps interleaved with the other proxies' as "
+        "above): RSS/PSS idle (sum over all processes of the proxy, from "
         "`/proc/PID/smaps_rollup`); %d connections opened through the proxy, one keep-alive "
         "`GET /` on each, held open: RSS loaded and KiB per connection = (loaded − idle) / held; "
         "all closed, 1.5 s later RSS again (does memory go back?); `wrk -c1 -t1 -d%ds --latency` "
@@ -838,31 +962,20 @@ def main():
             k = rnd % len(proxies)
             order = proxies[k:] + proxies[:k]
             log(f"round {rnd + 1}/{ROUNDS}: {' → '.join(order)}")
-            for name in order:
-                px = Proxy(name, workdir, procs, kal_bin, kal_args)
-                try:
-                    px.start()
-                    m = measure(px, workdir, procs)
-                    m["round"] = rnd + 1
-                    results[name].append(m)
-                    log(f"  {name:12s} ka {m['ka_rps']:9,.0f} req/s  cc {m['cc_cps']:8,.0f} conn/s"
-                        f"  bulk {m['bulk_mbs']:6,.0f} MB/s  ll p50 {m['ll_p50']:5.0f} µs"
-                        + (f"  rss {m['rss_idle']:.1f}→{m.get('rss_loaded', 0):.1f}→"
-                           f"{m.get('rss_after_burst', 0):.1f} MiB" if "rss_idle" in m else ""))
-                    if m.get("conn_failures"):
-                        notes.append(f"round {rnd + 1}: {name} failed {m['conn_failures']} of "
-                                     f"{IDLE_CONNS} idle connections")
-                    for key, what in (("ka_errors", "keep-alive"), ("cc_errors", "new-connection")):
-                        if m.get(key):
-                            notes.append(f"round {rnd + 1}: {name}: {m[key]} socket errors or "
-                                         f"non-2xx responses in the {what} run")
-                except Exception as e:
-                    msg = f"round {rnd + 1}: {name} failed: {e}"
-                    tail = px.log_tail()
-                    log(msg + ("\n" + tail if tail else ""))
-                    notes.append(msg.replace("\n", " "))
-                finally:
-                    px.stop()
+            done = run_round(rnd, order, workdir, procs, kal_bin, kal_args, notes)
+            for name, m in done.items():
+                results[name].append(m)
+                log(f"  {name:12s} ka {m['ka_rps']:9,.0f} req/s  cc {m['cc_cps']:8,.0f} conn/s"
+                    f"  bulk {m['bulk_mbs']:6,.0f} MB/s  ll p50 {m['ll_p50']:5.0f} µs"
+                    + (f"  rss {m['rss_idle']:.1f}→{m.get('rss_loaded', 0):.1f}→"
+                       f"{m.get('rss_after_burst', 0):.1f} MiB" if "rss_idle" in m else ""))
+                if m.get("conn_failures"):
+                    notes.append(f"round {rnd + 1}: {name} failed {m['conn_failures']} of "
+                                 f"{IDLE_CONNS} idle connections")
+                for key, what in (("ka_errors", "keep-alive"), ("cc_errors", "new-connection")):
+                    if m.get(key):
+                        notes.append(f"round {rnd + 1}: {name}: {m[key]} socket errors or "
+                                     f"non-2xx responses in the {what} run")
             rounds_done += 1
             round_times.append(time.monotonic() - t_round)
         procs.stop(backend)
