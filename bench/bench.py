@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import resource
 import shlex
@@ -562,9 +563,14 @@ def run_round(rnd, order, workdir, procs, kal_bin, kal_args, notes):
                 ms[name].update(measure_memory(live[name]))
             except Exception as e:
                 failed(name, e)
-        for _, step in LOAD_STEPS:
-            for name in [n for n in order if n in live]:
+        for step_name, step in LOAD_STEPS:
+            # A fresh order per step and round: a rotation of one fixed list would always run the
+            # same proxy right after the same other one (after "direct", which leaves the backend
+            # busiest), and that carry-over would bias one proxy's figures every round.
+            step_order = random.Random(f"{rnd}/{step_name}").sample(order, len(order))
+            for pos, name in enumerate(n for n in step_order if n in live):
                 try:
+                    ms[name].setdefault("positions", {})[step_name] = pos + 1
                     ms[name].update(step(live[name], workdir, procs))
                     live[name].check_alive()
                 except Exception as e:
@@ -795,7 +801,9 @@ def write_report(path, stats, results, proxies, info, versions, rounds_done, ela
         "memory figures are taken proxy by proxy, then each load step (low load, keep-alive, new "
         "connections, bulk) runs for every proxy back to back before the next step, so one "
         "figure is measured for all proxies within seconds (the proxies not under load sit "
-        "idle). Figures are medians "
+        "idle); each step shuffles the proxies afresh (a seeded shuffle, the positions are in "
+        "the raw values), so no proxy always runs right after the same other one. Figures are "
+        "medians "
         "over rounds; the spread shows how noisy the machine was. Client, proxy and backend share "
         "the same CPUs, so a proxy that burns more CPU also leaves less for the others — that is "
         "part of what is measured. On a busy machine a proxy with more threads (nginx 2 workers, "
