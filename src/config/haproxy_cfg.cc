@@ -835,24 +835,7 @@ private:
         c_.admin.healthz_listen.push_back(h);
       }
     }
-    std::vector<HostPort> admin;
-    for (const auto &a : c_.admin.listen) {
-      bool clash = false;
-      for (const auto &h : c_.admin.healthz_listen) {
-        clash = clash || listeners_overlap(a, h);
-      }
-      for (const auto &l : c_.listen) {
-        clash = clash || listeners_overlap(a, l);
-      }
-      if (clash) {
-        note_file("admin listener " + a.str() +
-                  " dropped: its port is taken by this file's listeners (set admin.listen in a "
-                  "kube-api-lb config file to keep /metrics)");
-      } else {
-        admin.push_back(a);
-      }
-    }
-    c_.admin.listen = admin;
+    drop_admin_clashing_with_file(c_, notes_, file_);
   }
 
   void backend(const Proxy &b) {

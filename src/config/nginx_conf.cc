@@ -744,26 +744,7 @@ private:
       }
     }
     c_.admin.healthz_listen = drop_covered(healthz_, healthz_pos_);
-    // nginx.conf says nothing about kube-api-lb's admin server; its default address must not stop
-    // the health port Kubespray's probes need from binding.
-    std::vector<HostPort> admin;
-    for (const auto &a : c_.admin.listen) {
-      bool clash = false;
-      for (const auto &h : healthz_) {
-        clash = clash || listeners_overlap(a, h);
-      }
-      for (const auto &l : listen) {
-        clash = clash || listeners_overlap(a, l);
-      }
-      if (clash) {
-        note_file("admin listener " + a.str() +
-                  " dropped: its port is taken by this file's listeners (set admin.listen "
-                  "in a kube-api-lb config file to keep /metrics)");
-      } else {
-        admin.push_back(a);
-      }
-    }
-    c_.admin.listen = admin;
+    drop_admin_clashing_with_file(c_, notes_, file_);
   }
 
   const std::string &file_;

@@ -53,6 +53,29 @@ bool listeners_overlap(const HostPort &a, const HostPort &b) {
   return is_wildcard(a) || is_wildcard(b);
 }
 
+void drop_admin_clashing_with_file(Config &c, std::vector<std::string> *notes,
+                                   const std::string &file_name) {
+  std::vector<HostPort> admin;
+  for (const auto &a : c.admin.listen) {
+    bool clash = false;
+    for (const auto &h : c.admin.healthz_listen) {
+      clash = clash || listeners_overlap(a, h);
+    }
+    for (const auto &l : c.listen) {
+      clash = clash || listeners_overlap(a, l);
+    }
+    if (clash) {
+      reader_note(notes, file_name, nullptr,
+                  "admin listener " + a.str() +
+                      " dropped: its port is taken by this file's listeners (set admin.listen in "
+                      "a kube-api-lb config file to keep /metrics)");
+    } else {
+      admin.push_back(a);
+    }
+  }
+  c.admin.listen = std::move(admin);
+}
+
 std::vector<size_t> covered_by_wildcard(const std::vector<HostPort> &list) {
   std::vector<size_t> out;
   for (size_t i = 0; i < list.size(); ++i) {

@@ -69,7 +69,15 @@ Result<Config> run_reader(const std::string &file_name, const char *what,
 }
 
 // `s` in double quotes, for messages.
-inline std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+// Built by appending: GCC 12 warns falsely (-Wrestrict) on `"\"" + std::string(s)` once inlined.
+inline std::string quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  out += s;
+  out += '"';
+  return out;
+}
 
 // True when binding both addresses at once would fail or be ambiguous: same port and the same host,
 // or one of them the wildcard of the other's family (0.0.0.0 covers every IPv4 address, :: every
@@ -80,6 +88,12 @@ bool listeners_overlap(const HostPort &a, const HostPort &b);
 // Indexes of entries of `list` that another entry, a wildcard on the same port, already covers
 // (nginx and HAProxy accept "listen 8081; listen 127.0.0.1:8081"; only one socket can be bound).
 std::vector<size_t> covered_by_wildcard(const std::vector<HostPort> &list);
+
+// nginx.conf and haproxy.cfg say nothing of kube-api-lb's admin server, so its default address must
+// not stop the file's own listeners (the health port Kubespray's probes use) from binding: drops
+// every admin listener whose port a TCP or health listener of `c` takes, with a note for each.
+void drop_admin_clashing_with_file(Config &c, std::vector<std::string> *notes,
+                                   const std::string &file_name);
 
 // The closest of `known` to `word` if it is close enough to be a likely typo (same letters ignoring
 // case, '-' and '_', or a small edit distance), for "did you mean" hints.

@@ -81,6 +81,9 @@ TEST_CASE("haproxy: Kubespray's rendered haproxy.cfg") {
                         "idleTimeout applies: none by default, so watches live)"));
   CHECK(has_note(notes, "haproxy.cfg:37:70: default-server: ignored \"maxconn\" (no per-endpoint "
                         "connection cap)"));
+  CHECK(has_note(notes, "haproxy.cfg: admin listener 127.0.0.1:8081 dropped: its port is taken by "
+                        "this file's listeners (set admin.listen in a kube-api-lb config file to "
+                        "keep /metrics)"));
 
   SUBCASE("the shared reference copy, when present, is the same file") {
     auto ref = slurp(std::string(KAL_SOURCE_DIR) + "/../shared/reference/kubespray/haproxy.cfg");
