@@ -10,19 +10,5 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 for tool in nginx haproxy python3 openssl ip nft; do
   command -v "$tool" >/dev/null 2>&1 || { echo "failover: error: $tool not found" >&2; exit 2; }
 done
-python3 "$here/failover.py" "$@" &
-driver=$!
-cleanup() {
-  if kill -0 "$driver" 2>/dev/null; then
-    kill -TERM "$driver" 2>/dev/null || true
-    wait "$driver" 2>/dev/null || true
-  fi
-}
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
-trap 'cleanup; exit 129' HUP
-set +e
-wait "$driver"
-rc=$?
-set -e
-exit "$rc"
+. "$here/driver.sh"
+run_driver "$here/failover.py" "$@"

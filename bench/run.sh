@@ -26,20 +26,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # The Python driver tracks every process it starts by PID and stops them on exit, error, Ctrl-C
-# (SIGINT) and SIGTERM/SIGHUP. It runs in the foreground so the shell forwards signals to it.
-python3 "$here/bench.py" "$@" &
-driver=$!
-cleanup() {
-  if kill -0 "$driver" 2>/dev/null; then
-    kill -TERM "$driver" 2>/dev/null || true
-    wait "$driver" 2>/dev/null || true
-  fi
-}
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
-trap 'cleanup; exit 129' HUP
-set +e
-wait "$driver"
-rc=$?
-set -e
-exit "$rc"
+# (SIGINT) and SIGTERM/SIGHUP; this shell runs it in the background and forwards those signals
+# to it (bench/driver.sh).
+. "$here/driver.sh"
+run_driver "$here/bench.py" "$@"
