@@ -165,10 +165,18 @@ def raise_nofile():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+_handed_out = set()  # never the same port twice (a proxy and its health port on one port)
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p not in _handed_out:
+            _handed_out.add(p)
+            return p
+    raise RuntimeError("no fresh free port on 127.0.0.1")
 
 
 def port_in_use(host, port):

@@ -140,11 +140,22 @@ def raise_nofile():
 
 
 # ---------------------------------------------------------------- ports and waiting
+# Ports this process has handed out: two calls in a row can otherwise get the same port from the
+# kernel (the first socket is closed by then), and a test would bind its proxy and its health
+# listener to one port.
+_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            p = s.getsockname()[1]
+        if p not in _handed_out:
+            _handed_out.add(p)
+            return p
+    raise RuntimeError(f"no fresh free port on {host}")
 
 
 def free_port_both():
