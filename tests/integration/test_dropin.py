@@ -118,8 +118,10 @@ class DropIn(unittest.TestCase):
             f.write(text)
         return p
 
-    def start_noargs(self, search, wait_ports):
-        """kube-api-lb with no arguments at all and the given search path."""
+    def start_noargs(self, search, wait_ports, endpoints_up=3):
+        """kube-api-lb with no arguments at all and the given search path; returns once it listens
+        on `wait_ports` and its first health checks found `endpoints_up` endpoints up (until then
+        an endpoint is not picked, and a spread right after start would miss it)."""
         env = dict(os.environ, KUBE_API_LB_CONFIG_SEARCH_PATH=":".join(search))
         p = kt.spawn(kt.proxy_cmd(), env=env, label="kube-api-lb")
         self.addCleanup(lambda: p.poll() is None and kt.stop(p))
@@ -127,8 +129,12 @@ class DropIn(unittest.TestCase):
         def up():
             if p.poll() is not None:
                 raise AssertionError(f"kube-api-lb exited ({p.returncode}):\n{kt.read_log(p)}")
-            return all(kt.is_listening(port) for port in wait_ports)
-        kt.wait_until(up, 10, what=f"kube-api-lb to listen on {wait_ports}")
+            first_up = [ln for ln in kt.read_log(p).splitlines()
+                        if 'msg="health first check"' in ln and " health=up " in ln]
+            return (all(kt.is_listening(port) for port in wait_ports) and
+                    len(first_up) >= endpoints_up)
+        kt.wait_until(up, 10, what=f"kube-api-lb to listen on {wait_ports} with "
+                                   f"{endpoints_up} endpoints up")
         return p
 
     def assert_detected(self, proc, path, fmt):
