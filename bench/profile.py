@@ -6,11 +6,14 @@
 Starts the benchmark backends and one kube-api-lb (KAL_BIN, KAL_BENCH_ARGS) under a profiler:
   syscalls   strace -c -f: syscall counts, divided by the requests/connections/bytes of the load
   callgrind  valgrind --tool=callgrind (slow: loads are scaled down); prints the top functions
-  perf       perf record -e cpu-clock -g (only if the kernel lets perf sample here)
+  perf       perf record -e cpu-clock -g: kernel/user split and the top functions
+PROFILE_BASELINES=nginx,haproxy also runs each load through those proxies (configured as in the
+benchmark) with the same profiler attached, for a side-by-side comparison (syscalls and perf).
 Results and raw profiler files go to PROFILE_OUT (default build-bench/profile/).
 """
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -39,6 +42,12 @@ def main():
     if not os.access(kal_bin, os.X_OK):
         sys.exit(f"profile: error: {kal_bin} not found (set KAL_BIN)")
     kal_args = shlex.split(os.environ.get("KAL_BENCH_ARGS", ""))
+    baselines = [b.strip() for b in os.environ.get("PROFILE_BASELINES", "").split(",") if b.strip()]
+    for b in baselines:
+        if b not in ("nginx", "haproxy"):
+            sys.exit(f"profile: error: unknown baseline {b!r} in PROFILE_BASELINES (nginx,haproxy)")
+        if tool == "callgrind":
+            sys.exit("profile: error: PROFILE_BASELINES works with syscalls and perf, not callgrind")
     out_dir = os.path.abspath(os.environ.get("PROFILE_OUT") or
                               os.path.join(bench.REPO, "build-bench", "profile"))
     os.makedirs(out_dir, exist_ok=True)
@@ -79,6 +88,8 @@ def main():
                 pass
             procs.stop(p, grace=10)
             summary.append(report(tool, ld, raw, units, what))
+            for name in baselines:
+                summary.append(profile_baseline(name, tool, ld, duration, workdir, procs, out_dir))
         procs.stop(backend)
     finally:
         procs.stop_all()
@@ -88,6 +99,36 @@ def main():
         f.write(text + "\n")
     print(text)
     log(f"raw files in {out_dir}")
+
+
+def profile_baseline(name, tool, ld, duration, workdir, procs, out_dir):
+    """The same load through nginx or HAProxy (configured as in the benchmark), with the profiler
+    attached to all of its processes, so the profiles compare side by side."""
+    px = bench.Proxy(name, workdir, procs, None, {})
+    px.start()
+    try:
+        pids = [str(p) for p in bench.tree(px.pid())]
+        raw = os.path.join(out_dir, f"{tool}-{ld}-{name}")
+        if tool == "syscalls":
+            argv = ["strace", "-c", "-f", "-o", raw + ".txt"]
+            for p in pids:
+                argv += ["-p", p]
+        else:
+            argv = ["perf", "record", "-e", "cpu-clock", "-F", "999", "-g", "-o", raw + ".data",
+                    "-p", ",".join(pids)]
+        prof = procs.start(argv, os.path.join(workdir, f"{ld}-{name}-profiler.log"), cwd=workdir)
+        time.sleep(1.0)  # attached before the load starts
+        units, what = run_load(ld, px.port, duration, False, workdir, procs)
+        prof.send_signal(signal.SIGINT)  # both write their summary / data file on SIGINT
+        try:
+            prof.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        procs.stop(prof, grace=10)
+    finally:
+        px.stop()
+    return report(tool, ld, raw, units, what).replace(f"== {tool} / {ld}:",
+                                                      f"== {tool} / {ld} ({name}):", 1)
 
 
 def start_backend(procs, workdir):
@@ -161,11 +202,22 @@ def report(tool, ld, raw, units, what):
                            capture_output=True, text=True, timeout=120)
         body = [ln for ln in r.stdout.splitlines() if ln.strip()][:45]
         return head + "\n" + "\n".join(body)
-    r = subprocess.run(["perf", "report", "-i", raw + ".data", "--stdio", "--no-children",
-                        "--sort", "symbol", "-g", "none"], capture_output=True, text=True,
-                       timeout=120)
-    body = [ln for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("#")][:40]
-    return head + "\n" + ("\n".join(body) or r.stderr.strip())
+    out = [head]
+    for sort, n in (("dso", 6), ("symbol", 30)):
+        r = subprocess.run(["perf", "report", "-i", raw + ".data", "--stdio", "--no-children",
+                            "--sort", sort, "-g", "none"], capture_output=True, text=True,
+                           timeout=120)
+        body = [ln for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("#")][:n]
+        if sort == "dso":
+            # cpu-clock counts nanoseconds: the event count is the CPU time sampled.
+            m = re.search(r"^# Event count \(approx\.\): (\d+)", r.stdout, re.M)
+            if m:
+                cpu_s = int(m.group(1)) / 1e9
+                out.append(f"cpu-clock: {cpu_s:.2f} s CPU, "
+                           f"{cpu_s / max(units, 1) * 1e6:.1f} µs per {what[:-1]}")
+        out.append(f"-- by {sort}:")
+        out.append("\n".join(body) or r.stderr.strip())
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
