@@ -5,8 +5,6 @@
 #include "uvx/sockaddr.h"
 
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -237,17 +235,13 @@ void Session::on_connect(int status) {
     return;
   }
   upstream_connected_ = true;
-  int fd = -1;
-  if (uv_fileno(upstream_.base(), &fd) == 0) {
-    const auto &s = worker_.settings();
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    // Keepalive and TCP_USER_TIMEOUT guard connections that live long (watches); one that ends
-    // within a second never needs them, so they are set by the worker once it has lived that long.
-    if (s.keepalive_idle_s > 0 || s.tcp_user_timeout_ms > 0) {
-      connected_ms = uv_now(worker_.loop());
-      worker_.queue_liveness(this);
-    }
+  uv_tcp_nodelay(upstream_.get(), 1);
+  // Keepalive and TCP_USER_TIMEOUT guard connections that live long (watches); one that ends
+  // within a second never needs them, so they are set by the worker once it has lived that long.
+  const auto &s = worker_.settings();
+  if (s.keepalive_idle_s > 0 || s.tcp_user_timeout_ms > 0) {
+    connected_ms = uv_now(worker_.loop());
+    worker_.queue_liveness(this);
   }
   phase_ = got_first_byte_ ? Phase::Relaying : Phase::AwaitFirstByte;
   if (!replay_.empty()) {
@@ -467,7 +461,7 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
 // destination is above the high watermark.
 void Session::relay(bool to_upstream, char *data, size_t len, bool pooled) {
   uv_stream_t *dst = to_upstream ? upstream_.stream() : client_.stream();
-  Direction &d = to_upstream ? c2u_ : u2c_;
+  Direction &d = dir(to_upstream);
   size_t off = 0;
   if (d.pending == 0) {
     uv_buf_t b = uv_buf_init(data, static_cast<unsigned>(len));
@@ -523,14 +517,14 @@ void Session::on_write_done(bool to_upstream, size_t len) {
   if (closed_) {
     return;
   }
-  Direction &d = to_upstream ? c2u_ : u2c_;
+  Direction &d = dir(to_upstream);
   d.pending -= std::min(d.pending, len);
   maybe_resume(to_upstream);
   maybe_finish();
 }
 
 void Session::maybe_resume(bool to_upstream) {
-  Direction &d = to_upstream ? c2u_ : u2c_;
+  Direction &d = dir(to_upstream);
   if (!d.paused || d.eof || d.pending > worker_.settings().high_watermark / 2) {
     return;
   }
@@ -546,7 +540,7 @@ void Session::maybe_resume(bool to_upstream) {
 // wake-up per direction). The FIN that ends the second direction is not passed on by shutdown(2)
 // at all: both sides have been read to their EOF, so close(2) in maybe_finish() sends it.
 void Session::half_close(bool to_upstream) {
-  Direction &d = to_upstream ? c2u_ : u2c_;
+  Direction &d = dir(to_upstream);
   if (d.shut || all_done()) {
     return;
   }
@@ -557,7 +551,6 @@ void Session::half_close(bool to_upstream) {
       uv_fileno(reinterpret_cast<uv_handle_t *>(dst), &fd) == 0) {
     if (::shutdown(fd, SHUT_WR) != 0) {
       close(CloseReason::Done); // the peer is gone (ENOTCONN): nothing left to pass on
-      return;
     }
     return;
   }
