@@ -15,6 +15,7 @@ Results and raw profiler files go to PROFILE_OUT (default build-bench/profile/).
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,12 @@ def main():
     for ld in loads:
         if ld not in LOADS:
             sys.exit(f"profile: error: unknown load {ld!r} ({'|'.join(LOADS)})")
+    need = {"syscalls": ("strace", "strace"), "callgrind": ("valgrind", "valgrind"),
+            "perf": ("perf", "linux-perf")}[tool]
+    for prog, pkg in (need, ("nginx", "nginx"), ("wrk", "wrk"), ("curl", "curl")):
+        if not shutil.which(prog):
+            sys.exit(f"profile: error: {prog} not found (Debian package {pkg}; "
+                     "scripts/install-deps.sh installs it)")
     kal_bin = os.path.abspath(os.environ.get("KAL_BIN") or
                               os.path.join(bench.REPO, "build", "kube-api-lb"))
     if not os.access(kal_bin, os.X_OK):

@@ -9,6 +9,8 @@ PACKAGES=(
   python3 openssl curl kubernetes-client iproute2 iptables procps
   # benchmarks: the baselines and load generators
   nginx libnginx-mod-stream haproxy wrk
+  # failover benchmark (nft inside its namespace) and profiles (bench/profile.sh)
+  nftables strace valgrind linux-perf
   # the container image: built and run with buildah (vfs storage, chroot isolation)
   buildah
 )
