@@ -166,8 +166,10 @@ class BenchSmoke(unittest.TestCase):
             ("run.sh", {"BENCH_ROUNDS": "0"}, "BENCH_ROUNDS=0 is outside 1..50"),
             ("run.sh", {"BENCH_PROXIES": "kube-api-lb,envoy"}, "unknown proxy 'envoy'"),
             ("run.sh", {"KAL_BIN": os.path.join(d, "nope")}, "not found or not executable"),
-            ("failover.sh", {"FAILOVER_SCENARIOS": "meteor"}, "unknown scenario 'meteor'"),
         ]
+        if os.geteuid() == 0:  # failover.sh checks for root before its knobs
+            cases.append(("failover.sh", {"FAILOVER_SCENARIOS": "meteor"},
+                          "unknown scenario 'meteor'"))
         for script, extra, want in cases:
             env = suite_env(d, BENCH_OUT=os.path.join(d, "never.md"),
                             FAILOVER_OUT=os.path.join(d, "never.md"))
