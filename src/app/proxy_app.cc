@@ -239,8 +239,12 @@ Result<bool> ProxyApp::start_admin(const Config &c) {
   h.readiness_detail = [this] {
     std::string s;
     for (const auto &u : *ups_) {
-      s += "[" + std::string(u->health() == Health::Up ? "+" : "-") + "]endpoint " + u->name() +
-           " " + to_string(u->health()) + "\n";
+      // Appended piece by piece: operator+ chains here draw a false -Wrestrict from GCC 12.
+      s += u->health() == Health::Up ? "[+]endpoint " : "[-]endpoint ";
+      s += u->name();
+      s += ' ';
+      s += to_string(u->health());
+      s += '\n';
     }
     return s;
   };

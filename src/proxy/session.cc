@@ -44,8 +44,7 @@ void write_cb(uv_write_t *req, int status) noexcept {
     return;
   }
   if (status < 0) {
-    self->close(to_upstream ? Session::CloseReason::UpstreamError
-                            : Session::CloseReason::ClientError);
+    self->on_write_error(to_upstream);
     return;
   }
   self->on_write_done(to_upstream, len);
@@ -246,6 +245,9 @@ void Session::on_connect(int status) {
   phase_ = got_first_byte_ ? Phase::Relaying : Phase::AwaitFirstByte;
   if (!replay_.empty()) {
     send(true, replay_.data(), replay_.size());
+    if (closed_ || !upstream_connected_) {
+      return; // the write failed: closed, or re-dialling another endpoint with the same bytes
+    }
     if (!replay_ok_) {
       replay_.clear();
       replay_.shrink_to_fit();
@@ -401,6 +403,10 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
   }
   last_activity_ms_ = uv_now(worker_.loop());
   size_t len = static_cast<size_t>(nread);
+  if (from_client && upstream_broken_) {
+    worker_.pool().put(buf->base);
+    return;
+  }
   if (from_client) {
     if (up_) {
       up_->counters.bytes_to_upstream.fetch_add(len, std::memory_order_relaxed);
@@ -470,7 +476,7 @@ void Session::relay(bool to_upstream, char *data, size_t len, bool pooled) {
       off = static_cast<size_t>(n);
     } else if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
       release(data, pooled);
-      close(to_upstream ? CloseReason::UpstreamError : CloseReason::ClientError);
+      on_write_error(to_upstream);
       return;
     }
   }
@@ -488,7 +494,7 @@ void Session::relay(bool to_upstream, char *data, size_t len, bool pooled) {
   int rc = uv_write(&w->req, dst, &b, 1, write_cb);
   if (rc != 0) {
     free_write(w);
-    close(to_upstream ? CloseReason::UpstreamError : CloseReason::ClientError);
+    on_write_error(to_upstream);
     return;
   }
   d.pending += len - off;
@@ -511,6 +517,39 @@ void Session::send(bool to_upstream, const char *data, size_t len) {
   char *copy = new char[len];
   std::memcpy(copy, data, len);
   relay(to_upstream, copy, len, false);
+}
+
+void Session::on_write_error(bool to_upstream) {
+  if (closed_) {
+    return;
+  }
+  // An apiserver killed with the connection in its accept queue resets it; the client's first
+  // bytes can reach the proxy in the same loop turn and be written before the reset is read.
+  if (to_upstream && can_replay()) {
+    redial(false);
+    return;
+  }
+  if (to_upstream && upstream_ && !u2c_.eof) {
+    // The upstream reset the connection, but what it sent before the reset (an apiserver's TLS
+    // alert such as "certificate required") may still be unread: closing now would drop it and
+    // leave the client with a bare EOF. Read the upstream to its end (its EOF or error ends the
+    // session as usual) and keep reading the client, discarding, so that closing its socket
+    // later sends a FIN rather than a reset that could overtake the alert.
+    if (!upstream_broken_) {
+      upstream_broken_ = true;
+      c2u_.pending = 0;
+      c2u_.shut = true; // nothing to pass a FIN to
+      replay_.clear();
+      replay_.shrink_to_fit();
+      if (c2u_.paused && !c2u_.eof) {
+        c2u_.paused = false;
+        uv_read_start(client_.stream(), alloc_cb, read_cb);
+      }
+      maybe_finish();
+    }
+    return;
+  }
+  close(to_upstream ? CloseReason::UpstreamError : CloseReason::ClientError);
 }
 
 void Session::on_write_done(bool to_upstream, size_t len) {

@@ -79,6 +79,10 @@ public:
   void on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf);
   void on_connect(int status);
   void on_write_done(bool to_upstream, size_t len);
+  // A write failed (reset, broken pipe). To the upstream before its first byte: the client has
+  // seen nothing of it, so the bytes are replayed to another endpoint. To the upstream after it:
+  // the upstream is read to its end first (see upstream_broken_). To the client: the session ends.
+  void on_write_error(bool to_upstream);
   void on_shutdown_done(int status);
   void on_timer();
   void on_splice_poll(uv_poll_t *h, int status);
@@ -142,6 +146,9 @@ private:
   int attempts_ = 0;
   Phase phase_ = Phase::Dialing;
   bool upstream_connected_ = false;
+  // A write to the upstream failed after it had answered: it takes no more bytes, but what it sent
+  // before (a TLS alert) is still read and passed on; the client's further bytes are discarded.
+  bool upstream_broken_ = false;
   bool got_first_byte_ = false;
   bool replay_ok_ = true;
   bool closed_ = false;

@@ -4,6 +4,7 @@ connect timeout (a black-holed endpoint), an upstream that accepts but never ans
 timeout, replay), one that closes at once (early close, replay), an error on either side closing
 both, and --idle-timeout (none by default)."""
 import os
+import signal
 import socket
 import struct
 import sys
@@ -174,6 +175,89 @@ class Retry(unittest.TestCase):
                           f"the client got: {e}")
             self.assertEqual(first, "OK ECHO live")
         self.assertGreaterEqual(closer.accepted, 1, "the closing endpoint was never dialled")
+
+    def test_write_to_a_reset_upstream_replays(self):
+        # An apiserver killed while the proxy's connection sat in its accept queue resets that
+        # connection. When the client's first bytes (its ClientHello) arrive in the same loop turn
+        # as the reset, the proxy writes them before it has read the reset, and the write fails.
+        # Nothing reached the client yet, so the bytes must go to another endpoint (seen once in
+        # the netns kill -9 test as a failed TLS handshake). kube-api-lb is stopped while both
+        # arrive, so that it sees them in that order: the client's bytes first.
+        held = Misbehaving("silent")
+        self.addCleanup(held.close)
+        p = self.proxy([held.endpoint, self.live.endpoint])
+        for i in range(3):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+            self.addCleanup(s.close)
+            kt.wait_until(lambda: held.accepted > i, 5, what="the proxy to dial the endpoint")
+            up = held.held[i]
+            payload = b"replayed after a reset %d" % i
+            os.kill(p.pid, signal.SIGSTOP)
+            try:
+                s.sendall(b"ECHO\n" + payload)
+                time.sleep(0.05)
+                up.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                up.close()
+                time.sleep(0.05)
+            finally:
+                os.kill(p.pid, signal.SIGCONT)
+            got = b""
+            want = b"OK ECHO live\n" + payload
+            while len(got) < len(want):
+                try:
+                    d = s.recv(65536)
+                except OSError as e:
+                    self.fail(f"connection {i}: the client got {e!r} after {got!r}")
+                if not d:
+                    self.fail(f"connection {i}: the client got EOF after {got!r}: the failed "
+                              "write to the reset upstream ended it instead of a replay")
+                got += d
+            self.assertEqual(got, want)
+            s.close()
+        self.assertGreaterEqual(self.counter(p, "early_closes_total", held.endpoint), 3)
+
+    def test_reset_upstream_still_passes_on_its_last_bytes(self):
+        # An apiserver refusing a client (TLS 1.3 "certificate required") sends its alert and
+        # resets the connection, since the client has sent more meanwhile. If the proxy writes
+        # those client bytes before it reads the alert, the write fails; the alert must still
+        # reach the client, followed by an EOF (seen as curl's "Empty reply from server" without
+        # it). kube-api-lb is stopped while the bytes arrive, so it sees the client's first.
+        held = Misbehaving("silent")
+        self.addCleanup(held.close)
+        p = self.proxy([held.endpoint])
+        for i in range(3):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+            self.addCleanup(s.close)
+            s.sendall(b"HELLO\n")
+            kt.wait_until(lambda: held.accepted > i, 5, what="the proxy to dial the endpoint")
+            up = held.held[i]
+            up.settimeout(5)
+            self.assertEqual(kt.recv_exact(up, 6), b"HELLO\n")
+            up.sendall(b"HI\n")
+            self.assertEqual(kt.recv_exact(s, 3), b"HI\n")
+            os.kill(p.pid, signal.SIGSTOP)
+            try:
+                s.sendall(b"MORE\n")
+                time.sleep(0.05)
+                up.sendall(b"ALERT certificate required\n")
+                up.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                up.close()
+                time.sleep(0.05)
+            finally:
+                os.kill(p.pid, signal.SIGCONT)
+            got = b""
+            try:
+                while True:
+                    d = s.recv(100)
+                    if not d:
+                        break
+                    got += d
+            except OSError as e:
+                self.fail(f"connection {i}: {e!r} after {got!r}")
+            self.assertEqual(got, b"ALERT certificate required\n", f"connection {i}")
+            s.close()
+        kt.wait_until(lambda: self.counter(p, "active_connections", held.endpoint) == 0, 3,
+                      what="the proxy to end the sessions")
 
     def test_upstream_reset_closes_client(self):
         rst = Misbehaving("rst")
