@@ -652,7 +652,7 @@ bool Session::enter_splice(bool to_upstream) {
   Direction &d = dir(to_upstream);
   Splice &sp = spl(to_upstream);
   if (closed_ || sp.active() || d.eof || d.paused || d.pending != 0 || !upstream_connected_ ||
-      can_replay()) {
+      can_replay() || (to_upstream && upstream_broken_)) {
     return false;
   }
   uv_stream_t *src = to_upstream ? client_.stream() : upstream_.stream();
