@@ -403,11 +403,11 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
   }
   last_activity_ms_ = uv_now(worker_.loop());
   size_t len = static_cast<size_t>(nread);
-  if (from_client && upstream_broken_) {
-    worker_.pool().put(buf->base);
-    return;
-  }
   if (from_client) {
+    if (upstream_broken_) {
+      worker_.pool().put(buf->base);
+      return;
+    }
     if (up_) {
       up_->counters.bytes_to_upstream.fetch_add(len, std::memory_order_relaxed);
     }
@@ -541,10 +541,7 @@ void Session::on_write_error(bool to_upstream) {
       c2u_.shut = true; // nothing to pass a FIN to
       replay_.clear();
       replay_.shrink_to_fit();
-      if (c2u_.paused && !c2u_.eof) {
-        c2u_.paused = false;
-        uv_read_start(client_.stream(), alloc_cb, read_cb);
-      }
+      maybe_resume(true); // a paused client is read again, to be discarded
       maybe_finish();
     }
     return;

@@ -3,6 +3,7 @@
 connect timeout (a black-holed endpoint), an upstream that accepts but never answers (first-byte
 timeout, replay), one that closes at once (early close, replay), an error on either side closing
 both, and --idle-timeout (none by default)."""
+import contextlib
 import os
 import signal
 import socket
@@ -14,6 +15,24 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kal_testlib as kt  # noqa: E402
+
+
+def reset(s):
+    """Closes s with a TCP reset (SO_LINGER 0) instead of a FIN."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+@contextlib.contextmanager
+def paused(proxy):
+    """kube-api-lb stopped (SIGSTOP) while the body runs: what arrives meanwhile, it then sees at
+    once, in the order it arrived."""
+    os.kill(proxy.pid, signal.SIGSTOP)
+    try:
+        yield
+        time.sleep(0.05)  # the last packets land before it runs again
+    finally:
+        os.kill(proxy.pid, signal.SIGCONT)
 
 
 class Misbehaving:
@@ -79,10 +98,9 @@ class Misbehaving:
             s.recv(100)
             s.sendall(b"OK RST reset\n")
             time.sleep(0.3)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset(s)
         except OSError:
-            pass
-        s.close()
+            s.close()
 
     def close(self):
         self.l.close()
@@ -192,15 +210,10 @@ class Retry(unittest.TestCase):
             kt.wait_until(lambda: held.accepted > i, 5, what="the proxy to dial the endpoint")
             up = held.held[i]
             payload = b"replayed after a reset %d" % i
-            os.kill(p.pid, signal.SIGSTOP)
-            try:
+            with paused(p):
                 s.sendall(b"ECHO\n" + payload)
                 time.sleep(0.05)
-                up.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                up.close()
-                time.sleep(0.05)
-            finally:
-                os.kill(p.pid, signal.SIGCONT)
+                reset(up)
             got = b""
             want = b"OK ECHO live\n" + payload
             while len(got) < len(want):
@@ -235,16 +248,11 @@ class Retry(unittest.TestCase):
             self.assertEqual(kt.recv_exact(up, 6), b"HELLO\n")
             up.sendall(b"HI\n")
             self.assertEqual(kt.recv_exact(s, 3), b"HI\n")
-            os.kill(p.pid, signal.SIGSTOP)
-            try:
+            with paused(p):
                 s.sendall(b"MORE\n")
                 time.sleep(0.05)
                 up.sendall(b"ALERT certificate required\n")
-                up.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                up.close()
-                time.sleep(0.05)
-            finally:
-                os.kill(p.pid, signal.SIGCONT)
+                reset(up)
             got = b""
             try:
                 while True:
@@ -289,8 +297,7 @@ class Retry(unittest.TestCase):
                 break
             got += d
         self.assertEqual(got, b"OK ECHO rstc\nx")
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        s.close()
+        reset(s)
         b.wait_events(lambda e: e["event"] == "closed" and e["mode"] == "ECHO", 1, timeout=3)
         kt.wait_until(lambda: self.counter(p, "active_connections", b.endpoint) == 0, 3,
                       what="the proxy to drop the session")
