@@ -197,6 +197,7 @@ void Session::dial() {
   }
   upstream_connected_ = false;
   phase_ = Phase::Dialing;
+  first_byte_timer_ = false;
   auto *req = new uv_connect_t{};
   int rc = uv_tcp_connect(req, u, reinterpret_cast<const sockaddr *>(&addr), connect_cb);
   if (rc != 0) {
@@ -266,7 +267,8 @@ void Session::on_connect(int status) {
 
 void Session::arm_timer() {
   const auto &s = worker_.settings();
-  if (phase_ == Phase::AwaitFirstByte && !replay_.empty()) {
+  first_byte_timer_ = phase_ == Phase::AwaitFirstByte && !replay_.empty();
+  if (first_byte_timer_) {
     timer_.start(timer_cb, s.first_byte_timeout_ms);
   } else if (phase_ != Phase::Dialing && s.idle_timeout_ms > 0) {
     // Checked lazily: the timer fires at most twice per idle period instead of being re-armed
@@ -289,20 +291,21 @@ void Session::on_timer() {
     on_connect(UV_ETIMEDOUT);
     return;
   case Phase::AwaitFirstByte:
-    if (!got_first_byte_ && !replay_.empty()) {
-      redial(true);
+    if (first_byte_timer_) {
+      if (!replay_.empty()) {
+        redial(true);
+        return;
+      }
+      arm_timer(); // the bytes outgrew the replay limit meanwhile: only idleness is checked now
       return;
     }
-    arm_timer();
-    return;
-  case Phase::Relaying: {
-    uint64_t now = uv_now(worker_.loop());
-    if (worker_.settings().idle_timeout_ms > 0 &&
-        now - last_activity_ms_ >= worker_.settings().idle_timeout_ms) {
-      close(CloseReason::IdleTimeout);
-    }
-    return;
+    break; // the idle timer: a client that sent nothing yet is idle like any other
+  case Phase::Relaying:
+    break;
   }
+  uint64_t idle_ms = worker_.settings().idle_timeout_ms;
+  if (idle_ms > 0 && uv_now(worker_.loop()) - last_activity_ms_ >= idle_ms) {
+    close(CloseReason::IdleTimeout);
   }
 }
 
@@ -377,6 +380,12 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
       if (nread == UV_EOF) {
         c2u_.eof = true;
         uv_read_stop(from);
+        if (!upstream_connected_ && replay_.empty()) {
+          // Closed before it sent a byte (a TCP port probe): there is nothing to carry to an
+          // apiserver, so none is dialled for it.
+          close(CloseReason::Done);
+          return;
+        }
         if (upstream_connected_) {
           half_close(true);
         }
@@ -386,8 +395,9 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
       }
       return;
     }
-    // Upstream EOF or error before it answered: nothing reached the client, try elsewhere.
-    if (can_replay()) {
+    // Upstream EOF or error before it answered: nothing reached the client, try elsewhere,
+    // unless the client has closed without sending anything: the upstream only answered its FIN.
+    if (can_replay() && !(c2u_.eof && replay_.empty())) {
       redial(false);
       return;
     }
@@ -438,8 +448,8 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
       }
       return;
     }
-    if (phase_ == Phase::AwaitFirstByte && !timer_.active()) {
-      arm_timer();
+    if (phase_ == Phase::AwaitFirstByte && !first_byte_timer_ && !replay_.empty()) {
+      arm_timer(); // the first bytes since the connect: the upstream has to answer them in time
     }
     relay(true, buf->base, len, true);
     if (len == BufferPool::kBufferSize && enter_splice(true)) {

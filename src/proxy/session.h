@@ -150,6 +150,9 @@ private:
   // before (a TLS alert) is still read and passed on; the client's further bytes are discarded.
   bool upstream_broken_ = false;
   bool got_first_byte_ = false;
+  // The timer runs the first-byte timeout (the upstream has the client's bytes and owes an
+  // answer), not the connect or idle timeout.
+  bool first_byte_timer_ = false;
   bool replay_ok_ = true;
   bool closed_ = false;
   std::string replay_;  // client bytes not yet confirmed by an upstream answer

@@ -194,6 +194,71 @@ class Retry(unittest.TestCase):
             self.assertEqual(first, "OK ECHO live")
         self.assertGreaterEqual(closer.accepted, 1, "the closing endpoint was never dialled")
 
+    def test_first_byte_timeout_when_the_client_speaks_after_the_connect(self):
+        # The upstream connect completes before the client's first bytes arrive (a slow client,
+        # or a re-dial before it sent anything). The idle timer armed at the connect must not
+        # stand in for the first-byte timeout once the bytes are sent: that would leave a request
+        # on a silent apiserver for half the idle timeout (minutes) instead of seconds.
+        silent = Misbehaving("silent")
+        self.addCleanup(silent.close)
+        p = self.proxy([silent.endpoint, self.live.endpoint], "--first-byte-timeout=500ms",
+                       "--idle-timeout=10m")
+        for i in range(3):
+            try:
+                first, took = echo_once(p.port, b"slow client %d" % i, timeout=10, pause=0.4)
+            except (OSError, AssertionError) as e:
+                self.fail(f"connection {i}: the silent upstream was not replaced: {e}")
+            self.assertEqual(first, "OK ECHO live")
+            self.assertLess(took, 4.0, f"connection {i} took {took:.2f}s with a 500ms "
+                            "first-byte timeout")
+        self.assertGreaterEqual(self.counter(p, "first_byte_timeouts_total", silent.endpoint), 3)
+
+    def test_idle_timeout_for_a_client_that_never_speaks(self):
+        # Connected, upstream dialled, not a byte sent either way: idle like any other session.
+        p = self.proxy([self.live.endpoint], "--idle-timeout=1s")
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        t0 = time.monotonic()
+        try:
+            d = s.recv(100)
+        except ConnectionResetError:
+            d = b""
+        except socket.timeout:
+            self.fail("a silent client was not closed by --idle-timeout=1s within 10s")
+        took = time.monotonic() - t0
+        s.close()
+        self.assertEqual(d, b"")
+        self.assertTrue(0.8 <= took <= 3.0, f"silent connection closed after {took:.2f}s, "
+                        "--idle-timeout=1s")
+        kt.wait_until(lambda: self.counter(p, "active_connections", self.live.endpoint) == 0, 3,
+                      what="the session to be gone")
+
+    def test_a_client_that_closes_without_a_byte_is_no_endpoint_failure(self):
+        # A TCP port probe connects and closes. The apiserver answers the passed-on FIN by
+        # closing: that is no failure of it, and no reason to dial the next endpoint.
+        first_ep = kt.TcpBackend("first")
+        second_ep = kt.TcpBackend("second")
+        self.addCleanup(first_ep.stop)
+        self.addCleanup(second_ep.stop)
+        p = self.proxy([first_ep.endpoint, second_ep.endpoint])
+        for pause in (0, 0.3, 0, 0.3):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+            time.sleep(pause)  # 0.3 s: the upstream connect is complete by then
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(s.recv(100), b"", "the probe should get the proxy's FIN")
+            s.close()
+        kt.wait_until(lambda: kt.metric(p.metrics(), "kube_api_lb_accepted_connections_total")
+                      == 4, 3, what="four accepted connections")
+        for name in ("early_closes_total", "retries_total", "connections_total"):
+            self.assertEqual(self.counter(p, name, second_ep.endpoint), 0,
+                             f"{name} of the second endpoint")
+        for name in ("early_closes_total", "retries_total"):
+            self.assertEqual(self.counter(p, name, first_ep.endpoint), 0,
+                             f"{name} of the first endpoint")
+        self.assertNotIn("re-dialling", p.log())
+        self.assertNotIn("no endpoint accepted", p.log())
+        # And the endpoints still serve.
+        self.assertEqual(echo_once(p.port)[0], "OK ECHO first")
+
     def test_write_to_a_reset_upstream_replays(self):
         # An apiserver killed while the proxy's connection sat in its accept queue resets that
         # connection. When the client's first bytes (its ClientHello) arrive in the same loop turn
