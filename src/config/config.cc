@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <set>
+#include <utility>
 
 namespace kal {
 
@@ -81,6 +82,17 @@ Result<bool> validate(const Config &c) {
       return Err{"duplicate listen address " + l.str()};
     }
   }
+  for (const auto &[what, list] :
+       {std::pair<const char *, const std::vector<HostPort> *>{"listen address ", &c.listen},
+        {"admin listen address ", &c.admin.listen},
+        {"healthz listen address ", &c.admin.healthz_listen}}) {
+    for (const auto &l : *list) {
+      if (l.kind == HostPort::Kind::Name) {
+        return Err{what + l.str() +
+                   " is not an IP address (listen addresses must be IP addresses)"};
+      }
+    }
+  }
   auto positive = [](Millis m) { return m.count() > 0; };
   if (!positive(c.connect_timeout)) {
     return Err{"connect timeout must be > 0"};
@@ -104,8 +116,8 @@ Result<bool> validate(const Config &c) {
   if (c.health.jitter < 0 || c.health.jitter >= 1) {
     return Err{"health jitter must be in [0, 1)"};
   }
-  if (c.health.path.empty() || c.health.path.front() != '/') {
-    return Err{"health path must start with '/'"};
+  if (auto p = check_health_path(c.health.path); !p) {
+    return Err{"health path " + p.error()};
   }
   if (c.health.client_cert.empty() != c.health.client_key.empty()) {
     return Err{"health client certificate and key must be given together"};
@@ -115,6 +127,22 @@ Result<bool> validate(const Config &c) {
   }
   if (c.verbosity < 0 || c.verbosity > 10) {
     return Err{"verbosity must be between 0 and 10"};
+  }
+  return true;
+}
+
+Result<bool> check_health_path(std::string_view path) {
+  // Built by appending: GCC 12 warns falsely (-Wrestrict) on `"\"" + std::string(s)` once inlined.
+  std::string quoted = "\"";
+  quoted += path;
+  quoted += '"';
+  if (path.empty() || path.front() != '/') {
+    return Err{quoted + " must start with '/'"};
+  }
+  for (char ch : path) {
+    if (static_cast<unsigned char>(ch) < 0x21 || ch == 0x7f) {
+      return Err{quoted + " must not contain spaces or control characters"};
+    }
   }
   return true;
 }

@@ -98,7 +98,15 @@ struct Config {
 };
 
 // Cross-field checks shared by every reader: at least one endpoint and one listener, rise/fall >=
-// 1, timeouts > 0, no duplicate listeners or endpoints. Returns an error naming the field.
+// 1, timeouts > 0, no duplicate listeners or endpoints, listen addresses (listen, admin and
+// healthz) that are IP addresses (readers map "localhost" with to_listen_address() first), a
+// health path check_health_path() accepts. Returns an error naming the field.
 Result<bool> validate(const Config &c);
+
+// The health-check path goes into the request line as it is ("GET <path> HTTP/1.1"), so it must
+// start with '/' and hold no spaces or control characters (bytes below 0x21, and 0x7f). Returns
+// true, or an error quoting the path and saying what is wrong, for the caller to prefix with where
+// the path came from: "\"/readyz x\" must not contain spaces or control characters".
+Result<bool> check_health_path(std::string_view path);
 
 } // namespace kal

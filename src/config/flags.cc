@@ -124,16 +124,13 @@ Result<std::vector<HostPort>> address_list(const std::string &name,
     while (start <= v.size()) {
       auto comma = v.find(',', start);
       auto item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      auto hp = parse_host_port(item);
+      auto parsed = parse_host_port(item);
+      if (!parsed) {
+        return Err{"--" + name + ": " + parsed.error()};
+      }
+      auto hp = to_listen_address(*parsed);
       if (!hp) {
         return Err{"--" + name + ": " + hp.error()};
-      }
-      if (hp->kind == HostPort::Kind::Name) {
-        if (hp->host != "localhost") {
-          return Err{"--" + name + ": " + hp->str() + " is not an IP address"};
-        }
-        hp->host = "127.0.0.1";
-        hp->kind = HostPort::Kind::IPv4;
       }
       for (const auto &seen : out) {
         if (seen == *hp) {
@@ -276,7 +273,12 @@ Result<Config> apply_flags(const FlagValues &v, Config c) {
       return Err{r.error()};
     }
   }
-  set_string("health-path", c.health.path);
+  if (v.given("health-path")) {
+    if (auto p = check_health_path(one("health-path")); !p) {
+      return Err{"--health-path: " + p.error()};
+    }
+    c.health.path = one("health-path");
+  }
   set_string("health-ca-file", c.health.ca_file);
   set_string("health-client-cert", c.health.client_cert);
   set_string("health-client-key", c.health.client_key);

@@ -26,15 +26,17 @@ struct Line {
   bool stray_semicolon = false;
 };
 
-// Splits one line the way HAProxy does: blanks separate words, "#" at the start of a word begins a
-// comment, double quotes group (with backslash escapes), single quotes group literally, a backslash
-// outside quotes escapes the next character.
+// Splits one line the way HAProxy does (parse_line with PARSE_OPT_SHARP): blanks separate words,
+// a "#" outside quotes begins a comment wherever it is, also inside a word ("check#primary" is
+// "check"), double quotes group (with backslash escapes), single quotes group literally, a
+// backslash outside quotes escapes the next character ("\#" is a literal "#").
 Line split_line(std::string_view s, int line_no) {
   Line out;
   out.pos = Pos{line_no, 1};
   size_t i = 0;
   auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
-  while (i < s.size()) {
+  bool comment = false;
+  while (i < s.size() && !comment) {
     while (i < s.size() && blank(s[i])) {
       ++i;
     }
@@ -46,6 +48,10 @@ Line split_line(std::string_view s, int line_no) {
     bool last_unquoted_semicolon = false;
     while (i < s.size() && !blank(s[i])) {
       char c = s[i];
+      if (c == '#') {
+        comment = true;
+        break;
+      }
       last_unquoted_semicolon = false;
       if (c == '"' || c == '\'') {
         size_t start = i++;
@@ -490,8 +496,8 @@ private:
       if (method != "GET") {
         note(w.pos, "option httpchk: checks send GET instead of " + method);
       }
-      if (uri.empty() || uri.front() != '/') {
-        fail(w.pos, "option httpchk: path " + quote(uri) + " must start with '/'");
+      if (auto ok = check_health_path(uri); !ok) {
+        fail(w.pos, "option httpchk: path " + ok.error());
       }
       p.httpchk = HttpCheck{uri, w.pos};
     } else if (o == "ssl-hello-chk") {
@@ -522,18 +528,36 @@ private:
                   "200 from the check path)");
     }
     if (w.text == "send") {
-      for (size_t i = 2; i + 1 < l.words.size(); i += 2) {
-        if (l.words[i].text == "meth" && l.words[i + 1].text != "GET") {
-          fail(l.words[i + 1].pos, "http-check send: method " + quote(l.words[i + 1].text) +
-                                       " is not supported (checks send GET)");
-        } else if (l.words[i].text == "uri") {
+      // http-check send [meth <method>] [uri <uri>] [ver <version>] [hdr <name> <value>]*
+      for (size_t i = 2; i < l.words.size(); ++i) {
+        const Word &k = l.words[i];
+        if (k.text == "hdr") {
+          if (i + 2 >= l.words.size()) {
+            fail(k.pos, "http-check send: \"hdr\" needs a name and a value");
+          }
+          note(k.pos, "http-check send: ignored header " + quote(l.words[i + 1].text) +
+                          " (checks send their own Host, User-Agent and Accept headers)");
+          i += 2;
+          continue;
+        }
+        if (k.text != "meth" && k.text != "uri" && k.text != "ver") {
+          fail(k.pos, "http-check send: " + quote(k.text) + " is not supported");
+        }
+        if (i + 1 >= l.words.size()) {
+          fail(k.pos, "http-check send: " + quote(k.text) + " needs a value");
+        }
+        const Word &value = l.words[++i];
+        if (k.text == "meth" && value.text != "GET") {
+          fail(value.pos, "http-check send: method " + quote(value.text) +
+                              " is not supported (checks send GET)");
+        } else if (k.text == "uri") {
+          if (auto ok = check_health_path(value.text); !ok) {
+            fail(value.pos, "http-check send: path " + ok.error());
+          }
           if (!p.httpchk) {
             p.httpchk = HttpCheck{"/", w.pos};
           }
-          p.httpchk->path = l.words[i + 1].text;
-        } else if (l.words[i].text != "meth" && l.words[i].text != "ver" &&
-                   l.words[i].text != "hdr") {
-          fail(l.words[i].pos, "http-check send: " + quote(l.words[i].text) + " is not supported");
+          p.httpchk->path = value.text;
         }
       }
       return;
@@ -541,7 +565,8 @@ private:
     fail(w.pos, "\"http-check " + w.text + "\" is not supported");
   }
 
-  // "bind <addr>[,<addr>...] [options]"
+  // "bind <addr>[,<addr>...] [options]"; "localhost" means 127.0.0.1 and other host names are
+  // errors (to_listen_address).
   void bind(Proxy &p, const Line &l) {
     const Word &w = arg(l, 1, "an address");
     size_t start = 0;
@@ -550,7 +575,11 @@ private:
       std::string item =
           w.text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       Pos item_pos{w.pos.line, w.pos.col + static_cast<int>(start)};
-      HostPort hp = bind_address(item, item_pos);
+      auto listen = to_listen_address(bind_address(item, item_pos));
+      if (!listen) {
+        fail(item_pos, "bind: " + listen.error());
+      }
+      const HostPort hp = *listen;
       for (const auto &[prev, prev_pos] : p.binds) {
         if (prev == hp) {
           fail(item_pos, "duplicate bind " + hp.str() + " (first at line " +
@@ -965,37 +994,45 @@ private:
 } // namespace
 
 Result<Millis> parse_haproxy_time(std::string_view text) {
+  // The cap of every other duration (config/duration.h): one year is more than anything needs.
+  constexpr int64_t kMaxMs = int64_t{8760} * 3600000;
   const std::string quoted = quote(text);
+  const Err too_large{"time " + quoted + " is too large (maximum 8760h)"};
   int64_t n = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec == std::errc::result_out_of_range || (ec == std::errc() && n > 1000000000000LL)) {
-    return Err{"time " + quoted + " is too large"};
+  if (ec == std::errc::result_out_of_range) {
+    return too_large;
   }
   if (ec != std::errc() || n < 0) {
     return Err{"time " + quoted + " is not a time (expected e.g. 500, 500ms, 2s, 1m)"};
   }
   std::string_view unit(ptr, text.data() + text.size() - ptr);
-  int64_t ms = 0;
+  if (unit == "us") {
+    if (n > kMaxMs * 1000) {
+      return too_large;
+    }
+    return Millis{(n + 999) / 1000}; // round up: a non-zero time must not become 0
+  }
+  int64_t per = 0; // milliseconds per unit
   if (unit.empty() || unit == "ms") {
-    ms = n;
-  } else if (unit == "us") {
-    ms = (n + 999) / 1000; // round up: a non-zero time must not become 0
+    per = 1;
   } else if (unit == "s") {
-    ms = n * 1000;
+    per = 1000;
   } else if (unit == "m") {
-    ms = n * 60000;
+    per = 60000;
   } else if (unit == "h") {
-    ms = n * 3600000;
+    per = 3600000;
   } else if (unit == "d") {
-    ms = n * 86400000;
+    per = 86400000;
   } else {
     return Err{"time " + quoted + " has unknown unit " + quote(unit) +
                " (HAProxy units: us, ms, s, m, h, d)"};
   }
-  if (ms > int64_t{8760} * 3600000) {
-    return Err{"time " + quoted + " is too large"};
+  // Compared before multiplying, so that no value can overflow.
+  if (n > kMaxMs / per) {
+    return too_large;
   }
-  return Millis{ms};
+  return Millis{n * per};
 }
 
 Result<Config> parse_haproxy_cfg(std::string_view text, const std::string &file_name, Config base,

@@ -27,9 +27,15 @@ std::string_view base_name(std::string_view path) {
   return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
-// The first word of every line that is not blank or a comment.
-std::vector<std::string_view> first_words(std::string_view text) {
-  std::vector<std::string_view> out;
+// The first word of a line that is not blank or a comment, and whether a colon ends it (as in a
+// YAML key "listen:"; no HAProxy or nginx keyword is written that way).
+struct FirstWord {
+  std::string_view word;
+  bool colon = false;
+};
+
+std::vector<FirstWord> first_words(std::string_view text) {
+  std::vector<FirstWord> out;
   size_t start = 0;
   while (start < text.size()) {
     size_t nl = text.find('\n', start);
@@ -41,7 +47,9 @@ std::vector<std::string_view> first_words(std::string_view text) {
       continue;
     }
     size_t e = line.find_first_of(" \t\r:{;", b);
-    out.push_back(line.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b));
+    out.push_back(
+        FirstWord{line.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b),
+                  e != std::string_view::npos && line[e] == ':'});
   }
   return out;
 }
@@ -72,24 +80,32 @@ std::optional<ConfigFormat> config_format_from_string(std::string_view s) {
 }
 
 std::optional<ConfigFormat> detect_config_format(const std::string &path, std::string_view text) {
+  const std::string_view name = base_name(path);
+  // An explicit YAML extension decides: a YAML file may well start with a key named like an
+  // HAProxy section ("listen:").
+  if (ends_with(name, ".yaml") || ends_with(name, ".yml")) {
+    return ConfigFormat::Yaml;
+  }
   auto words = first_words(text);
-  if (!words.empty()) {
-    const std::string_view w = words.front();
-    if (w == "apiVersion" || w == "kind" || w == "---") {
+  for (const auto &x : words) {
+    if ((x.word == "apiVersion" || x.word == "kind") && x.colon) {
       return ConfigFormat::Yaml;
     }
-    if (w == "global" || w == "defaults" || w == "frontend" || w == "backend" || w == "listen") {
+  }
+  if (!words.empty()) {
+    const FirstWord &w = words.front();
+    if (w.word == "---") {
+      return ConfigFormat::Yaml;
+    }
+    if (!w.colon && (w.word == "global" || w.word == "defaults" || w.word == "frontend" ||
+                     w.word == "backend" || w.word == "listen")) {
       return ConfigFormat::Haproxy;
     }
-    for (auto x : words) {
-      if (x == "stream" || x == "http" || x == "events") {
+    for (const auto &x : words) {
+      if (!x.colon && (x.word == "stream" || x.word == "http" || x.word == "events")) {
         return ConfigFormat::Nginx;
       }
     }
-  }
-  const std::string_view name = base_name(path);
-  if (ends_with(name, ".yaml") || ends_with(name, ".yml")) {
-    return ConfigFormat::Yaml;
   }
   if (ends_with(name, ".cfg") || name.rfind("haproxy", 0) == 0) {
     return ConfigFormat::Haproxy;

@@ -17,10 +17,12 @@ const char *to_string(ConfigFormat f);                // "yaml", "nginx", "hapro
 const char *to_string(std::optional<ConfigFormat> f); // as above, "unknown" for nullopt
 std::optional<ConfigFormat> config_format_from_string(std::string_view s);
 
-// Guesses the format of `text` read from `path`: decisive content first (a YAML document with
-// apiVersion/kind; a line starting with an HAProxy section keyword such as global, defaults,
-// frontend, backend, listen; nginx's stream/http/events blocks), then the file name (*.yaml, *.yml;
-// *.cfg or haproxy*; *.conf or nginx*). nullopt when neither tells.
+// Guesses the format of `text` read from `path`: a *.yaml or *.yml name means YAML; then decisive
+// content (a line starting with the YAML key apiVersion: or kind:, or a first line "---"; a first
+// line starting with an HAProxy section keyword such as global, defaults, frontend, backend,
+// listen, never followed by a colon, so a YAML key "listen:" is not one; nginx's stream/http/events
+// blocks), then the rest of the name (*.cfg or haproxy*; *.conf or nginx*). nullopt when neither
+// tells.
 std::optional<ConfigFormat> detect_config_format(const std::string &path, std::string_view text);
 
 // Reads `path` and parses it in format `forced`, or in the detected format. Values the file does

@@ -141,7 +141,14 @@ private:
   Pos pos_;
 };
 
-std::vector<Directive> parse_block(Lexer &lex, const Directive *parent) {
+// Blocks deeper than this are refused: parse_block recurses once per level (and so does freeing
+// the tree), so an unbounded depth would let a 4 MiB file of "a{a{a{..." overflow the stack.
+// nginx configurations need 3 or 4 levels (stream > upstream, http > server > location).
+constexpr int kMaxBlockDepth = 32;
+
+// Reads directives up to the "}" closing `parent` (or the end of the file at the top level, where
+// `parent` is null and `depth` 0).
+std::vector<Directive> parse_block(Lexer &lex, const Directive *parent, int depth) {
   std::vector<Directive> out;
   while (true) {
     auto t = lex.next();
@@ -173,8 +180,13 @@ std::vector<Directive> parse_block(Lexer &lex, const Directive *parent) {
       } else if (a.kind == Lexer::Kind::Semicolon) {
         break;
       } else if (a.kind == Lexer::Kind::Open) {
+        if (depth == kMaxBlockDepth) {
+          fail(d.pos, "block " + quote(d.name) + " is nested more than " +
+                          std::to_string(kMaxBlockDepth) +
+                          " levels deep (nginx configurations need 3 or 4)");
+        }
         d.is_block = true;
-        d.children = parse_block(lex, &d);
+        d.children = parse_block(lex, &d, depth + 1);
         break;
       } else if (a.kind == Lexer::Kind::Close) {
         fail(a.word.pos, "unexpected \"}\": directive " + quote(d.name) + " (line " +
@@ -356,7 +368,8 @@ private:
     return *t;
   }
 
-  // nginx "listen" addresses: "addr:port", "[v6]:port", "port", "*:port", "addr" (default port).
+  // nginx "listen" addresses: "addr:port", "[v6]:port", "port", "*:port", "addr" (default port);
+  // "localhost" means 127.0.0.1 and other host names are errors (to_listen_address).
   static HostPort listen_address(const Word &w, uint16_t default_port) {
     std::string text = w.text;
     if (has_prefix(text, "unix:")) {
@@ -378,6 +391,9 @@ private:
       text = "0.0.0.0" + text.substr(1);
     }
     auto hp = parse_host_port(text, default_port);
+    if (hp) {
+      hp = to_listen_address(*hp);
+    }
     if (!hp) {
       fail(w.pos, "listen: " + hp.error());
     }
@@ -819,7 +835,7 @@ Result<Config> parse_nginx_conf(std::string_view text, const std::string &file_n
                                 std::vector<std::string> *notes) {
   return run_reader(file_name, "nginx configuration", notes, [&](std::vector<std::string> &local) {
     Lexer lex(text);
-    std::vector<Directive> top = parse_block(lex, nullptr);
+    std::vector<Directive> top = parse_block(lex, nullptr, 0);
     base.source = file_name;
     return Interpreter(file_name, std::move(base), &local).run(top);
   });

@@ -225,9 +225,10 @@ struct Placed {
   std::string where; // e.g. "listen[0]"
 };
 
-// `noun` is "endpoint" or "listen address".
+// `noun` is "endpoint" or "listen address"; listen addresses go through to_listen_address().
 std::vector<Placed> addresses_of(const Field &f, const std::string &noun, bool allow_empty) {
   const std::string plural = noun.back() == 's' ? noun + "es" : noun + "s";
+  const bool listen = noun == "listen address";
   if (!f.value.IsSequence()) {
     fail(f.mark(), f.path + ": expected a list of " + plural +
                        " such as [\"127.0.0.1:6443\"], got " + describe(f.value));
@@ -246,6 +247,12 @@ std::vector<Placed> addresses_of(const Field &f, const std::string &noun, bool a
     auto hp = parse_host_port(item.Scalar());
     if (!hp) {
       fail(item.Mark(), at + ": " + hp.error());
+    }
+    if (listen) {
+      hp = to_listen_address(*hp);
+      if (!hp) {
+        fail(item.Mark(), at + ": " + hp.error());
+      }
     }
     for (const auto &prev : out) {
       if (prev.addr == *hp) {
@@ -400,14 +407,8 @@ private:
       h.mode = *m;
     } else if (n == "path") {
       h.path = string_of(f);
-      if (h.path.empty() || h.path.front() != '/') {
-        fail(f.mark(), "healthCheck.path: " + quote(h.path) + " must start with '/'");
-      }
-      for (char ch : h.path) {
-        if (static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f) {
-          fail(f.mark(), "healthCheck.path: " + quote(h.path) +
-                             " must not contain spaces or control characters");
-        }
+      if (auto p = check_health_path(h.path); !p) {
+        fail(f.mark(), "healthCheck.path: " + p.error());
       }
     } else if (n == "interval") {
       h.interval = duration_of(f, false);

@@ -143,6 +143,17 @@ Result<HostPort> parse_host_port(std::string_view text, uint16_t default_port) {
   return hp;
 }
 
+Result<HostPort> to_listen_address(const HostPort &hp) {
+  if (hp.kind != HostPort::Kind::Name) {
+    return hp;
+  }
+  if (hp.host == "localhost") {
+    return HostPort{"127.0.0.1", hp.port, HostPort::Kind::IPv4};
+  }
+  return Err{hp.str() +
+             " is not an IP address (listen addresses must be IP addresses or localhost)"};
+}
+
 Result<std::vector<HostPort>> parse_endpoint_list(std::string_view text) {
   std::vector<HostPort> out;
   size_t start = 0;

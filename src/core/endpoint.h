@@ -24,6 +24,13 @@ struct HostPort {
 // bracketed. Errors name the offending text, e.g. `endpoint "10.0.0.1:99999": port out of range`.
 Result<HostPort> parse_host_port(std::string_view text, uint16_t default_port = 0);
 
+// The address a listener binds for `hp`, the one mapping every source of listen addresses (flags,
+// YAML, nginx.conf, haproxy.cfg) applies: IP literals are returned as they are and "localhost" as
+// 127.0.0.1. Any other host name is an error naming it ("cp1:6443 is not an IP address (listen
+// addresses must be IP addresses or localhost)"): listeners are bound from literal addresses, and
+// only endpoints are resolved.
+Result<HostPort> to_listen_address(const HostPort &hp);
+
 // Parses a comma-separated list (whitespace around items ignored), rejecting empty items and
 // duplicates (after canonicalisation).
 Result<std::vector<HostPort>> parse_endpoint_list(std::string_view text);

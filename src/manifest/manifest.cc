@@ -6,6 +6,8 @@
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+
 #include <cctype>
 #include <charconv>
 
@@ -36,10 +38,20 @@ bool is_dns_label(std::string_view s) {
   return true;
 }
 
-// A wildcard bind address means the admin server answers on the node IP, which is where kubelet
-// probes a hostNetwork pod by default; any other address must be named in the probe.
-bool is_wildcard(const HostPort &hp) {
-  return hp.host == "0.0.0.0" || hp.host == "::" || hp.host.empty();
+// The host kubelet must probe for an admin server bound to `admin`, or "" for kubelet's default,
+// the pod IP (the node IP with hostNetwork). The IPv4 wildcard answers there. The IPv6 wildcard
+// does not on an IPv4-primary node, because listeners are bound IPv6-only, so its probe goes to
+// ::1, which it always answers. Any other address must be named.
+std::string probe_host(const HostPort &admin) {
+  if (admin.kind == HostPort::Kind::IPv4 && admin.host == "0.0.0.0") {
+    return "";
+  }
+  in6_addr a6{};
+  if (admin.kind == HostPort::Kind::IPv6 && inet_pton(AF_INET6, admin.host.c_str(), &a6) == 1 &&
+      IN6_IS_ADDR_UNSPECIFIED(&a6)) {
+    return "::1";
+  }
+  return admin.host;
 }
 
 Result<std::string> clean_hostpath(std::string p) {
@@ -74,8 +86,8 @@ bool under_dir(const std::string &file, const std::string &dir) {
 void emit_probe(YAML::Emitter &out, const char *key, const HostPort &admin, const char *path) {
   out << YAML::Key << key << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "httpGet" << YAML::Value << YAML::BeginMap;
-  if (!is_wildcard(admin)) {
-    out << YAML::Key << "host" << YAML::Value << admin.host;
+  if (const std::string host = probe_host(admin); !host.empty()) {
+    out << YAML::Key << "host" << YAML::Value << host;
   }
   out << YAML::Key << "path" << YAML::Value << path;
   out << YAML::Key << "port" << YAML::Value << admin.port;

@@ -216,3 +216,35 @@ TEST_CASE("load: every fixture converts to kube-api-lb YAML and back unchanged")
     CHECK(*back == *r);
   }
 }
+
+TEST_CASE("load: a YAML config whose first key is listen is YAML, not HAProxy") {
+  const std::string listen_first = "listen: [\"127.0.0.1:6443\"]\n" + kYaml;
+  struct Case {
+    const char *path;
+    std::string text;
+    std::optional<ConfigFormat> want;
+  };
+  const Case cases[] = {
+      // An explicit extension decides.
+      {"/x/lb.yaml", listen_first, ConfigFormat::Yaml},
+      {"/x/lb.yml", "listen:\n  - 127.0.0.1:6443\n", ConfigFormat::Yaml},
+      {"/x/lb.yaml", "frontend f\n  bind :1\n", ConfigFormat::Yaml},
+      // Without one, "listen:" is a YAML key (HAProxy's listen never ends in a colon), and
+      // apiVersion further down says YAML.
+      {"/x/config", listen_first, ConfigFormat::Yaml},
+      {"/x/lb.cfg", listen_first, ConfigFormat::Yaml},
+      {"/x/config", "listen stats\n  bind :9000\n", ConfigFormat::Haproxy},
+      {"/x/config", "listen:\n", std::nullopt},
+  };
+  for (const auto &c : cases) {
+    CAPTURE(c.path);
+    CAPTURE(c.text);
+    CHECK(kal::detect_config_format(c.path, c.text) == c.want);
+  }
+  TempDir dir;
+  std::string p = dir.write("lb.yaml", listen_first);
+  ConfigFormat used{};
+  auto r = kal::load_config_file(p, std::nullopt, {}, &used);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  CHECK(used == ConfigFormat::Yaml);
+}

@@ -89,3 +89,24 @@ TEST_CASE("robustness: YAML reader survives truncation and mutation") {
   };
   hammer(data("config/full.yaml"), read);
 }
+
+TEST_CASE("robustness: deeply nested nginx blocks are an error, not a stack overflow") {
+  // 100,000 levels fit in the 4 MiB file limit; one stack frame per level used to crash.
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) {
+    deep += "a{";
+  }
+  auto r = kal::parse_nginx_conf(deep, "n.conf");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == "n.conf:1:65: block \"a\" is nested more than 32 levels deep (nginx "
+                     "configurations need 3 or 4)");
+  // 32 levels are still read (and fail later for what they mean, not for their depth).
+  std::string ok;
+  for (int i = 0; i < 32; ++i) {
+    ok += "a{";
+  }
+  ok += std::string(32, '}');
+  auto r32 = kal::parse_nginx_conf(ok, "n.conf");
+  REQUIRE_FALSE(r32.ok());
+  CHECK(r32.error().find("nested") == std::string::npos);
+}

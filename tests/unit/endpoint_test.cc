@@ -63,3 +63,16 @@ TEST_CASE("parse_endpoint_list splits, trims and rejects duplicates and empties"
   REQUIRE_FALSE(bad);
   CHECK(bad.error().find("10.0.0.2") != std::string::npos);
 }
+
+TEST_CASE("to_listen_address keeps IP literals, maps localhost and refuses other names") {
+  CHECK(*to_listen_address(*parse_host_port("10.0.0.1:6443")) ==
+        HostPort{"10.0.0.1", 6443, HostPort::Kind::IPv4});
+  CHECK(*to_listen_address(*parse_host_port("[::]:6443")) ==
+        HostPort{"::", 6443, HostPort::Kind::IPv6});
+  CHECK(*to_listen_address(*parse_host_port("localhost:6443")) ==
+        HostPort{"127.0.0.1", 6443, HostPort::Kind::IPv4});
+  auto r = to_listen_address(*parse_host_port("cp1.example:6443"));
+  REQUIRE_FALSE(r);
+  CHECK(r.error() == "cp1.example:6443 is not an IP address (listen addresses must be IP addresses "
+                     "or localhost)");
+}

@@ -404,3 +404,126 @@ TEST_CASE("haproxy: malformed and unsupported files fail with line and column") 
     CHECK(r.error() == c.error);
   }
 }
+
+TEST_CASE("haproxy: time values above 8760h are errors, whatever the unit") {
+  for (const char *t : {"200000000000d", "1000000000000d", "366d", "8761h", "525601m", "31536001s",
+                        "31536000001", "31536000001000us"}) {
+    CAPTURE(t);
+    auto r = kal::parse_haproxy_time(t);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == "time \"" + std::string(t) + "\" is too large (maximum 8760h)");
+  }
+  for (const char *t : {"365d", "8760h", "525600m", "31536000s", "31536000000"}) {
+    CAPTURE(t);
+    auto r = kal::parse_haproxy_time(t);
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    CHECK(r->count() == int64_t{31536000000});
+  }
+  const std::string fe = "frontend f\n  mode tcp\n  bind 127.0.0.1:6443\n  default_backend b\n";
+  auto r = kal::parse_haproxy_cfg(
+      fe + "backend b\n  server a 10.0.0.1:6443 check slowstart 200000000000d\n", "haproxy.cfg");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == "haproxy.cfg:6:42: server a slowstart: time \"200000000000d\" is too large "
+                     "(maximum 8760h)");
+}
+
+TEST_CASE("haproxy: '#' starts a comment anywhere outside quotes") {
+  const std::string fe = "frontend f\n  mode tcp\n  bind 127.0.0.1:6443\n  default_backend b\n";
+  auto path = [&](const std::string &lines) {
+    Config c = parse_ok(fe + "backend b\n" + lines);
+    CHECK(c.health.mode == kal::HealthMode::Https);
+    return c.health.path;
+  };
+  CHECK(path("  option httpchk GET /healthz#x\n  server a 10.0.0.1:6443 check check-ssl\n") ==
+        "/healthz");
+  CHECK(path("  option httpchk GET /healthz\n  server a 10.0.0.1:6443 check check-ssl#primary\n") ==
+        "/healthz");
+  CHECK(path("  option httpchk GET /a\\#b\n  server a 10.0.0.1:6443 check check-ssl\n") == "/a#b");
+  CHECK(path("  option httpchk GET \"/a#b\"\n  server a 10.0.0.1:6443 check check-ssl\n") ==
+        "/a#b");
+  CHECK(path("  option httpchk GET '/a#b'\n  server a 10.0.0.1:6443 check check-ssl\n") == "/a#b");
+  // A stray ";" before a comment glued to it is still dropped.
+  std::vector<std::string> notes;
+  Config c = parse_ok("frontend f\n  mode tcp\n  bind 127.0.0.1:6443;#loopback\n"
+                      "  default_backend b\nbackend b\n  server a 10.0.0.1:6443 check#primary\n",
+                      &notes);
+  CHECK(c.listen == std::vector<HostPort>{v4("127.0.0.1", 6443)});
+  CHECK(c.health.mode == kal::HealthMode::Tcp);
+  CHECK(has_note(notes, "haproxy.cfg:3:3: stray \";\" at the end of the line ignored (Kubespray "
+                        "issue #12793)"));
+}
+
+TEST_CASE("haproxy: http-check send with headers, and values that are missing") {
+  const std::string fe = "frontend f\n  mode tcp\n  bind 127.0.0.1:6443\n  default_backend b\n";
+  const std::string srv = "  server a 10.0.0.1:6443 check check-ssl\n";
+  std::vector<std::string> notes;
+  Config c = parse_ok(fe +
+                          "backend b\n  option httpchk\n"
+                          "  http-check send meth GET hdr Host x uri /readyz ver HTTP/1.1\n" +
+                          srv,
+                      &notes);
+  CHECK(c.health.path == "/readyz");
+  CHECK(has_note(notes, "haproxy.cfg:7:28: http-check send: ignored header \"Host\" (checks send "
+                        "their own Host, User-Agent and Accept headers)"));
+  CHECK(parse_ok(fe +
+                 "backend b\n  option httpchk\n  http-check send hdr A b hdr C d uri /livez\n" +
+                 srv)
+            .health.path == "/livez");
+  struct Case {
+    std::string line;
+    std::string error;
+  };
+  const Case cases[] = {
+      {"  http-check send meth GET uri\n",
+       "haproxy.cfg:7:28: http-check send: \"uri\" needs a value"},
+      {"  http-check send uri /readyz meth\n",
+       "haproxy.cfg:7:31: http-check send: \"meth\" needs a value"},
+      {"  http-check send hdr Host\n",
+       "haproxy.cfg:7:19: http-check send: \"hdr\" needs a name and "
+       "a value"},
+      {"  http-check send uri /readyz ver\n",
+       "haproxy.cfg:7:31: http-check send: \"ver\" needs a value"},
+      {"  http-check send uri \"/readyz x\"\n",
+       "haproxy.cfg:7:23: http-check send: path \"/readyz x\" must not contain spaces or control "
+       "characters"},
+      {"  http-check send uri readyz\n",
+       "haproxy.cfg:7:23: http-check send: path \"readyz\" must start with '/'"},
+      {"  http-check send body x\n",
+       "haproxy.cfg:7:19: http-check send: \"body\" is not supported"},
+  };
+  for (const auto &k : cases) {
+    CAPTURE(k.line);
+    auto r =
+        kal::parse_haproxy_cfg(fe + "backend b\n  option httpchk\n" + k.line + srv, "haproxy.cfg");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == k.error);
+  }
+}
+
+TEST_CASE("haproxy: a health-check path with spaces or control characters is an error") {
+  const std::string fe = "frontend f\n  mode tcp\n  bind 127.0.0.1:6443\n  default_backend b\n";
+  for (const std::string path : {"\"/readyz x\"", "\"/readyz\tx\"", "'/a\x7f'"}) {
+    CAPTURE(path);
+    auto r = kal::parse_haproxy_cfg(fe + "backend b\n  option httpchk GET " + path +
+                                        "\n  server a 10.0.0.1:6443 check check-ssl\n",
+                                    "haproxy.cfg");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().rfind("haproxy.cfg:6:10: option httpchk: path \"", 0) == 0);
+    CHECK(r.error().find("must not contain spaces or control characters") != std::string::npos);
+  }
+}
+
+TEST_CASE("haproxy: bind localhost means 127.0.0.1; other host names are errors") {
+  const std::string be = "backend b\n  server a cp1.example:6443\n";
+  Config c = parse_ok("frontend f\n  mode tcp\n  bind localhost:6443\n  default_backend b\n" + be +
+                      "frontend h\n  mode http\n  bind localhost:8081\n  monitor-uri /healthz\n");
+  CHECK(c.listen == std::vector<HostPort>{v4("127.0.0.1", 6443)});
+  CHECK(c.admin.healthz_listen == std::vector<HostPort>{v4("127.0.0.1", 8081)});
+  CHECK(c.endpoints == std::vector<HostPort>{name("cp1.example", 6443)}); // resolved later
+  auto r = kal::parse_haproxy_cfg(
+      "frontend f\n  mode tcp\n  bind 127.0.0.1:6443,cp1.example:6443\n  default_backend b\n" + be,
+      "haproxy.cfg");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == "haproxy.cfg:3:23: bind: cp1.example:6443 is not an IP address (listen "
+                     "addresses must be IP addresses or localhost)");
+}

@@ -200,9 +200,12 @@ TEST_CASE("manifest: probe host follows the admin bind address") {
   CHECK(host_of("127.0.0.1:8081") == "127.0.0.1");
   CHECK(host_of("[::1]:9000") == "::1");
   CHECK(host_of("10.1.2.3:8081") == "10.1.2.3");
-  // Wildcards: kubelet's default (the pod IP, which is the node IP with hostNetwork) works.
+  // The IPv4 wildcard: kubelet's default (the pod IP, which is the node IP with hostNetwork)
+  // works.
   CHECK(host_of("0.0.0.0:8081") == "<none>");
-  CHECK(host_of("[::]:8081") == "<none>");
+  // The IPv6 wildcard is bound IPv6-only, so an IPv4 pod IP would be refused: probe loopback.
+  CHECK(host_of("[::]:8081") == "::1");
+  CHECK(host_of("[0:0:0:0:0:0:0:0]:8081") == "::1");
 }
 
 TEST_CASE("manifest: resources are options") {

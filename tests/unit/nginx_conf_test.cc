@@ -368,3 +368,19 @@ TEST_CASE("nginx: time values") {
     }
   }
 }
+
+TEST_CASE("nginx: listen localhost means 127.0.0.1; other host names are errors") {
+  Config c = parse_ok("stream {\n  server {\n    listen localhost:6443;\n"
+                      "    proxy_pass cp1.example:6443;\n  }\n}\n"
+                      "http {\n  server {\n    listen localhost:8081;\n  }\n}\n");
+  CHECK(c.listen == std::vector<HostPort>{v4("127.0.0.1", 6443)});
+  CHECK(c.admin.healthz_listen == std::vector<HostPort>{v4("127.0.0.1", 8081)});
+  CHECK(c.endpoints ==
+        std::vector<HostPort>{HostPort{"cp1.example", 6443, HostPort::Kind::Name}}); // resolved
+  auto r = kal::parse_nginx_conf("stream {\n  server {\n    listen cp1.example:6443;\n"
+                                 "    proxy_pass 10.0.0.1:6443;\n  }\n}\n",
+                                 "nginx.conf");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == "nginx.conf:3:12: listen: cp1.example:6443 is not an IP address (listen "
+                     "addresses must be IP addresses or localhost)");
+}

@@ -394,3 +394,34 @@ TEST_CASE("yaml: to_yaml writes every field and round-trips odd values") {
   REQUIRE_MESSAGE(back.ok(), back.error());
   CHECK(*back == c);
 }
+
+TEST_CASE("yaml: listen localhost means 127.0.0.1; other host names are errors") {
+  Config c = parse_ok(kHead + "endpoints: [cp1.example:6443]\nlisten: [\"localhost:6443\"]\n"
+                              "admin:\n  listen: [localhost:9090]\n"
+                              "  healthzListen: [localhost:8081]\n");
+  CHECK(c.listen == std::vector<HostPort>{v4("127.0.0.1", 6443)});
+  CHECK(c.admin.listen == std::vector<HostPort>{v4("127.0.0.1", 9090)});
+  CHECK(c.admin.healthz_listen == std::vector<HostPort>{v4("127.0.0.1", 8081)});
+  CHECK(c.endpoints == std::vector<HostPort>{HostPort{"cp1.example", 6443, HostPort::Kind::Name}});
+  const std::string ep = "endpoints: [10.0.0.1:6443]\n";
+  struct Case {
+    std::string text;
+    std::string error;
+  };
+  const Case cases[] = {
+      {kHead + ep + "listen: [\"127.0.0.1:6443\", cp1.example:6443]\n",
+       "test.yaml:4:28: listen[1]: cp1.example:6443 is not an IP address (listen addresses must "
+       "be IP addresses or localhost)"},
+      {kHead + ep + "admin:\n  healthzListen: [node1:8081]\n",
+       "test.yaml:5:19: admin.healthzListen[0]: node1:8081 is not an IP address (listen addresses "
+       "must be IP addresses or localhost)"},
+      {kHead + ep + "listen: [\"127.0.0.1:6443\", localhost:6443]\n",
+       "test.yaml:4:28: listen[1]: duplicate listen address 127.0.0.1:6443 (first at line 4)"},
+  };
+  for (const auto &k : cases) {
+    CAPTURE(k.text);
+    auto r = kal::parse_yaml_config(k.text, "test.yaml");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == k.error);
+  }
+}

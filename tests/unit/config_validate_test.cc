@@ -1,0 +1,94 @@
+// The checks every source shares: kal::validate() and the flags that feed it.
+#include "config/config.h"
+#include "config/flags.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+using kal::Config;
+using kal::HostPort;
+
+namespace {
+
+Config valid() {
+  Config c;
+  c.endpoints = {HostPort{"cp1.example", 6443, HostPort::Kind::Name}};
+  return c;
+}
+
+kal::Result<Config> from_flags(std::vector<std::string> args) {
+  CLI::App app;
+  kal::FlagValues fv;
+  kal::add_config_flags(app, fv);
+  std::reverse(args.begin(), args.end()); // CLI11 takes the vector back to front
+  app.parse(args);
+  return kal::apply_flags(fv, valid());
+}
+
+} // namespace
+
+TEST_CASE("validate: listen addresses must be IP addresses") {
+  REQUIRE(kal::validate(valid()).ok()); // endpoints may be names
+  const HostPort name{"node1", 6443, HostPort::Kind::Name};
+  Config c = valid();
+  c.listen = {name};
+  CHECK(kal::validate(c).error() ==
+        "listen address node1:6443 is not an IP address (listen addresses must be IP addresses)");
+  c = valid();
+  c.admin.listen = {name};
+  CHECK(kal::validate(c).error() == "admin listen address node1:6443 is not an IP address (listen "
+                                    "addresses must be IP addresses)");
+  c = valid();
+  c.admin.healthz_listen = {name};
+  CHECK(kal::validate(c).error() == "healthz listen address node1:6443 is not an IP address "
+                                    "(listen addresses must be IP addresses)");
+}
+
+TEST_CASE("validate: the health-check path goes into the request line as it is") {
+  struct Case {
+    std::string path;
+    std::string error; // empty: valid
+  };
+  const Case cases[] = {
+      {"/readyz", ""},
+      {"/readyz?verbose=1&exclude=etcd", ""},
+      {"/readyz x", "health path \"/readyz x\" must not contain spaces or control characters"},
+      {"/readyz\tx", "health path \"/readyz\tx\" must not contain spaces or control characters"},
+      {"/readyz\r\nX-Evil: 1",
+       "health path \"/readyz\r\nX-Evil: 1\" must not contain spaces or control characters"},
+      {"/a\x7f", "health path \"/a\x7f\" must not contain spaces or control characters"},
+      {"readyz", "health path \"readyz\" must start with '/'"},
+      {"", "health path \"\" must start with '/'"},
+  };
+  for (const auto &k : cases) {
+    CAPTURE(k.path);
+    Config c = valid();
+    c.health.path = k.path;
+    auto r = kal::validate(c);
+    if (k.error.empty()) {
+      CHECK(r.ok());
+    } else {
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error() == k.error);
+    }
+  }
+}
+
+TEST_CASE("flags: --health-path and listen host names") {
+  auto bad_path = from_flags({"--health-path=/readyz x"});
+  REQUIRE_FALSE(bad_path.ok());
+  CHECK(bad_path.error() ==
+        "--health-path: \"/readyz x\" must not contain spaces or control characters");
+  auto local = from_flags({"--listen=localhost:7443", "--admin-listen=localhost:9090"});
+  REQUIRE_MESSAGE(local.ok(), local.error());
+  CHECK(local->listen == std::vector<HostPort>{HostPort{"127.0.0.1", 7443, HostPort::Kind::IPv4}});
+  CHECK(local->admin.listen ==
+        std::vector<HostPort>{HostPort{"127.0.0.1", 9090, HostPort::Kind::IPv4}});
+  auto name = from_flags({"--listen=node1:6443"});
+  REQUIRE_FALSE(name.ok());
+  CHECK(name.error() == "--listen: node1:6443 is not an IP address (listen addresses must be IP "
+                        "addresses or localhost)");
+}
