@@ -323,6 +323,9 @@ Result<bool> ProxyApp::start() {
           close_killed_everywhere();
         }
       });
+  if (!checker_->tls_error().empty()) {
+    return Err{checker_->tls_error()}; // names the file; never a reason to fail the endpoints
+  }
   auto poke = [this] { checker_->poke(); };
   main_worker_->on_passive_failure = poke;
   for (auto &t : threads_) {
@@ -624,8 +627,15 @@ void ProxyApp::reload(const char *trigger) {
   }
   if (n.health != config_.health) {
     // Same checker, new settings: unchanged endpoints keep their state and check connection.
-    if (auto err = checker_->reconfigure(n.health); !err.empty()) {
-      log::error("health-check TLS settings rejected; checks fail until fixed").kv("error", err);
+    // Unloadable TLS files reject the new health settings; the running ones (and their TLS
+    // context) stay, and config_hash_ is that of what runs, so the next reload tries again.
+    if (auto r = checker_->reconfigure(n.health); !r) {
+      ++reload_failures_;
+      log::error("health-check settings of the reload rejected; the running ones stay")
+          .kv("trigger", trigger)
+          .kv("error", r.error());
+      n.health = config_.health;
+      hash = config_hash(n);
     }
   }
   config_ = n;

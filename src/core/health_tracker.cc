@@ -19,6 +19,19 @@ const char *to_string(Transition t) {
 HealthTracker::HealthTracker(int rise, int fall)
     : rise_(std::max(rise, 1)), fall_(std::max(fall, 1)) {}
 
+HealthTracker HealthTracker::with_thresholds(int rise, int fall) const {
+  HealthTracker t(rise, fall);
+  t.health_ = health_;
+  const int top = t.rise_ + t.fall_ - 1;
+  if (health_ == Health::Up) {
+    const int failures = rise_ + fall_ - 1 - counter_;
+    t.counter_ = std::max(t.rise_, top - failures);
+  } else if (health_ == Health::Down) {
+    t.counter_ = std::min(counter_, t.rise_ - 1);
+  }
+  return t;
+}
+
 TrackerUpdate HealthTracker::record(CheckResult r) {
   TrackerUpdate u;
   u.old_health = health_;

@@ -46,6 +46,11 @@ public:
   // rise and fall are clamped to >= 1 (config validation rejects smaller values anyway).
   HealthTracker(int rise, int fall);
 
+  // This tracker's state under new thresholds (a reload changed rise or fall): Unknown stays
+  // Unknown, Up stays Up and Down stays Down. Progress carries over as far as it fits: failures
+  // seen while up (at most fall-1 under the new `fall`), passes seen while down (at most rise-1).
+  HealthTracker with_thresholds(int rise, int fall) const;
+
   // Records one active check result and returns what it did.
   TrackerUpdate record(CheckResult r);
 

@@ -208,6 +208,25 @@ HttpResponseParser::State HttpResponseParser::parse_head(std::string_view head) 
   return State::Incomplete;
 }
 
+int HttpResponseParser::status_line_status() const {
+  if (status_ != 0 || phase_ != Phase::Head) {
+    return status_;
+  }
+  const auto eol = buf_.find("\r\n");
+  if (eol == std::string::npos) {
+    return 0;
+  }
+  // The same checks as parse_head()'s on the status line.
+  const std::string_view line(buf_.data(), eol);
+  size_t status = 0;
+  if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') ||
+      line[8] != ' ' || (line.size() > 12 && line[12] != ' ') ||
+      !parse_decimal(line.substr(9, 3), status) || status < 200) {
+    return 0;
+  }
+  return static_cast<int>(status);
+}
+
 HttpResponseParser::State HttpResponseParser::feed(std::string_view data) {
   std::string rest; // storage for bytes after a head that arrived in the same read
   while (!data.empty() && state_ == State::Incomplete) {

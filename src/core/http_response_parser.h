@@ -28,6 +28,9 @@ public:
 
   State state() const { return state_; }
   int status() const { return status_; } // valid once the head was parsed, else 0
+  // The final response's status as soon as its status line is complete, even while the rest of
+  // the head or the body is still missing; 0 if no well-formed final (>= 200) status line yet.
+  int status_line_status() const;
   bool head_done() const { return phase_ > Phase::Head; }
   bool keep_alive() const { return state_ == State::Done && keep_alive_; }
   const std::string &error() const { return error_; }

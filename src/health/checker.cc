@@ -63,6 +63,8 @@ struct HealthChecker::Target {
   bool auth_warned = false;
   bool killed = false; // kill epoch bumped during the current down period
   bool retired = false;
+  // When an idle close last brought a check forward (none yet: the epoch of the clock).
+  TimePoint idle_recheck_at{};
 
   explicit Target(HealthTracker t) : tracker(t) {}
 };
@@ -84,28 +86,43 @@ HealthChecker::HealthChecker(uv_loop_t *loop, HealthConfig cfg, TransitionFn on_
 
 HealthChecker::~HealthChecker() { stop(); }
 
+bool HealthChecker::needs_tls(const HealthConfig &cfg) {
+  return cfg.mode == HealthMode::Https || cfg.mode == HealthMode::Tls;
+}
+
 void HealthChecker::load_tls() {
   tls_.reset();
   tls_error_.clear();
-  if (cfg_.mode == HealthMode::Https || cfg_.mode == HealthMode::Tls) {
+  if (needs_tls(cfg_)) {
     auto ctx = make_tls_context(cfg_);
     if (ctx.ok()) {
       tls_ = *ctx;
     } else {
       tls_error_ = ctx.error();
-      log::error("health checks cannot use TLS").kv("error", tls_error_);
+      log::error("health checks cannot use TLS; no endpoint is checked").kv("error", tls_error_);
     }
   }
 }
 
-std::string HealthChecker::reconfigure(HealthConfig cfg) {
-  if (stopped_ || cfg == cfg_) {
-    return tls_error_;
+Result<bool> HealthChecker::reconfigure(HealthConfig cfg) {
+  if (stopped_ || (cfg == cfg_ && tls_error_.empty())) {
+    return true;
+  }
+  // Load the new files before touching anything: a local mistake (a missing or mismatched file)
+  // must never fail the checks of healthy apiservers, so the running settings stay.
+  std::shared_ptr<TlsContext> tls;
+  if (needs_tls(cfg)) {
+    auto ctx = make_tls_context(cfg);
+    if (!ctx.ok()) {
+      return Err{ctx.error()};
+    }
+    tls = *ctx;
   }
   const bool thresholds = cfg.rise != cfg_.rise || cfg.fall != cfg_.fall;
   cfg_ = std::move(cfg);
   schedule_ = CheckSchedule(schedule_config(cfg_), std::random_device{}());
-  load_tls();
+  tls_ = std::move(tls);
+  tls_error_.clear();
   std::vector<std::unique_ptr<Target>> old = std::move(targets_);
   targets_.clear();
   if (cfg_.mode == HealthMode::None) {
@@ -113,7 +130,7 @@ std::string HealthChecker::reconfigure(HealthConfig cfg) {
       retire(std::move(t));
     }
     set_upstreams(ups_);
-    return tls_error_;
+    return true;
   }
   for (const auto &u : ups_) {
     bool seen = !u;
@@ -124,15 +141,17 @@ std::string HealthChecker::reconfigure(HealthConfig cfg) {
       continue; // null or duplicate, as set_upstreams() skips them
     }
     HealthTracker tracker(cfg_.rise, cfg_.fall);
+    bool killed = false;
     for (auto &t : old) {
       if (t && t->up == u) {
-        if (!thresholds) {
-          tracker = t->tracker;
-        }
+        // New thresholds keep the verdict: an up endpoint still needs `fall` failures to go down.
+        tracker = thresholds ? t->tracker.with_thresholds(cfg_.rise, cfg_.fall) : t->tracker;
+        killed = t->killed; // its connections were closed already: no second "escalation"
         retire(std::move(t));
       }
     }
     auto t = make_target(u, tracker);
+    t->killed = killed;
     schedule_in(*t, milliseconds(0));
     targets_.push_back(std::move(t));
   }
@@ -141,7 +160,7 @@ std::string HealthChecker::reconfigure(HealthConfig cfg) {
       retire(std::move(t));
     }
   }
-  return tls_error_;
+  return true;
 }
 
 std::unique_ptr<HealthChecker::Target> HealthChecker::make_target(std::shared_ptr<Upstream> up,
@@ -159,11 +178,23 @@ std::unique_ptr<HealthChecker::Target> HealthChecker::make_target(std::shared_pt
   Target *tp = t.get();
   t->probe = std::make_unique<Probe>(loop_, std::move(up), std::move(po), [this, tp] {
     // The apiserver closed our idle check connection: it may be going away. Look now; the
-    // re-check's own result (refused, or fine on a fresh connection) is what counts.
-    if (!tp->in_flight && !tp->retired && !stopped_) {
-      if (log::v(1)) {
-        log::debug("health check connection closed by peer").kv("endpoint", tp->up->name());
-      }
+    // re-check's own result (refused, or fine on a fresh connection) is what counts. At most once
+    // per interval: a server that closes every kept-alive connection after its answer (or sends a
+    // stray byte) would otherwise be checked back to back at round-trip speed, each check on a new
+    // TLS connection. Otherwise the check already scheduled stands.
+    if (tp->in_flight || tp->retired || stopped_) {
+      return;
+    }
+    const TimePoint now = Clock::now();
+    const bool recheck =
+        tp->idle_recheck_at == TimePoint{} || now - tp->idle_recheck_at >= cfg_.interval;
+    if (log::v(1)) {
+      log::debug("health check connection closed by peer")
+          .kv("endpoint", tp->up->name())
+          .kv("recheck_now", recheck);
+    }
+    if (recheck) {
+      tp->idle_recheck_at = now;
       schedule_in(*tp, milliseconds(0));
     }
   });
@@ -218,9 +249,11 @@ void HealthChecker::set_upstreams(const std::vector<std::shared_ptr<Upstream>> &
     if (found) {
       // Same endpoint, new Upstream object: carry the verdict over, re-check on a new probe.
       HealthTracker tracker = (*found)->tracker;
+      const bool killed = (*found)->killed;
       retire(std::move(*found));
       u->set_health(tracker.health());
       auto t = make_target(u, tracker);
+      t->killed = killed;
       schedule_in(*t, milliseconds(0));
       next.push_back(std::move(t));
       continue;
@@ -266,15 +299,13 @@ void HealthChecker::timer_cb(uv_timer_t *h) noexcept {
 }
 
 void HealthChecker::run_check(Target &t) {
-  t.started = Clock::now();
-  t.in_flight = true;
-  if (!tls_ && (cfg_.mode == HealthMode::Https || cfg_.mode == HealthMode::Tls)) {
-    ProbeOutcome o;
-    o.result = CheckResult::L6Rsp;
-    o.detail = tls_error_;
-    on_result(t, o);
+  if (!tls_ && needs_tls(cfg_)) {
+    // The TLS files could not be loaded at construction (the owner refuses to start then): a
+    // local setup error says nothing about the endpoint, so nothing is checked or recorded.
     return;
   }
+  t.started = Clock::now();
+  t.in_flight = true;
   Target *tp = &t;
   t.probe->start([this, tp](const ProbeOutcome &o) { on_result(*tp, o); });
 }
@@ -318,16 +349,17 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
       // when every endpoint comes up at once and none should be starved).
       up.set_up_since_ms(before == Health::Down ? steady_ms() : 0);
       t.killed = false;
-    } else if (u.new_health == Health::Down && is_hard_failure(o.result)) {
+    } else if (u.new_health == Health::Down && closes_connections(o.result, o.refused)) {
       // Crashed, hung or cut off: sessions bound to it will not recover, close them now.
       up.bump_kill_epoch();
       t.killed = true;
     }
     notify = true;
   } else if (u.new_health == Health::Down && !t.killed && is_timeout(o.result)) {
-    // Down for draining (soft) and now not even answering: a drain that turned into a hang or a
-    // cut-off. Its connections will not be closed gracefully any more. (A refused connect is the
-    // normal end of a drain and does not escalate.)
+    // Down for draining or a refused connect (soft) and now not even answering: a drain or
+    // shutdown that turned into a hang or a cut-off. Its connections will not be closed
+    // gracefully any more. (A refused connect is the normal end of a drain and does not
+    // escalate.)
     up.bump_kill_epoch();
     t.killed = true;
     notify = escalated = true;

@@ -25,9 +25,10 @@ namespace kal {
 class HealthChecker {
 public:
   // Called on the loop after every change of an endpoint's health, once the Upstream was updated
-  // (set_health, set_up_since_ms, and bump_kill_epoch when it went down for a hard failure).
-  // old_h == new_h == Down means "escalated": a down-for-draining (L7STS) endpoint now also fails
-  // hard with a timeout (hung or cut off), and its kill epoch was bumped.
+  // (set_health, set_up_since_ms, and bump_kill_epoch when it went down for a hard failure other
+  // than a refused connect, see closes_connections()). old_h == new_h == Down means "escalated":
+  // an endpoint down for a soft reason (L7STS, refused L4CON) now also times out (hung or cut
+  // off), and its kill epoch was bumped.
   using TransitionFn = std::function<void(Upstream &, Health old_h, Health new_h, CheckResult why)>;
 
   // Loads the TLS files of `cfg` now (see tls_error()). Starts nothing until set_upstreams().
@@ -39,8 +40,9 @@ public:
   // The TLS client context for `cfg`'s CA / client cert / key files, or an error naming the file.
   // For https/tls modes only; main can call it to reject bad flags before starting (exit 2).
   static Result<std::shared_ptr<TlsContext>> make_tls_context(const HealthConfig &cfg);
-  // Non-empty when the constructor could not load the TLS files: every check then fails with
-  // L6RSP and this reason (and the error is logged once).
+  // Non-empty when the constructor could not load the TLS files (the error names the file): the
+  // owner must treat it as fatal. Until a reconfigure() with loadable files no check runs, and no
+  // endpoint's health changes: a local setup error never counts against the apiservers.
   const std::string &tls_error() const { return tls_error_; }
 
   // Sets the endpoints to check (also for live reload). New ones start checking at once, in
@@ -51,10 +53,12 @@ public:
 
   // Applies new check settings (live reload) without replacing the checker, so poke() callers on
   // other threads never see it change. Every endpoint gets a fresh probe (new TLS files, path,
-  // mode) and is re-checked at once; each keeps its verdict and counter unless rise or fall
-  // changed (then it restarts Unknown, and its first result decides). No-op if `cfg` is equal.
-  // Returns tls_error() of the new settings (empty: fine); the settings apply either way.
-  std::string reconfigure(HealthConfig cfg);
+  // mode) and is re-checked at once; each keeps its verdict, its counter (carried into new rise
+  // and fall as far as it fits: an up endpoint still needs `fall` failures to go down) and
+  // whether its connections were already closed. No-op if `cfg` is equal (and its files loaded).
+  // An error (naming the file) if the TLS files of `cfg` cannot be loaded: then nothing changes,
+  // the running settings, TLS context and checks stay.
+  Result<bool> reconfigure(HealthConfig cfg);
 
   // Thread-safe: wakes the checker to take Upstream::take_passive_failures() of each endpoint,
   // count them against it (never crossing the up/down threshold by themselves) and re-check it at
@@ -73,6 +77,7 @@ private:
   static void reaper_cb(uv_timer_t *t) noexcept;
 
   std::unique_ptr<Target> make_target(std::shared_ptr<Upstream> up, HealthTracker tracker);
+  static bool needs_tls(const HealthConfig &cfg); // https and tls modes
   void load_tls();
   void schedule_in(Target &t, std::chrono::milliseconds d);
   void run_check(Target &t);

@@ -19,6 +19,11 @@ std::string uv_error(const char *what, int status) {
   return std::string(what) + ": " + uv_strerror(status);
 }
 
+bool is_ip_literal(const std::string &s) {
+  unsigned char buf[sizeof(in6_addr)];
+  return uv_inet_pton(AF_INET, s.c_str(), buf) == 0 || uv_inet_pton(AF_INET6, s.c_str(), buf) == 0;
+}
+
 } // namespace
 
 Probe::Probe(uv_loop_t *loop, std::shared_ptr<Upstream> up, ProbeOptions opts,
@@ -26,11 +31,15 @@ Probe::Probe(uv_loop_t *loop, std::shared_ptr<Upstream> up, ProbeOptions opts,
     : loop_(loop), up_(std::move(up)), opts_(std::move(opts)),
       on_idle_close_(std::move(on_idle_close)), readbuf_(64 * 1024) {
   const HostPort &hp = up_->address();
+  // RFC 6066: SNI carries host names only, never IP literals (an IP is still verified, against the
+  // certificate's IP SANs).
   if (!opts_.server_name.empty()) {
-    sni_ = verify_name_ = opts_.server_name;
+    verify_name_ = opts_.server_name;
+    if (!is_ip_literal(opts_.server_name)) {
+      sni_ = opts_.server_name;
+    }
   } else {
     verify_name_ = hp.host;
-    // RFC 6066: SNI carries host names only, never IP literals.
     if (hp.kind == HostPort::Kind::Name) {
       sni_ = hp.host;
     }
@@ -76,6 +85,7 @@ void Probe::start(DoneFn done) {
   }
   retried_ = false;
   got_answer_ = false;
+  refused_ = false;
   pending_ = false;
   timer_.start(&Probe::timer_cb, static_cast<uint64_t>(opts_.timeout.count()));
   reused_ = opts_.mode == HealthMode::Https && established_;
@@ -97,6 +107,7 @@ void Probe::fail_soon(CheckResult r, std::string detail) {
 }
 
 void Probe::connect() {
+  refused_ = false;
   const auto addrs = up_->addrs();
   if (addrs.empty()) {
     fail_soon(CheckResult::L4Con, "unresolved");
@@ -116,6 +127,7 @@ void Probe::connect() {
       rc != 0) {
     delete req;
     addr_index_++;
+    refused_ = rc == UV_ECONNREFUSED;
     fail_soon(CheckResult::L4Con, uv_error("connect", rc));
     return;
   }
@@ -135,6 +147,7 @@ void Probe::connect_cb(uv_connect_t *req, int status) noexcept {
 void Probe::on_connect(int status) {
   if (status < 0) {
     addr_index_++;
+    refused_ = status == UV_ECONNREFUSED;
     close_connection();
     finish(CheckResult::L4Con, uv_error("connect", status));
     return;
@@ -422,6 +435,14 @@ void Probe::on_timeout() {
   case Phase::Idle:
     break;
   }
+  // The status line already answered "not ready" (a draining apiserver's slow or unframed body):
+  // that answer counts, not the missing rest. A 2xx, 401 or 403 proves nothing until complete.
+  if (const int status = phase == Phase::Requesting ? parser_.status_line_status() : 0;
+      status >= 300 && status != 401 && status != 403) {
+    finish(CheckResult::L7Sts,
+           "HTTP " + std::to_string(status) + " (answer incomplete within " + ms + ")", status);
+    return;
+  }
   finish(CheckResult::L7Tout, "no answer within " + ms);
 }
 
@@ -438,6 +459,7 @@ void Probe::finish(CheckResult r, std::string detail, int status) {
   }
   ProbeOutcome o;
   o.result = r;
+  o.refused = r == CheckResult::L4Con && refused_;
   o.status = status;
   o.detail = std::move(detail);
   o.duration = std::chrono::duration_cast<std::chrono::microseconds>(now - started_);

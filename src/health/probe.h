@@ -16,7 +16,9 @@
 //    listener, or a crashed one behind a stateful firewall, can leave old connections standing).
 //
 // A per-check timeout covers the whole check; when it fires the result names the phase the check
-// was in: L4TOUT (connecting), L6TOUT (handshaking), L7TOUT (waiting for the answer).
+// was in: L4TOUT (connecting), L6TOUT (handshaking), L7TOUT (waiting for the answer), except that
+// an answer whose status line already said "not ready" (not 2xx, 401 or 403) is reported as that
+// L7STS even if the rest of it never arrives (a draining apiserver, not a hung one).
 #include "config/config.h"
 #include "core/health.h"
 #include "core/http_response_parser.h"
@@ -40,13 +42,15 @@ struct ProbeOptions {
   std::string path = "/readyz";
   std::chrono::milliseconds timeout{400};
   std::shared_ptr<TlsContext> tls; // required for Https and Tls
-  std::string server_name;         // SNI, verified name and Host; empty: the endpoint's host
+  std::string server_name; // verified name, Host and SNI (never an IP literal, RFC 6066); empty:
+                           // the endpoint's host
 };
 
 struct ProbeOutcome {
   CheckResult result = CheckResult::Ok;
-  int status = 0;     // HTTP status when an answer was read, else 0
-  std::string detail; // why it failed ("connect: connection refused", "unresolved", ...)
+  bool refused = false; // L4CON because the connect was refused (ECONNREFUSED): nothing listens
+  int status = 0;       // HTTP status when an answer (or at least its status line) was read, else 0
+  std::string detail;   // why it failed ("connect: connection refused", "unresolved", ...)
   std::chrono::microseconds duration{0};
   bool reused = false; // the check ran over a connection kept from an earlier check
 };
@@ -122,6 +126,7 @@ private:
   bool reused_ = false;     // this check started on a kept-alive connection
   bool retried_ = false;    // it already re-connected once after a stale kept-alive connection
   bool got_answer_ = false; // some response bytes arrived for the current request
+  bool refused_ = false;    // the last connect was refused (reported with L4CON)
   bool pending_ = false;    // fail_soon() armed the timer to report pending_result_
   CheckResult pending_result_ = CheckResult::Ok;
   std::string pending_detail_;

@@ -13,7 +13,8 @@ The steps run in order on the same process (method names carry the order):
   b2) re-add it, remove it again: a reload in the middle of the drain does not postpone it
   c) change the policy with SIGHUP: the distribution of new connections changes
   d) break the file (syntax error, unknown field, and SIGHUP on the broken file): rejected with
-     FILE:LINE:COL in the log, running config stays, metrics count failures, hash unchanged
+     FILE:LINE:COL in the log, running config stays, metrics count failures, hash unchanged; a
+     health-check CA file that cannot be loaded: rejected naming it, endpoints and checks stay
   e) add a listener: the unchanged one keeps its socket, nothing queued on it is reset
   f) change the listen address: the new one serves, the old one stops accepting, streams survive
 A second, small class checks that other files changing in the config's directory do not hold a
@@ -579,6 +580,12 @@ admin:
         self.reject(unknown, p + r':7:1: unknown field \\?"drainTimeot\\?"', '"file change"')
         # SIGHUP with the broken file still in place: rejected again.
         self.reject(None, p + r":7:1: unknown field", "SIGHUP")
+        # A health-check TLS file that cannot be loaded is a mistake on the node, not a failure
+        # of the apiservers: rejected naming the file; the running checks keep every endpoint up.
+        missing = os.path.join(self.dir, "missing-ca.crt")
+        bad_ca = re.sub(r"(?m)^  caFile: .*$", f"  caFile: {missing}", good)
+        self.assertNotEqual(bad_ca, good)
+        self.reject(bad_ca, r"health CA file .*" + re.escape(missing), '"file change"')
         # The good file back: same settings, same hash, nothing to do.
         _, failures, h = self.config_metrics()
         n = len(self.log_lines(r'msg="configuration unchanged"'))

@@ -145,7 +145,7 @@ TEST_CASE("checker: 500 is a soft down (kill epoch kept), 200 brings it back") {
   hc.stop();
 }
 
-TEST_CASE("checker: a killed server goes down fast for a hard failure (refused)") {
+TEST_CASE("checker: a killed server goes down fast; refused is soft (no kill epoch bump)") {
   Fixture f;
   auto srv = std::make_unique<TestTlsServer>(f.sctx);
   auto up = upstream_for(srv->port());
@@ -164,7 +164,7 @@ TEST_CASE("checker: a killed server goes down fast for a hard failure (refused)"
                              << " ms");
   CHECK(took < 700ms);
   CHECK(f.events.back().why == CheckResult::L4Con);
-  CHECK(up->kill_epoch() == 1);
+  CHECK(up->kill_epoch() == 0); // a refused connect closes no connections (see health.h)
   CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L4Con)] >= 2);
   hc.stop();
 }
@@ -321,7 +321,8 @@ TEST_CASE("checker: tcp and tls modes use fresh connections") {
     }
     srv.stop();
     REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
-    CHECK(up->kill_epoch() == 1);
+    CHECK(f.events.back().why == CheckResult::L4Con);
+    CHECK(up->kill_epoch() == 0); // refused: soft
     hc.stop();
   }
 }
@@ -340,12 +341,11 @@ TEST_CASE("checker: wrong CA is an L6 failure; bad CA file is reported") {
 
   HealthConfig bad = fast_config(f.pki);
   bad.ca_file = "/nonexistent/ca.crt";
-  CHECK_FALSE(HealthChecker::make_tls_context(bad).ok());
-  auto up2 = upstream_for(srv.port());
+  auto ctx = HealthChecker::make_tls_context(bad);
+  REQUIRE_FALSE(ctx.ok());
+  CHECK(ctx.error().find("/nonexistent/ca.crt") != std::string::npos);
   HealthChecker hc2(&f.loop.loop, bad, f.recorder());
   CHECK(hc2.tls_error().find("/nonexistent/ca.crt") != std::string::npos);
-  hc2.set_upstreams({up2});
-  REQUIRE(f.loop.run_until([&] { return up2->health() == Health::Down; }, 2s));
   hc2.stop();
 }
 
@@ -391,14 +391,14 @@ TEST_CASE("checker: reconfigure applies new settings in place and keeps verdicts
   auto up = upstream_for(srv.port());
   HealthConfig cfg = fast_config(f.pki);
   HealthChecker hc(&f.loop.loop, cfg, f.recorder());
-  CHECK(hc.reconfigure(cfg).empty()); // equal: no-op
+  CHECK(hc.reconfigure(cfg).ok()); // equal: no-op
   hc.set_upstreams({up});
   REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
   CHECK(f.events.size() == 1);
 
   // A path that answers 500 on this server is not modelled; switch the mode instead.
   cfg.mode = HealthMode::Tls;
-  CHECK(hc.reconfigure(cfg).empty());
+  CHECK(hc.reconfigure(cfg).ok());
   const uint64_t checks = up->health_counters.checks;
   REQUIRE(f.loop.run_until([&] { return up->health_counters.checks > checks + 2; }, 2s));
   CHECK(up->health() == Health::Up);
@@ -407,30 +407,263 @@ TEST_CASE("checker: reconfigure applies new settings in place and keeps verdicts
   f.loop.run_for(200ms);
   CHECK(srv.requests == requests); // tls mode sends no HTTP
 
-  // New thresholds restart from Unknown; the first result decides at once (no event: Up -> Up).
+  // New thresholds keep the verdict; `fall` failures take it down.
   cfg.rise = 3;
   cfg.fall = 3;
   cfg.mode = HealthMode::Https;
-  hc.reconfigure(cfg);
+  CHECK(hc.reconfigure(cfg).ok());
   srv.status = 500;
   REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
-  CHECK(f.events.back().old_h == Health::Up); // what the proxy saw, not the restarted tracker
+  CHECK(f.events.back().old_h == Health::Up);
+  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 3);
   srv.status = 200;
 
-  // Bad TLS files are reported and fail checks with L6RSP; none stops checking.
+  // Bad TLS files are rejected (see below); none stops checking.
   cfg.ca_file = "/nonexistent/ca.crt";
-  CHECK_FALSE(hc.reconfigure(cfg).empty());
+  CHECK_FALSE(hc.reconfigure(cfg).ok());
   cfg.mode = HealthMode::None;
-  CHECK(hc.reconfigure(cfg).empty());
+  CHECK(hc.reconfigure(cfg).ok()); // no TLS in this mode: its files are not loaded
   CHECK(up->health() == Health::Unknown);
   CHECK(hc.size() == 0);
   cfg.mode = HealthMode::Https;
   cfg.ca_file = f.pki.ca_crt();
-  hc.reconfigure(cfg);
+  CHECK(hc.reconfigure(cfg).ok());
   REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
   up->add_passive_failure();
   hc.poke();
   REQUIRE(f.loop.run_until([&] { return up->take_passive_failures() == 0; }, 1s));
+  hc.stop();
+}
+
+TEST_CASE("checker: a server closing every idle connection gets one immediate re-check per "
+          "interval, not one per round trip") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  srv.close_after_answer = true; // answers 200 without `Connection: close`, then closes
+  auto up = upstream_for(srv.port());
+  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder()); // interval 100 ms
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  const uint64_t checks = up->health_counters.checks;
+  f.loop.run_for(1000ms);
+  const uint64_t n = up->health_counters.checks - checks;
+  MESSAGE(n << " checks in 1 s against a server closing after every answer");
+  // The scheduled check and at most one immediate re-check after its close, per interval
+  // (>= 90 ms with jitter): about 20 a second, against hundreds back to back.
+  CHECK(n <= 25);
+  CHECK(n >= 8);
+  CHECK(up->health() == Health::Up);
+  CHECK(f.events.size() == 1);
+  hc.stop();
+}
+
+TEST_CASE("checker: TLS files that cannot be loaded never count against the endpoints") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  HealthConfig bad = fast_config(f.pki);
+  bad.ca_file = "/nonexistent/ca.crt";
+  auto up = upstream_for(srv.port());
+  HealthChecker hc(&f.loop.loop, bad, f.recorder());
+  CHECK(hc.tls_error().find("/nonexistent/ca.crt") != std::string::npos);
+  hc.set_upstreams({up});
+  f.loop.run_for(300ms);
+  // A local setup error: no check runs, the endpoint is not taken down (the owner refuses to
+  // start with tls_error() set).
+  CHECK(up->health() == Health::Unknown);
+  CHECK(up->health_counters.checks == 0);
+  CHECK(up->kill_epoch() == 0);
+  CHECK(f.events.empty());
+  hc.stop();
+}
+
+TEST_CASE("checker: reconfigure with unloadable TLS files is rejected; the running checks stay") {
+  for (int which = 0; which < 3; which++) {
+    CAPTURE(which);
+    Fixture f;
+    TestTlsServer srv(f.sctx);
+    auto up = upstream_for(srv.port());
+    HealthConfig cfg = fast_config(f.pki);
+    HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+    hc.set_upstreams({up});
+    REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+    HealthConfig bad = cfg;
+    bad.path = "/livez"; // a change that alone would be applied
+    const std::string missing = f.pki.path("missing.pem");
+    if (which == 0) {
+      bad.ca_file = missing;
+    } else if (which == 1) {
+      bad.client_cert = missing;
+      bad.client_key = f.pki.client_key();
+    } else {
+      bad.client_cert = f.pki.client_crt();
+      bad.client_key = f.pki.server_key(); // does not match the certificate
+    }
+    auto r = hc.reconfigure(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().find(which == 2 ? f.pki.server_key() : missing) != std::string::npos);
+    const uint64_t checks = up->health_counters.checks;
+    REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= checks + 3; }, 2s));
+    CHECK(up->health() == Health::Up);
+    CHECK(up->kill_epoch() == 0);
+    CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L6Rsp)] == 0);
+    CHECK(srv.handshakes == 1); // the old probe and its connection kept running
+    CHECK(f.events.size() == 1);
+    // The rejected settings were not taken: the same good settings are still a no-op, and a
+    // fixed file is accepted.
+    CHECK(hc.reconfigure(cfg).ok());
+    CHECK(srv.handshakes == 1);
+    bad.ca_file = cfg.ca_file;
+    bad.client_cert = f.pki.client_crt();
+    bad.client_key = f.pki.client_key();
+    CHECK(hc.reconfigure(bad).ok());
+    hc.stop();
+  }
+}
+
+TEST_CASE("checker: a refused connect is a soft down; a timeout while down escalates") {
+  Fixture f;
+  auto srv = std::make_unique<TestTlsServer>(f.sctx);
+  const uint16_t port = srv->port();
+  auto up = upstream_for(port);
+  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  srv->stop(); // listener closed: the apiserver's SIGTERM with --shutdown-delay-duration=0
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  CHECK(f.events.back().why == CheckResult::L4Con);
+  CHECK(up->kill_epoch() == 0); // in-flight requests on it are left to finish
+  const size_t n_events = f.events.size();
+  f.loop.run_for(200ms); // more refused checks while down: no escalation
+  CHECK(up->kill_epoch() == 0);
+  CHECK(f.events.size() == n_events);
+
+  // The same address now accepts TCP but never answers: hung, so its sessions are closed.
+  srv.reset();
+  TestTlsServer hung(f.sctx, port);
+  hung.hang = true;
+  REQUIRE(f.loop.run_until([&] { return up->kill_epoch() == 1; }, 2s));
+  REQUIRE(f.events.size() == n_events + 1);
+  CHECK(f.events.back().old_h == Health::Down); // "escalated"
+  CHECK(f.events.back().new_h == Health::Down);
+  CHECK(f.events.back().why == CheckResult::L6Tout);
+  hung.hang = false;
+  hc.stop();
+}
+
+TEST_CASE("checker: new rise/fall keep an up endpoint up until `fall` failures") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthConfig cfg = fast_config(f.pki);
+  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  // The first check after the reload fails once (hard: closed before the answer).
+  srv.close_next_requests = 1;
+  cfg.rise = 3;
+  cfg.fall = 3;
+  REQUIRE(hc.reconfigure(cfg).ok());
+  REQUIRE(f.loop.run_until(
+      [&] { return up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 1; },
+      2s));
+  const uint64_t checks = up->health_counters.checks;
+  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= checks + 3; }, 2s));
+  CHECK(up->health() == Health::Up);
+  CHECK(up->kill_epoch() == 0);
+  CHECK(f.events.size() == 1);
+
+  // A down endpoint stays down and needs `rise` passes.
+  srv.status = 500;
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  cfg.rise = 2;
+  cfg.fall = 2;
+  REQUIRE(hc.reconfigure(cfg).ok());
+  f.loop.run_for(100ms);
+  CHECK(up->health() == Health::Down);
+  const size_t n_events = f.events.size();
+  srv.status = 200;
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  CHECK(f.events.size() == n_events + 1);
+  CHECK(up->health_counters.checks >= 2);
+  hc.stop();
+}
+
+TEST_CASE("checker: reconfigure keeps a hard-failed endpoint's kill: no second escalation") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthConfig cfg = fast_config(f.pki);
+  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  srv.hang = true;
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 3s));
+  CHECK(up->kill_epoch() == 1);
+  const size_t n_events = f.events.size();
+  cfg.down_interval = 60ms;
+  REQUIRE(hc.reconfigure(cfg).ok());
+  const uint64_t checks = up->health_counters.checks;
+  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= checks + 2; }, 3s));
+  CHECK(up->kill_epoch() == 1);
+  CHECK(f.events.size() == n_events);
+  // Likewise when a reload re-creates the Upstream object of the same endpoint.
+  auto up2 = upstream_for(srv.port());
+  hc.set_upstreams({up2});
+  CHECK(up2->health() == Health::Down);
+  REQUIRE(f.loop.run_until([&] { return up2->health_counters.checks >= 2; }, 3s));
+  CHECK(up2->kill_epoch() == 0);
+  CHECK(f.events.size() == n_events);
+  srv.hang = false;
+  hc.stop();
+}
+
+TEST_CASE("checker: a non-200 head whose body never finishes is L7STS (soft), not L7TOUT") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  srv.status = 500;
+  srv.truncate_body = true;
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 3s));
+  CHECK(f.events.back().why == CheckResult::L7Sts);
+  CHECK(up->kill_epoch() == 0);
+  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Tout)] == 0);
+  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 2);
+
+  // A 200 whose body never finishes proves nothing: still a timeout (hard).
+  srv.status = 200;
+  srv.truncate_body = false;
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  srv.truncate_body = true;
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 3s));
+  CHECK(f.events.back().why == CheckResult::L7Tout);
+  CHECK(up->kill_epoch() == 1);
+  hc.stop();
+}
+
+TEST_CASE("checker: --health-server-name as an IP literal is verified, never sent as SNI") {
+  Fixture f;
+  TestTlsServer srv(f.sctx);
+  auto up = upstream_for(srv.port());
+  HealthConfig cfg = fast_config(f.pki);
+  cfg.server_name = "127.0.0.1"; // in the certificate's IP SANs
+  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  CHECK(srv.handshakes == 1);
+  CHECK(srv.last_sni().empty());
+
+  cfg.server_name = "::2"; // not in the certificate: verified as an IP, so it fails
+  REQUIRE(hc.reconfigure(cfg).ok());
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  CHECK(f.events.back().why == CheckResult::L6Rsp);
+
+  cfg.server_name = "localhost"; // a DNS name is sent
+  REQUIRE(hc.reconfigure(cfg).ok());
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  CHECK(srv.last_sni() == "localhost");
   hc.stop();
 }
 

@@ -123,3 +123,26 @@ TEST_CASE("http: unexpected bytes after the response forbid reuse; reset() allow
   CHECK(p.feed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") == State::Done);
   CHECK(p.keep_alive());
 }
+
+TEST_CASE("http: the status is known as soon as the status line is complete") {
+  HttpResponseParser p;
+  CHECK(p.status_line_status() == 0);
+  p.feed("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 50");
+  CHECK(p.status_line_status() == 0); // interim, then an incomplete line
+  p.feed("0 Internal Server Error\r");
+  CHECK(p.status_line_status() == 0);
+  p.feed("\nContent-Type: text/plain\r\n");
+  CHECK(p.status_line_status() == 500); // the headers are still coming
+  CHECK(p.status() == 0);
+  p.feed("Content-Length: 100\r\n\r\n[-]shutdown");
+  CHECK(p.state() == State::Incomplete); // the body never finishes
+  CHECK(p.status_line_status() == 500);
+  CHECK(p.status() == 500);
+
+  HttpResponseParser bad;
+  bad.feed("HTTP/1.1 5x0 Nope\r\nContent-Type: text/plain\r\n");
+  CHECK(bad.status_line_status() == 0);
+  HttpResponseParser other;
+  other.feed("SSH-2.0-OpenSSH_9.2\r\n");
+  CHECK(other.status_line_status() == 0);
+}

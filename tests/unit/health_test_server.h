@@ -1,8 +1,8 @@
 #pragma once
 // A tiny TLS HTTP/1.1 server for health-checker tests: blocking OpenSSL on threads, bound to
-// 127.0.0.1 port 0. Answers every request with `status`; `hang` makes it accept TCP but answer
-// nothing (neither handshakes nor requests), like a SIGSTOPped apiserver. Counts connections,
-// handshakes (full / resumed) and requests.
+// 127.0.0.1 (port 0 unless given). Answers every request with `status`; `hang` makes it accept TCP
+// but answer nothing (neither handshakes nor requests), like a SIGSTOPped apiserver. Counts
+// connections, handshakes (full / resumed) and requests, and keeps the last SNI it was sent.
 #include "health/tls_engine.h"
 
 #include <arpa/inet.h>
@@ -25,7 +25,9 @@ namespace kal::testing {
 
 class TestTlsServer {
 public:
-  explicit TestTlsServer(std::shared_ptr<TlsContext> ctx) : ctx_(std::move(ctx)) {
+  // `port` 0: any free port; else that one (to stand in for a restarted server).
+  explicit TestTlsServer(std::shared_ptr<TlsContext> ctx, uint16_t port = 0)
+      : ctx_(std::move(ctx)) {
     std::signal(SIGPIPE,
                 SIG_IGN); // as the proxy does: a peer gone mid-write is an error, not death
     lfd_ = socket(AF_INET, SOCK_STREAM, 0);
@@ -34,6 +36,7 @@ public:
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
     bind(lfd_, reinterpret_cast<sockaddr *>(&a), sizeof a);
     socklen_t len = sizeof a;
     getsockname(lfd_, reinterpret_cast<sockaddr *>(&a), &len);
@@ -65,9 +68,20 @@ public:
   // Closes the established connections but keeps listening (the peer's connections break).
   void drop_connections() { drop_generation_++; }
 
+  // The server name the last completed handshake was sent (SNI); empty: none was sent.
+  std::string last_sni() {
+    std::lock_guard lock(mu_);
+    return last_sni_;
+  }
+
   std::atomic<int> status{200};
   std::atomic<bool> hang{false};
   std::atomic<int> close_next_requests{0}; // drop the connection on receiving the next N requests
+  // Close the connection right after each answer, without announcing it (`Connection: close`).
+  std::atomic<bool> close_after_answer{false};
+  // Send the head and only part of the body (Content-Length larger than what is sent), then keep
+  // the connection open without another byte: a body that never finishes.
+  std::atomic<bool> truncate_body{false};
   std::atomic<int> connections{0}, handshakes{0}, resumed{0}, requests{0};
 
 private:
@@ -122,6 +136,11 @@ private:
       ok = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
     }
     if (ok) {
+      {
+        const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+        std::lock_guard lock(mu_);
+        last_sni_ = sni ? sni : "";
+      }
       handshakes++;
       if (SSL_session_reused(ssl)) {
         resumed++;
@@ -152,11 +171,16 @@ private:
           }
           const int st = status;
           const std::string body = st == 200 ? "ok" : "[-]shutdown failed: reason withheld\n";
-          std::string resp =
-              "HTTP/1.1 " + std::to_string(st) +
-              " X\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-              "\r\n\r\n" + body;
+          const bool truncate = truncate_body;
+          std::string resp = "HTTP/1.1 " + std::to_string(st) +
+                             " X\r\nContent-Type: text/plain\r\nContent-Length: " +
+                             std::to_string(body.size() + (truncate ? 100 : 0)) + "\r\n\r\n" + body;
           SSL_write(ssl, resp.data(), static_cast<int>(resp.size()));
+          if (close_after_answer) {
+            SSL_free(ssl);
+            close(fd);
+            return;
+          }
         }
       }
     }
@@ -170,8 +194,9 @@ private:
   std::atomic<bool> stopping_{false};
   std::atomic<int> drop_generation_{0};
   std::thread accept_thread_;
-  std::mutex mu_;
+  std::mutex mu_; // guards threads_ and last_sni_
   std::vector<std::thread> threads_;
+  std::string last_sni_;
 };
 
 } // namespace kal::testing

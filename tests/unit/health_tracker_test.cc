@@ -183,3 +183,39 @@ TEST_CASE("tracker: fully up / fully down / changing") {
   CHECK(t.changing());
   CHECK(HealthTracker(0, -1).rise() == 1); // clamped
 }
+
+TEST_CASE("tracker: new thresholds keep the state and the progress that fits") {
+  HealthTracker unknown(2, 2);
+  CHECK(unknown.with_thresholds(3, 3).health() == Health::Unknown);
+
+  HealthTracker t(2, 2);
+  t.record(P);
+  HealthTracker n = t.with_thresholds(3, 3);
+  CHECK(n.health() == Health::Up);
+  CHECK(n.fully_up());
+  CHECK(n.progress() == "3/3");
+  CHECK(!n.record(TOUT).first); // decided by the counter, not as a first result
+  CHECK(n.health() == Health::Up);
+  CHECK(n.record(TOUT).new_health == Health::Up);
+  CHECK(n.record(TOUT).transition == Transition::Changed); // `fall` failures take it down
+
+  // One failure seen while up stays seen; more than the new `fall` allows leaves it one away.
+  t.record(TOUT);
+  CHECK(t.progress() == "1/2");
+  CHECK(t.with_thresholds(3, 3).progress() == "2/3");
+  CHECK(t.with_thresholds(2, 1).progress() == "1/1");
+  HealthTracker one = t.with_thresholds(2, 1);
+  CHECK(one.record(TOUT).new_health == Health::Down);
+
+  // Down stays down; passes so far count, up to rise-1.
+  t.record(TOUT);
+  t.record(P);
+  CHECK(t.progress() == "1/2");
+  HealthTracker d = t.with_thresholds(3, 2);
+  CHECK(d.health() == Health::Down);
+  CHECK(d.progress() == "1/3");
+  CHECK(d.record(P).new_health == Health::Down);
+  CHECK(d.record(P).new_health == Health::Up);
+  CHECK(t.with_thresholds(1, 2).progress() == "0/1");
+  CHECK(t.with_thresholds(1, 2).record(P).new_health == Health::Up);
+}
