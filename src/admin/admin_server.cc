@@ -3,9 +3,11 @@
 #include "uvx/sockaddr.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstring>
 #include <memory>
 
@@ -14,33 +16,55 @@ namespace {
 
 constexpr size_t kMaxRequest = 8192;
 
-// One admin connection: reads the request head, writes the answer, closes.
+} // namespace
+
+// One admin connection: reads the request head, writes the answer, closes. The server tracks
+// its connections so that closing the server (reload, shutdown) closes them too: a connection
+// never outlives the server it would answer for.
 struct AdminConn {
+  // The answer in flight: it lives until libuv's write callback, which may come after the
+  // connection itself is gone (a close cancels the write).
+  struct Write {
+    uv_write_t req{};
+    std::string out;
+    AdminConn *conn = nullptr;
+  };
+
   uvx::Handle<uv_tcp_t> tcp;
-  uvx::Timer timer; // a peer that never finishes its request is cut after 5 s
-  const AdminServer *server = nullptr;
+  uvx::Timer timer; // the whole exchange, request and answer, gets 5 s
+  AdminServer *server = nullptr;
   bool loopback_peer = false;
   std::string in;
-  std::string out;
-  uv_write_t write_req{};
+  Write *write = nullptr;
   bool done = false;
 
   void finish() {
-    // Handles free themselves after uv_close; the conn object goes when its last user does.
+    if (write) {
+      write->conn = nullptr; // its callback (UV_ECANCELED once the socket closes) frees it
+    }
+    if (server) {
+      server->forget(this);
+    }
+    // Handles free themselves after uv_close.
     timer.reset();
     tcp.reset();
     delete this;
   }
 };
 
-void conn_alloc(uv_handle_t *, size_t suggested, uv_buf_t *buf) noexcept {
+namespace {
+
+void conn_alloc(uv_handle_t *, size_t, uv_buf_t *buf) noexcept {
   buf->base = new char[4096];
   buf->len = 4096;
 }
 
 void conn_written(uv_write_t *req, int) noexcept {
-  auto *c = static_cast<AdminConn *>(req->data);
+  auto *w = static_cast<AdminConn::Write *>(req->data);
+  AdminConn *c = w->conn;
+  delete w;
   if (c) {
+    c->write = nullptr;
     c->finish();
   }
 }
@@ -63,28 +87,37 @@ void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
   }
   c->done = true;
   uv_read_stop(s);
-  c->out = complete ? c->server->respond(c->in, c->loopback_peer)
+  auto *w = new AdminConn::Write{};
+  w->req.data = w;
+  w->out = complete ? c->server->respond(c->in, c->loopback_peer)
                     : std::string("HTTP/1.1 431 Request Header Fields Too Large\r\n"
                                   "Content-Length: 0\r\nConnection: close\r\n\r\n");
-  c->timer.stop();
-  c->write_req.data = c;
-  uv_buf_t b = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
-  if (uv_write(&c->write_req, c->tcp.stream(), &b, 1, conn_written) != 0) {
+  uv_buf_t b = uv_buf_init(w->out.data(), static_cast<unsigned>(w->out.size()));
+  if (uv_write(&w->req, c->tcp.stream(), &b, 1, conn_written) != 0) {
+    delete w;
     c->finish();
+    return;
   }
+  w->conn = c;
+  c->write = w;
 }
 
+// A peer that never finishes its request, or never reads the answer, is cut.
 void conn_timeout(uv_timer_t *t) noexcept {
   if (auto *c = static_cast<AdminConn *>(t->data)) {
-    if (!c->done) {
-      c->finish();
-    }
+    c->finish();
   }
 }
 
 void admin_connection_cb(uv_stream_t *server, int status) noexcept {
   if (auto *self = static_cast<AdminServer *>(server->data)) {
     self->on_connection(server, status);
+  }
+}
+
+void admin_retry_cb(uv_timer_t *t) noexcept {
+  if (auto *self = static_cast<AdminServer *>(t->data)) {
+    self->resume_listeners();
   }
 }
 
@@ -122,7 +155,25 @@ AdminServer::AdminServer(uv_loop_t *loop, AdminHandlers handlers, bool healthz_o
 
 AdminServer::~AdminServer() { close(); }
 
-void AdminServer::close() { listeners_.clear(); }
+void AdminServer::close() {
+  listeners_.clear();
+  auto conns = std::move(conns_);
+  conns_.clear();
+  for (AdminConn *c : conns) {
+    c->server = nullptr;
+    c->finish();
+  }
+}
+
+void AdminServer::forget(AdminConn *c) { conns_.erase(c); }
+
+void AdminServer::resume_listeners() {
+  for (auto &l : listeners_) {
+    if (l.paused() && l.resume() != 0) {
+      retry_timer_.start(admin_retry_cb, kAcceptRetryMs);
+    }
+  }
+}
 
 Result<bool> AdminServer::listen(const HostPort &addr) {
   sockaddr_storage ss;
@@ -141,26 +192,52 @@ Result<bool> AdminServer::listen(const HostPort &addr) {
   if (rc == 0) {
     rc = uv_listen(h.stream(), 128, admin_connection_cb);
   }
+  int fd = -1;
+  if (rc == 0 && uv_fileno(h.base(), &fd) == 0) {
+    // uvx::Listener keeps the socket apart from the descriptor libuv polls (see there).
+    fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    rc = fd < 0 ? -errno : 0;
+  }
+  h.reset();
+  if (rc == 0) {
+    uvx::Listener l;
+    rc = l.open(loop_, fd, this, admin_connection_cb, 128);
+    if (rc == 0) {
+      listeners_.push_back(std::move(l));
+    }
+  }
   if (rc != 0) {
     std::string msg = rc == UV_EADDRINUSE ? "address already in use" : uv_strerror(rc);
     return Err{what + addr.str() + ": " + msg};
   }
-  listeners_.push_back(std::move(h));
   return true;
 }
 
 void AdminServer::on_connection(uv_stream_t *server, int status) {
   if (status < 0) {
+    // libuv would retry accept() at once, without returning to the loop: pause the listener.
+    for (auto &l : listeners_) {
+      if (l.is(server)) {
+        l.pause();
+      }
+    }
+    if (!retry_timer_.get() && retry_timer_.init(loop_, this)) {
+      retry_timer_.unref();
+    }
+    if (!retry_timer_.active()) {
+      retry_timer_.start(admin_retry_cb, kAcceptRetryMs);
+    }
     return;
   }
   auto *c = new AdminConn{};
-  c->server = this;
   auto *t = c->tcp.make(c);
   if (uv_tcp_init(loop_, t) != 0) {
     c->tcp.abandon();
     delete c;
     return;
   }
+  c->server = this;
+  conns_.insert(c);
   if (uv_accept(server, c->tcp.stream()) != 0 || !c->timer.init(loop_, c)) {
     c->finish();
     return;

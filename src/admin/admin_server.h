@@ -5,12 +5,16 @@
 #include "core/endpoint.h"
 #include "core/result.h"
 #include "uvx/handle.h"
+#include "uvx/listener.h"
 
 #include <functional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace kal {
+
+struct AdminConn;
 
 struct AdminHandlers {
   std::function<bool()> ready;                   // /readyz: 200 when true, else 503
@@ -38,12 +42,20 @@ public:
   std::string respond(std::string_view request, bool loopback_peer = true) const;
 
   void on_connection(uv_stream_t *server, int status);
+  // A connection that ended takes itself out of the server's set.
+  void forget(AdminConn *c);
+  // Accepts again on listeners paused after an accept error (retried until it works).
+  void resume_listeners();
 
 private:
   uv_loop_t *loop_;
   AdminHandlers handlers_;
   bool healthz_only_;
-  std::vector<uvx::Handle<uv_tcp_t>> listeners_;
+  static constexpr uint64_t kAcceptRetryMs = 100;
+
+  std::vector<uvx::Listener> listeners_;
+  uvx::Timer retry_timer_;                // resumes listeners paused after an accept error
+  std::unordered_set<AdminConn *> conns_; // open connections, closed with the server
 };
 
 } // namespace kal

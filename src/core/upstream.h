@@ -58,7 +58,9 @@ public:
   void set_health(Health h) { health_.store(h, std::memory_order_relaxed); }
 
   // Bumped each time the endpoint is marked down for a hard failure. A session remembers the epoch
-  // it was bound in; workers close sessions whose epoch is older than the upstream's.
+  // it was bound in; workers close sessions whose epoch is older than the upstream's. The checker
+  // sets the health before it bumps (release); a worker reads the epoch (acquire) before the
+  // health, so a healthy-looking endpoint is never bound with an epoch newer than its kill.
   uint64_t kill_epoch() const { return kill_epoch_.load(std::memory_order_acquire); }
   void bump_kill_epoch() { kill_epoch_.fetch_add(1, std::memory_order_acq_rel); }
 

@@ -139,9 +139,9 @@ bool Session::start(uv_stream_t *server) {
   return true;
 }
 
-void Session::bind_upstream(std::shared_ptr<Upstream> up) {
+void Session::bind_upstream(std::shared_ptr<Upstream> up, uint64_t epoch) {
   up_ = std::move(up);
-  bound_epoch_ = up_->kill_epoch();
+  bound_epoch_ = epoch;
   up_->counters.active.fetch_add(1, std::memory_order_relaxed);
   up_->counters.total.fetch_add(1, std::memory_order_relaxed);
 }
@@ -158,9 +158,14 @@ void Session::dial() {
   const auto &s = worker_.settings();
   int64_t now_ms = static_cast<int64_t>(uv_now(worker_.loop()));
   Candidate cands[64];
+  uint64_t epochs[64];
   size_t n = std::min<size_t>(list.size(), 64);
   for (size_t i = 0; i < n; ++i) {
     const auto &u = *list[i];
+    // The kill epoch before the health: the checker sets Down before it bumps the epoch, so an
+    // endpoint seen healthy here is bound with an epoch from before any kill that follows, and
+    // close_killed_sessions() still catches the session.
+    epochs[i] = u.kill_epoch();
     cands[i].health = s.health_checks ? u.health() : Health::Unknown;
     cands[i].active = u.counters.active.load(std::memory_order_relaxed);
     cands[i].excluded = (tried_ >> i) & 1 || u.removed();
@@ -182,7 +187,7 @@ void Session::dial() {
   }
   tried_ |= uint64_t{1} << *choice;
   ++attempts_;
-  bind_upstream(list[*choice]);
+  bind_upstream(list[*choice], epochs[*choice]);
 
   sockaddr_storage addr;
   bool resolved = up_->first_addr(addr);

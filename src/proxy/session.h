@@ -109,7 +109,7 @@ private:
   enum class Phase { Dialing, AwaitFirstByte, Relaying };
 
   void dial();
-  void bind_upstream(std::shared_ptr<Upstream> up);
+  void bind_upstream(std::shared_ptr<Upstream> up, uint64_t epoch);
   void unbind_upstream();
   // The upstream failed before answering: count it, then dial another endpoint and replay.
   void redial(bool first_byte_timeout);

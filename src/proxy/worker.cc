@@ -41,6 +41,12 @@ void liveness_cb(uv_timer_t *t) noexcept {
   }
 }
 
+void accept_retry_cb(uv_timer_t *t) noexcept {
+  if (auto *self = static_cast<Worker *>(t->data)) {
+    self->on_accept_retry();
+  }
+}
+
 void check_cb(uv_check_t *c) noexcept {
   if (auto *self = static_cast<Worker *>(c->data)) {
     self->on_check();
@@ -110,6 +116,9 @@ Worker::Worker(uv_loop_t *loop, int index, ProxySettings settings,
   if (liveness_timer_.init(loop_, this)) {
     liveness_timer_.unref();
   }
+  if (accept_retry_timer_.init(loop_, this)) {
+    accept_retry_timer_.unref();
+  }
 }
 
 // Neither nginx nor HAProxy gives memory back after a burst of connections; we do: once a burst
@@ -151,12 +160,9 @@ int ListenFds::take(const HostPort &hp) {
 
 void Worker::dup_listen_fds(ListenFds &out) const {
   for (const auto &l : listeners_) {
-    int fd = -1;
-    if (uv_fileno(l.tcp.base(), &fd) == 0) {
-      int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-      if (copy >= 0) {
-        out.add(l.addr, copy);
-      }
+    int copy = fcntl(l.sock.fd(), F_DUPFD_CLOEXEC, 0);
+    if (copy >= 0) {
+      out.add(l.addr, copy);
     }
   }
 }
@@ -179,17 +185,7 @@ Result<bool> Worker::listen(const std::vector<HostPort> &addrs, ListenFds *share
       return Err{fd.error()};
     }
     Listener l{hp, {}};
-    auto *t = l.tcp.make(this);
-    if (uv_tcp_init(loop_, t) != 0) {
-      l.tcp.abandon();
-      ::close(*fd);
-      return Err{"listen " + hp.str() + ": uv_tcp_init failed"};
-    }
-    if (int rc = uv_tcp_open(t, *fd); rc != 0) {
-      ::close(*fd);
-      return Err{"listen " + hp.str() + ": " + uv_strerror(rc)};
-    }
-    if (int rc = uv_listen(l.tcp.stream(), 4096, connection_cb); rc != 0) {
+    if (int rc = l.sock.open(loop_, *fd, this, connection_cb, 4096); rc != 0) {
       return Err{"listen " + hp.str() + ": " + uv_strerror(rc)};
     }
     fresh.push_back(std::move(l));
@@ -273,22 +269,48 @@ void Worker::set_upstreams(std::shared_ptr<const UpstreamList> ups) { ups_ = std
 void Worker::set_settings(const ProxySettings &s) {
   settings_ = s;
   for (auto &l : listeners_) {
-    int fd = -1;
-    if (uv_fileno(l.tcp.base(), &fd) == 0) {
-      uvx::tune_tcp_socket(fd, s.keepalive_idle_s, s.tcp_user_timeout_ms);
-    }
+    uvx::tune_tcp_socket(l.sock.fd(), s.keepalive_idle_s, s.tcp_user_timeout_ms);
   }
   picker_.set_policy(s.policy);
 }
 
 void Worker::on_connection(uv_stream_t *server, int status) {
   if (status < 0) {
-    log::warn("accept failed").kv("error", uv_strerror(status));
+    // libuv would retry accept() at once, without returning to the loop: pause this listener.
+    for (auto &l : listeners_) {
+      if (l.sock.is(server)) {
+        l.sock.pause();
+        log::warn("accept failed, pausing the listener")
+            .kv("listen", l.addr.str())
+            .kv("worker", index_)
+            .kv("error", uv_strerror(status))
+            .kv("retry_ms", kAcceptRetryMs);
+      }
+    }
+    if (!accept_retry_timer_.active()) {
+      accept_retry_timer_.start(accept_retry_cb, kAcceptRetryMs);
+    }
     return;
   }
   accepted_.fetch_add(1, std::memory_order_relaxed);
   auto *s = new Session(*this);
   s->start(server);
+}
+
+void Worker::on_accept_retry() {
+  bool again = false;
+  for (auto &l : listeners_) {
+    if (l.sock.paused()) {
+      if (l.sock.resume() == 0) {
+        log::info("accepting again").kv("listen", l.addr.str()).kv("worker", index_);
+      } else {
+        again = true;
+      }
+    }
+  }
+  if (again) {
+    accept_retry_timer_.start(accept_retry_cb, kAcceptRetryMs);
+  }
 }
 
 void Worker::link(Session *s) {

@@ -10,6 +10,7 @@
 #include "proxy/buffer_pool.h"
 #include "proxy/session.h"
 #include "uvx/handle.h"
+#include "uvx/listener.h"
 
 #include <atomic>
 #include <functional>
@@ -101,6 +102,7 @@ public:
   int index() const { return index_; }
 
   void on_connection(uv_stream_t *server, int status);
+  void on_accept_retry();
   void on_async();
   void on_check();
   void on_trim_tick();
@@ -114,9 +116,12 @@ private:
   BufferPool pool_;
   struct Listener {
     HostPort addr;
-    uvx::Handle<uv_tcp_t> tcp;
+    uvx::Listener sock;
   };
   std::vector<Listener> listeners_;
+  // Retries listeners paused after an accept error (see uvx::Listener).
+  static constexpr uint64_t kAcceptRetryMs = 100;
+  uvx::Timer accept_retry_timer_;
   uvx::Handle<uv_async_t> async_;
   uvx::Handle<uv_check_t> reaper_;
   uvx::Timer trim_timer_;

@@ -1,0 +1,194 @@
+// Listening sockets whose accept() fails: the proxy worker and the admin server must pause and
+// retry, not spin inside libuv's accept loop (which never returns to the event loop). A listening
+// socket that is shut down makes accept() fail with EINVAL until it listens again, which is what
+// the retry does. Also: admin connections end with their server.
+#include "admin/admin_server.h"
+#include "proxy/worker.h"
+#include "uv_test_loop.h"
+
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <string>
+
+using namespace std::chrono_literals;
+using kal::testing::Loop;
+using kal::testing::Watchdog;
+
+namespace {
+
+uint16_t free_port() {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(s, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  getsockname(s, reinterpret_cast<sockaddr *>(&a), &len);
+  close(s);
+  return ntohs(a.sin_port);
+}
+
+// A descriptor of this process that is a socket listening on 127.0.0.1:port.
+int listening_fd(uint16_t port) {
+  for (int fd = 3; fd < 1024; ++fd) {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    int listening = 0;
+    socklen_t ilen = sizeof listening;
+    if (getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0 && a.sin_family == AF_INET &&
+        ntohs(a.sin_port) == port &&
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) == 0 && listening) {
+      return fd;
+    }
+  }
+  return -1;
+}
+
+int connect_to(uint16_t port) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(s, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+    close(s);
+    return -1;
+  }
+  return s;
+}
+
+// What the peer sent so far without blocking, and whether it closed.
+std::string drain(int s, bool &eof) {
+  std::string got;
+  char buf[4096];
+  eof = false;
+  for (;;) {
+    ssize_t n = recv(s, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      got.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    eof = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    return got;
+  }
+}
+
+kal::HostPort loopback(uint16_t port) {
+  return kal::HostPort{"127.0.0.1", port, kal::HostPort::Kind::IPv4};
+}
+
+} // namespace
+
+TEST_CASE("worker: a listener whose accept() fails is paused and resumed, the loop never spins") {
+  Loop l;
+  uint16_t port = free_port();
+  {
+    kal::Worker w(&l.loop, 0, kal::ProxySettings{}, std::make_shared<const kal::UpstreamList>());
+    REQUIRE(w.listen({loopback(port)}));
+    int fd = listening_fd(port);
+    REQUIRE(fd >= 0);
+    REQUIRE(shutdown(fd, SHUT_RDWR) == 0); // accept() now fails with EINVAL
+    {
+      Watchdog dog(10s, "worker accept loop after an accept error");
+      l.run_for(300ms); // the error, a pause, a retry that listens again
+    }
+    int c = connect_to(port);
+    REQUIRE_MESSAGE(c >= 0, "the listener did not listen again after the pause");
+    CHECK(l.run_until([&] { return w.accepted_total() == 1; }, 2s));
+    close(c);
+    w.stop_accepting();
+  }
+  l.run_for(10ms);
+}
+
+TEST_CASE("admin: a listener whose accept() fails is paused and resumed, the loop never spins") {
+  Loop l;
+  uint16_t port = free_port();
+  kal::AdminHandlers h;
+  h.ready = [] { return true; };
+  {
+    kal::AdminServer s(&l.loop, h, false);
+    REQUIRE(s.listen(loopback(port)));
+    int fd = listening_fd(port);
+    REQUIRE(fd >= 0);
+    REQUIRE(shutdown(fd, SHUT_RDWR) == 0);
+    {
+      Watchdog dog(10s, "admin accept loop after an accept error");
+      l.run_for(300ms);
+    }
+    int c = connect_to(port);
+    REQUIRE_MESSAGE(c >= 0, "the admin listener did not listen again after the pause");
+    std::string req = "GET /healthz HTTP/1.1\r\n\r\n";
+    REQUIRE(send(c, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size()));
+    std::string got;
+    bool eof = false;
+    l.run_until(
+        [&] {
+          got += drain(c, eof);
+          return eof;
+        },
+        2s);
+    CHECK(got.rfind("HTTP/1.1 200 OK", 0) == 0);
+    close(c);
+  }
+  l.run_for(10ms);
+}
+
+TEST_CASE("admin: an open connection ends with its server (reload, shutdown)") {
+  Loop l;
+  uint16_t port = free_port();
+  kal::AdminHandlers h;
+  h.ready = [] { return true; };
+  auto s = std::make_unique<kal::AdminServer>(&l.loop, h, false);
+  REQUIRE(s->listen(loopback(port)));
+  int c = connect_to(port);
+  REQUIRE(c >= 0);
+  std::string part = "GET /readyz HTTP/1.1\r\n";
+  REQUIRE(send(c, part.data(), part.size(), 0) > 0);
+  l.run_for(50ms); // accepted, the first half read
+  s.reset();       // a reload that replaces the admin server, or the shutdown
+  bool eof = false;
+  CHECK(l.run_until(
+      [&] {
+        drain(c, eof);
+        return eof;
+      },
+      1s));
+  // The rest of the request reaches no one (before, it was answered by the freed server).
+  send(c, "\r\n", 2, MSG_NOSIGNAL);
+  l.run_for(50ms);
+  close(c);
+}
+
+TEST_CASE("admin: a client that never reads its answer is cut after the 5 s limit") {
+  Loop l;
+  uint16_t port = free_port();
+  kal::AdminHandlers h;
+  h.metrics = [] { return std::string(64 << 20, 'm'); }; // far more than the socket buffers
+  kal::AdminServer s(&l.loop, h, false);
+  REQUIRE(s.listen(loopback(port)));
+  int c = connect_to(port);
+  REQUIRE(c >= 0);
+  std::string req = "GET /metrics HTTP/1.1\r\n\r\n";
+  REQUIRE(send(c, req.data(), req.size(), 0) > 0);
+  l.run_for(5500ms); // the answer stalls in the socket buffers; the limit ends the connection
+  bool eof = false;
+  size_t total = 0;
+  bool ok = l.run_until(
+      [&] {
+        total += drain(c, eof).size(); // reads what was buffered, then the close
+        return eof;
+      },
+      3s);
+  CHECK_MESSAGE(ok, "still open after reading " << total << " bytes");
+  CHECK(total < (64u << 20)); // cut, not finished
+  close(c);
+}
