@@ -415,10 +415,11 @@ int ProxyApp::run() {
     if (t->thread.joinable()) {
       t->thread.join();
     }
+    int index = t->worker ? t->worker->index() : -1;
     t->worker.reset();
     uv_run(&t->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&t->loop) != 0) {
-      log::warn("worker loop did not close cleanly").kv("worker", t->worker ? 0 : 1);
+      log::warn("worker loop did not close cleanly").kv("worker", index);
     }
   }
   threads_.clear();
@@ -582,10 +583,29 @@ void ProxyApp::reload(const char *trigger) {
       log::error("admin listeners not changed").kv("error", r.error());
       start_admin(config_);
       n.admin = config_.admin;
+      hash = config_hash(n); // what runs: the same file again retries the admin change
     }
   }
   auto old = ups_;
-  auto next_ups = build_upstreams(n, old.get());
+  // An endpoint removed by an earlier reload and still draining is the same endpoint if this one
+  // adds it back: its connections stay (its drain deadline is dropped) instead of being closed.
+  UpstreamList known(old->begin(), old->end());
+  for (const auto &d : draining_) {
+    known.push_back(d.up);
+  }
+  auto next_ups = build_upstreams(n, &known);
+  std::erase_if(draining_, [&](const Draining &d) {
+    for (const auto &k : *next_ups) {
+      if (k.get() == d.up.get()) {
+        d.up->set_removed(false);
+        log::info("removed endpoint added back before its drain timeout; its connections stay")
+            .kv("endpoint", d.up->name())
+            .kv("connections", d.up->counters.active.load());
+        return true;
+      }
+    }
+    return false;
+  });
   for (const auto &u : *old) {
     bool kept = false;
     for (const auto &k : *next_ups) {
@@ -603,7 +623,7 @@ void ProxyApp::reload(const char *trigger) {
   }
   for (const auto &u : *next_ups) {
     bool existed = false;
-    for (const auto &o : *old) {
+    for (const auto &o : known) {
       existed |= o.get() == u.get();
     }
     if (!existed) {

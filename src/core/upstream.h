@@ -68,9 +68,10 @@ public:
   int64_t up_since_ms() const { return up_since_ms_.load(std::memory_order_relaxed); }
   void set_up_since_ms(int64_t v) { up_since_ms_.store(v, std::memory_order_relaxed); }
 
-  // Set once a reload removed this endpoint: no new connections, existing ones drain.
+  // Set while a reload has removed this endpoint: no new connections, existing ones drain.
+  // Cleared if a later reload adds it back before its drain timeout.
   bool removed() const { return removed_.load(std::memory_order_relaxed); }
-  void set_removed() { removed_.store(true, std::memory_order_relaxed); }
+  void set_removed(bool v = true) { removed_.store(v, std::memory_order_relaxed); }
 
   // Passive evidence from client dials waiting for the checker (it re-checks at once).
   void add_passive_failure() { passive_failures_.fetch_add(1, std::memory_order_relaxed); }

@@ -248,7 +248,7 @@ class ReloadUnderTraffic(unittest.TestCase):
 
     # ------------------------------------------------------------ helpers
     @classmethod
-    def config_text(cls, listen, endpoints, policy, grace="2s"):
+    def config_text(cls, listen, endpoints, policy, grace="2s", admin_port=None):
         c = cls.certs
         eps = ", ".join(f'"{cls.ep[n]}"' for n in endpoints)
         ls = ", ".join(f'"{x}"' for x in listen)
@@ -270,7 +270,7 @@ healthCheck:
   clientCert: {c.health_crt}
   clientKey: {c.health_key}
 admin:
-  listen: ["127.0.0.1:{cls.admin_port}"]
+  listen: ["127.0.0.1:{admin_port or cls.admin_port}"]
 """
 
     @classmethod
@@ -292,7 +292,7 @@ admin:
         s.update(kw)
         pad = "".join(f"# padding {i:07d} {'x' * 60}\n" for i in range(padding))
         cls.write_raw(cls.config_text(s["listen"], s["endpoints"], s["policy"],
-                                      s.get("grace", "2s")) + pad)
+                                      s.get("grace", "2s"), s.get("admin_port")) + pad)
         return s
 
     @classmethod
@@ -518,6 +518,38 @@ admin:
         self.assert_streams_alive(["a", "b", "d"], "after the second drain")
         self.assert_no_failed_connection("after the second drain")
 
+    def test_b3_endpoint_added_back_while_draining_keeps_its_connections(self):
+        """c is removed and, before its drain timeout, added back (an Ansible run that rewrites
+        the file twice, a revert): it is the same endpoint, so its streams stay."""
+        n = len(self.log_lines(self.RELOADED))
+        self.__class__.settings = self.write_config(endpoints=["a", "b", "c", "d"])
+        self.wait_log(self.RELOADED, n + 1)
+        self.wait_up(["c"], timeout=5)
+        old = set(self.streams_of("c"))
+        self.open_streams_to("c", STREAMS_PER_ENDPOINT)
+        c_streams = [s for s in self.streams_of("c") if s not in old]
+        self.__class__.settings = self.write_config(endpoints=["a", "b", "d"])
+        self.wait_log(self.RELOADED, n + 2)
+        time.sleep(0.3)
+        self.__class__.settings = self.write_config(endpoints=["a", "b", "c", "d"])
+        t_back = log_time(self.wait_log(self.RELOADED, n + 3))
+        self.assertEqual(len(self.log_lines(r'msg="removed endpoint added back.*endpoint=' +
+                                            re.escape(self.ep["c"]))), 1, self.log()[-2000:])
+        time.sleep(max(0.0, DRAIN + 1.0 - (time.time() - t_back)))
+        for s in c_streams:
+            self.assertTrue(s.alive(0.5), f"{s.describe()}: closed although its endpoint was "
+                                          "added back before the drain timeout")
+        # One endpoint, one series (kt.metric requires exactly one sample).
+        m = self.metrics()
+        self.assertEqual(kt.metric(m, "kube_api_lb_endpoint_up", endpoint=self.ep["c"]), 1)
+        # Back to a, b, d for the steps after this one: c drains as usual.
+        self.__class__.settings = self.write_config(endpoints=["a", "b", "d"])
+        self.wait_log(self.RELOADED, n + 4)
+        kt.wait_until(lambda: all(s.ended_at for s in c_streams), DRAIN + 4,
+                      what="c's streams to be drained after its final removal")
+        self.assert_streams_alive(["a", "b", "d"], "after c came and went")
+        self.assert_no_failed_connection("after c came and went")
+
     def test_c_policy_change_by_sighup(self):
         t = time.time()
         before = collections.Counter(r[2] for r in self.load.since(t - 1.0))
@@ -652,6 +684,33 @@ admin:
         t = time.time()
         self.assertEqual(self.counts_since(t, 20), collections.Counter({"a": 20}))
         self.assert_no_failed_connection("on the new listener")
+
+    def test_g_failed_admin_change_is_retried(self):
+        """The admin address cannot be bound: the rest of the reload applies, the admin server
+        stays where it was, and the same file sent again (SIGHUP) retries the admin change
+        instead of being taken for the configuration already running."""
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        busy = blocker.getsockname()[1]
+        n_ok = len(self.log_lines(self.RELOADED))
+        n_admin = len(self.log_lines(r'msg="admin listeners not changed"'))
+        self.__class__.settings = self.write_config(admin_port=busy)
+        self.wait_log(r'msg="admin listeners not changed"', n_admin + 1)
+        self.wait_log(self.RELOADED, n_ok + 1)
+        self.assertEqual(self.admin_get("/healthz")[0], 200, "the old admin address stopped")
+        blocker.close()
+        self.proc.send_signal(signal.SIGHUP)
+        self.wait_log(self.RELOADED, n_ok + 2)
+        kt.wait_until(lambda: kt.is_listening(busy), 5, what="the admin change to be retried")
+        self.assertEqual(kt.http_get("127.0.0.1", busy, "/healthz")[0], 200)
+        # Back to the original admin address for the last step.
+        s = dict(self.settings)
+        s.pop("admin_port")
+        self.__class__.settings = s
+        self.write_config()
+        self.wait_log(self.RELOADED, n_ok + 3)
+        kt.wait_until(lambda: kt.is_listening(self.admin_port), 5, what="the admin address back")
 
     def test_z_end(self):
         """Every stream of a kept endpoint lived through all of it; clean exit."""
