@@ -489,10 +489,9 @@ admin:
                                 "the connections closed by the drain are not counted in "
                                 "kube_api_lb_drained_connections_total")
 
-    def test_b2_drain_not_postponed_by_another_reload(self):
-        """c comes back (a new endpoint again: checked, then used), gets streams, is removed
-        again, and 1.2 s into its drain an unrelated setting changes: the drain still ends
-        drainTimeout after the removal."""
+    def add_c_with_streams_then_remove_it(self):
+        """Adds c back, opens streams to it, removes it again (the reload not yet awaited).
+        Returns the count of reload lines before, and c's new streams."""
         n = len(self.log_lines(self.RELOADED))
         self.__class__.settings = self.write_config(endpoints=["a", "b", "c", "d"])
         self.wait_log(self.RELOADED, n + 1)
@@ -501,6 +500,13 @@ admin:
         self.open_streams_to("c", STREAMS_PER_ENDPOINT)
         c_streams = [s for s in self.streams_of("c") if s not in old]
         self.__class__.settings = self.write_config(endpoints=["a", "b", "d"])
+        return n, c_streams
+
+    def test_b2_drain_not_postponed_by_another_reload(self):
+        """c comes back (a new endpoint again: checked, then used), gets streams, is removed
+        again, and 1.2 s into its drain an unrelated setting changes: the drain still ends
+        drainTimeout after the removal."""
+        n, c_streams = self.add_c_with_streams_then_remove_it()
         line = self.wait_log(self.RELOADED, n + 2)
         t_reload = log_time(line)
         time.sleep(max(0.0, 1.2 - (time.time() - t_reload)))
@@ -521,14 +527,7 @@ admin:
     def test_b3_endpoint_added_back_while_draining_keeps_its_connections(self):
         """c is removed and, before its drain timeout, added back (an Ansible run that rewrites
         the file twice, a revert): it is the same endpoint, so its streams stay."""
-        n = len(self.log_lines(self.RELOADED))
-        self.__class__.settings = self.write_config(endpoints=["a", "b", "c", "d"])
-        self.wait_log(self.RELOADED, n + 1)
-        self.wait_up(["c"], timeout=5)
-        old = set(self.streams_of("c"))
-        self.open_streams_to("c", STREAMS_PER_ENDPOINT)
-        c_streams = [s for s in self.streams_of("c") if s not in old]
-        self.__class__.settings = self.write_config(endpoints=["a", "b", "d"])
+        n, c_streams = self.add_c_with_streams_then_remove_it()
         self.wait_log(self.RELOADED, n + 2)
         time.sleep(0.3)
         self.__class__.settings = self.write_config(endpoints=["a", "b", "c", "d"])

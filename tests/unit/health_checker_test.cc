@@ -2,6 +2,7 @@
 #include "health/checker.h"
 #include "health_test_server.h"
 #include "tls_test_certs.h"
+#include "uv_test_loop.h"
 #include "uvx/sockaddr.h"
 
 #include <doctest/doctest.h>
@@ -17,41 +18,13 @@ using kal::HealthChecker;
 using kal::HealthConfig;
 using kal::HealthMode;
 using kal::Upstream;
+using kal::testing::Loop;
 using kal::testing::TestPki;
 using kal::testing::TestTlsServer;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct Loop {
-  uv_loop_t loop;
-  Loop() { uv_loop_init(&loop); }
-  ~Loop() {
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-  }
-
-  // Runs the loop until `pred` holds or `limit` passes; returns whether `pred` held.
-  bool run_until(const std::function<bool()> &pred, std::chrono::milliseconds limit) {
-    uv_timer_t tick; // keeps uv_run(UV_RUN_ONCE) from blocking past the deadline
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(
-        &tick, [](uv_timer_t *) {}, 5, 5);
-    const auto deadline = Clock::now() + limit;
-    bool ok = pred();
-    while (!ok && Clock::now() < deadline) {
-      uv_run(&loop, UV_RUN_ONCE);
-      ok = pred();
-    }
-    uv_close(reinterpret_cast<uv_handle_t *>(&tick), nullptr);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ok;
-  }
-  void run_for(std::chrono::milliseconds d) {
-    run_until([] { return false; }, d);
-  }
-};
 
 std::shared_ptr<Upstream> upstream_for(uint16_t port) {
   auto up = std::make_shared<Upstream>(kal::HostPort{"127.0.0.1", port, kal::HostPort::Kind::IPv4});
