@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -68,197 +69,196 @@ struct Fixture {
   }
 };
 
+// One endpoint on a local TLS server and a checker for it. A test changes `srv` and `cfg` first if
+// it needs to; build() makes the checker, start() also gives it the endpoint, and start_up() also
+// waits for the first verdict to be Up. Members go in reverse: checker, config, endpoint, server,
+// then the loop.
+struct Checked : Fixture {
+  TestTlsServer srv{sctx};
+  std::shared_ptr<Upstream> up = upstream_for(srv.port());
+  HealthConfig cfg = fast_config(pki);
+  std::optional<HealthChecker> hc;
+
+  HealthChecker &build() {
+    hc.emplace(&loop.loop, cfg, recorder());
+    return *hc;
+  }
+  HealthChecker &start() {
+    if (!hc) {
+      build();
+    }
+    hc->set_upstreams({up});
+    return *hc;
+  }
+  HealthChecker &start_up() {
+    start();
+    REQUIRE(loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+    return *hc;
+  }
+};
+
 } // namespace
 
 TEST_CASE("checker: up on 200, and N checks over one kept-alive TLS connection") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  Checked f;
+  HealthChecker &hc = f.build();
   CHECK(hc.tls_error().empty());
-  hc.set_upstreams({up});
+  f.start();
   const auto t0 = Clock::now();
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
   CHECK(Clock::now() - t0 < 500ms); // a fresh proxy knows within one check
   REQUIRE(f.events.size() == 1);
   CHECK(f.events[0].old_h == Health::Unknown);
   CHECK(f.events[0].new_h == Health::Up);
-  CHECK(up->up_since_ms() == 0); // slow start never applies to the first up (HAProxy's rule)
+  CHECK(f.up->up_since_ms() == 0); // slow start never applies to the first up (HAProxy's rule)
 
-  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= 10; }, 3s));
-  CHECK(up->health() == Health::Up);
-  CHECK(srv.connections == 1);
-  CHECK(srv.handshakes == 1);
-  CHECK(srv.requests >= 10);
-  CHECK(up->health_counters.handshakes == 1);
-  CHECK(up->health_counters.handshakes_last_minute == 1);
-  CHECK(up->health_counters.resumed_handshakes == 0);
-  CHECK(up->health_counters.last_result == static_cast<uint8_t>(CheckResult::Ok));
-  CHECK(up->health_counters.last_check_micros > 0);
-  CHECK(up->kill_epoch() == 0);
+  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= 10; }, 3s));
+  CHECK(f.up->health() == Health::Up);
+  CHECK(f.srv.connections == 1);
+  CHECK(f.srv.handshakes == 1);
+  CHECK(f.srv.requests >= 10);
+  CHECK(f.up->health_counters.handshakes == 1);
+  CHECK(f.up->health_counters.handshakes_last_minute == 1);
+  CHECK(f.up->health_counters.resumed_handshakes == 0);
+  CHECK(f.up->health_counters.last_result == static_cast<uint8_t>(CheckResult::Ok));
+  CHECK(f.up->health_counters.last_check_micros > 0);
+  CHECK(f.up->kill_epoch() == 0);
   hc.stop();
 }
 
 TEST_CASE("checker: 500 is a soft down (kill epoch kept), 200 brings it back") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  srv.status = 500;
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  Checked f;
+  HealthChecker &hc = f.start_up();
+  f.srv.status = 500;
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().why == CheckResult::L7Sts);
-  CHECK(up->kill_epoch() == 0); // draining apiservers keep their connections
-  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 2);
-  CHECK(up->health_counters.transitions == 2);
-  srv.status = 200;
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  CHECK(srv.handshakes == 1); // non-200 answers keep the connection too
+  CHECK(f.up->kill_epoch() == 0); // draining apiservers keep their connections
+  CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 2);
+  CHECK(f.up->health_counters.transitions == 2);
+  f.srv.status = 200;
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
+  CHECK(f.srv.handshakes == 1); // non-200 answers keep the connection too
   hc.stop();
 }
 
 TEST_CASE("checker: a killed server goes down fast; refused is soft (no kill epoch bump)") {
-  Fixture f;
-  auto srv = std::make_unique<TestTlsServer>(f.sctx);
-  auto up = upstream_for(srv->port());
-  HealthConfig cfg = fast_config(f.pki);
-  cfg.interval = 1000ms; // the default: the closed connection, not the interval, must drive it
-  cfg.fast_interval = 250ms;
-  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  Checked f;
+  f.cfg.interval = 1000ms; // the default: the closed connection, not the interval, must drive it
+  f.cfg.fast_interval = 250ms;
+  HealthChecker &hc = f.start_up();
   f.loop.run_for(50ms);
   const auto killed = Clock::now();
-  srv->stop(); // listener closed, connections closed: like kill -9
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 3s));
+  f.srv.stop(); // listener closed, connections closed: like kill -9
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 3s));
   const auto took = Clock::now() - killed;
   MESSAGE("kill -> down in " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                              << " ms");
   CHECK(took < 700ms);
   CHECK(f.events.back().why == CheckResult::L4Con);
-  CHECK(up->kill_epoch() == 0); // a refused connect closes no connections (see health.h)
-  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L4Con)] >= 2);
+  CHECK(f.up->kill_epoch() == 0); // a refused connect closes no connections (see health.h)
+  CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L4Con)] >= 2);
   hc.stop();
 }
 
 TEST_CASE("checker: defaults take a server that accepts but never answers down within 2 s") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthConfig cfg; // shipped defaults
-  cfg.ca_file = f.pki.ca_crt();
-  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  Checked f;
+  f.cfg = HealthConfig{}; // shipped defaults
+  f.cfg.ca_file = f.pki.ca_crt();
+  HealthChecker &hc = f.start_up();
   // Hang right after a check answered: the worst phase.
-  const int before = srv.requests;
-  REQUIRE(f.loop.run_until([&] { return srv.requests > before; }, 2s));
+  const int before = f.srv.requests;
+  REQUIRE(f.loop.run_until([&] { return f.srv.requests > before; }, 2s));
   f.loop.run_for(5ms);
-  srv.hang = true;
+  f.srv.hang = true;
   const auto hung = Clock::now();
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 4s));
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 4s));
   const auto took = Clock::now() - hung;
   MESSAGE("hang -> down in " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                              << " ms");
   CHECK(took < 2000ms);
   CHECK(kal::is_hard_failure(f.events.back().why));
-  CHECK(up->kill_epoch() == 1);
-  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Tout)] >= 1);
-  srv.hang = false;
+  CHECK(f.up->kill_epoch() == 1);
+  CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Tout)] >= 1);
+  f.srv.hang = false;
   hc.stop();
 }
 
 TEST_CASE("checker: 401 keeps the endpoint in service and flags the misconfiguration") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  srv.status = 401;
-  auto up = upstream_for(srv.port());
-  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= 5; }, 3s));
-  CHECK(up->health() != Health::Down);
-  CHECK(up->health_counters.auth_misconfigured);
-  CHECK(up->kill_epoch() == 0);
-  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Auth)] >= 5);
-  srv.status = 200;
-  REQUIRE(f.loop.run_until([&] { return !up->health_counters.auth_misconfigured; }, 2s));
+  Checked f;
+  f.srv.status = 401;
+  HealthChecker &hc = f.start();
+  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= 5; }, 3s));
+  CHECK(f.up->health() != Health::Down);
+  CHECK(f.up->health_counters.auth_misconfigured);
+  CHECK(f.up->kill_epoch() == 0);
+  CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Auth)] >= 5);
+  f.srv.status = 200;
+  REQUIRE(f.loop.run_until([&] { return !f.up->health_counters.auth_misconfigured; }, 2s));
   hc.stop();
 }
 
 TEST_CASE("checker: a broken connection is re-established with TLS session resumption") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= 3; }, 2s));
+  Checked f;
+  HealthChecker &hc = f.start();
+  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= 3; }, 2s));
   for (int i = 0; i < 3; i++) {
-    const int conns = srv.connections;
-    srv.drop_connections();
-    REQUIRE(f.loop.run_until([&] { return srv.connections > conns; }, 2s));
+    const int conns = f.srv.connections;
+    f.srv.drop_connections();
+    REQUIRE(f.loop.run_until([&] { return f.srv.connections > conns; }, 2s));
     f.loop.run_for(50ms);
   }
-  REQUIRE(f.loop.run_until([&] { return srv.resumed >= 3; }, 2s));
-  CHECK(up->health_counters.handshakes == 4);
-  CHECK(up->health_counters.resumed_handshakes == 3);
-  CHECK(up->health() == Health::Up); // a server closing idle connections is not a failure
+  REQUIRE(f.loop.run_until([&] { return f.srv.resumed >= 3; }, 2s));
+  CHECK(f.up->health_counters.handshakes == 4);
+  CHECK(f.up->health_counters.resumed_handshakes == 3);
+  CHECK(f.up->health() == Health::Up); // a server closing idle connections is not a failure
   CHECK(f.events.size() == 1);
   hc.stop();
 }
 
 TEST_CASE("checker: a kept-alive connection closed under the request is retried, not failed") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= 2; }, 2s));
-  srv.close_next_requests = 1;
-  const int requests = srv.requests;
-  REQUIRE(f.loop.run_until([&] { return srv.requests >= requests + 4; }, 2s));
-  CHECK(srv.close_next_requests == 0);
-  CHECK(srv.connections == 2);
-  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 0);
-  CHECK(up->health() == Health::Up);
-  CHECK(up->health_counters.resumed_handshakes == 1);
+  Checked f;
+  HealthChecker &hc = f.start();
+  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= 2; }, 2s));
+  f.srv.close_next_requests = 1;
+  const int requests = f.srv.requests;
+  REQUIRE(f.loop.run_until([&] { return f.srv.requests >= requests + 4; }, 2s));
+  CHECK(f.srv.close_next_requests == 0);
+  CHECK(f.srv.connections == 2);
+  CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 0);
+  CHECK(f.up->health() == Health::Up);
+  CHECK(f.up->health_counters.resumed_handshakes == 1);
 
   // Twice in a row within one check is a real failure (L7RSP), counted once.
-  srv.close_next_requests = 2;
-  REQUIRE(f.loop.run_until([&] { return srv.close_next_requests == 0; }, 2s));
+  f.srv.close_next_requests = 2;
+  REQUIRE(f.loop.run_until([&] { return f.srv.close_next_requests == 0; }, 2s));
   REQUIRE(f.loop.run_until(
-      [&] { return up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 1; },
+      [&] { return f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 1; },
       2s));
   hc.stop();
 }
 
 TEST_CASE("checker: passive failures trigger an immediate re-check") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthConfig cfg = fast_config(f.pki);
-  cfg.interval = 5000ms; // without the poke, no check would run during the test
-  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  const uint64_t checks = up->health_counters.checks;
-  up->add_passive_failure();
-  up->add_passive_failure();
+  Checked f;
+  f.cfg.interval = 5000ms; // without the poke, no check would run during the test
+  HealthChecker &hc = f.start_up();
+  const uint64_t checks = f.up->health_counters.checks;
+  f.up->add_passive_failure();
+  f.up->add_passive_failure();
   hc.poke();
-  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks > checks; }, 1s));
-  CHECK(up->health() == Health::Up); // passive evidence alone never takes it down
-  CHECK(up->take_passive_failures() == 0);
+  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks > checks; }, 1s));
+  CHECK(f.up->health() == Health::Up); // passive evidence alone never takes it down
+  CHECK(f.up->take_passive_failures() == 0);
 
   // Against a dead server, passive evidence + one failing re-check takes it down at once.
-  srv.hang = true;
-  const uint64_t c2 = up->health_counters.checks;
-  up->add_passive_failure();
+  f.srv.hang = true;
+  const uint64_t c2 = f.up->health_counters.checks;
+  f.up->add_passive_failure();
   hc.poke();
   const auto t0 = Clock::now();
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
-  CHECK(up->health_counters.checks == c2 + 1);
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
+  CHECK(f.up->health_counters.checks == c2 + 1);
   CHECK(Clock::now() - t0 < 600ms);
-  srv.hang = false;
+  f.srv.hang = false;
   hc.stop();
 }
 
@@ -276,39 +276,31 @@ TEST_CASE("checker: unresolved endpoint is down with L4CON") {
 TEST_CASE("checker: tcp and tls modes use fresh connections") {
   for (HealthMode mode : {HealthMode::Tcp, HealthMode::Tls}) {
     CAPTURE(kal::to_string(mode));
-    Fixture f;
-    TestTlsServer srv(f.sctx);
-    auto up = upstream_for(srv.port());
-    HealthConfig cfg = fast_config(f.pki);
-    cfg.mode = mode;
-    HealthChecker hc(&f.loop.loop, cfg, f.recorder());
-    hc.set_upstreams({up});
-    REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= 3; }, 3s));
-    CHECK(up->health() == Health::Up);
-    CHECK(f.loop.run_until([&] { return srv.connections >= 3; }, 1s));
-    CHECK(srv.requests == 0);
+    Checked f;
+    f.cfg.mode = mode;
+    HealthChecker &hc = f.start();
+    REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= 3; }, 3s));
+    CHECK(f.up->health() == Health::Up);
+    CHECK(f.loop.run_until([&] { return f.srv.connections >= 3; }, 1s));
+    CHECK(f.srv.requests == 0);
     if (mode == HealthMode::Tls) {
-      CHECK(up->health_counters.resumed_handshakes >= 1);
+      CHECK(f.up->health_counters.resumed_handshakes >= 1);
     } else {
-      CHECK(up->health_counters.handshakes == 0);
+      CHECK(f.up->health_counters.handshakes == 0);
     }
-    srv.stop();
-    REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+    f.srv.stop();
+    REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
     CHECK(f.events.back().why == CheckResult::L4Con);
-    CHECK(up->kill_epoch() == 0); // refused: soft
+    CHECK(f.up->kill_epoch() == 0); // refused: soft
     hc.stop();
   }
 }
 
 TEST_CASE("checker: wrong CA is an L6 failure; bad CA file is reported") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthConfig cfg = fast_config(f.pki);
-  cfg.ca_file = f.pki.other_ca_crt();
-  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  Checked f;
+  f.cfg.ca_file = f.pki.other_ca_crt();
+  HealthChecker &hc = f.start();
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().why == CheckResult::L6Rsp);
   hc.stop();
 
@@ -323,22 +315,19 @@ TEST_CASE("checker: wrong CA is an L6 failure; bad CA file is reported") {
 }
 
 TEST_CASE("checker: set_upstreams keeps, adds and drops; mode none never checks") {
-  Fixture f;
-  TestTlsServer a(f.sctx), b(f.sctx);
-  auto ua = upstream_for(a.port());
+  Checked f; // its server and endpoint are `a`
+  TestTlsServer b(f.sctx);
   auto ub = upstream_for(b.port());
-  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
-  hc.set_upstreams({ua});
-  REQUIRE(f.loop.run_until([&] { return ua->health() == Health::Up; }, 2s));
-  hc.set_upstreams({ua, ub});
+  HealthChecker &hc = f.start_up();
+  hc.set_upstreams({f.up, ub});
   CHECK(hc.size() == 2);
   REQUIRE(f.loop.run_until([&] { return ub->health() == Health::Up; }, 2s));
-  CHECK(a.handshakes == 1); // kept its connection and state
+  CHECK(f.srv.handshakes == 1); // kept its connection and state
   hc.set_upstreams({ub});
   CHECK(hc.size() == 1);
-  const uint64_t checks_a = ua->health_counters.checks;
+  const uint64_t checks_a = f.up->health_counters.checks;
   f.loop.run_for(300ms);
-  CHECK(ua->health_counters.checks == checks_a);
+  CHECK(f.up->health_counters.checks == checks_a);
   // A reload that builds a new Upstream object for the same endpoint keeps the verdict.
   auto ub2 = upstream_for(b.port());
   hc.set_upstreams({ub2});
@@ -348,7 +337,7 @@ TEST_CASE("checker: set_upstreams keeps, adds and drops; mode none never checks"
 
   HealthConfig none = fast_config(f.pki);
   none.mode = HealthMode::None;
-  auto un = upstream_for(a.port());
+  auto un = upstream_for(f.srv.port());
   un->set_health(Health::Down);
   HealthChecker hn(&f.loop.loop, none, f.recorder());
   hn.set_upstreams({un});
@@ -359,92 +348,82 @@ TEST_CASE("checker: set_upstreams keeps, adds and drops; mode none never checks"
 }
 
 TEST_CASE("checker: reconfigure applies new settings in place and keeps verdicts") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthConfig cfg = fast_config(f.pki);
-  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  Checked f;
+  HealthConfig &cfg = f.cfg;
+  HealthChecker &hc = f.build();
   CHECK(hc.reconfigure(cfg).ok()); // equal: no-op
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  f.start_up();
   CHECK(f.events.size() == 1);
 
   // A path that answers 500 on this server is not modelled; switch the mode instead.
   cfg.mode = HealthMode::Tls;
   CHECK(hc.reconfigure(cfg).ok());
-  const uint64_t checks = up->health_counters.checks;
-  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks > checks + 2; }, 2s));
-  CHECK(up->health() == Health::Up);
+  const uint64_t checks = f.up->health_counters.checks;
+  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks > checks + 2; }, 2s));
+  CHECK(f.up->health() == Health::Up);
   CHECK(f.events.size() == 1); // verdict kept: no transition
-  const int requests = srv.requests;
+  const int requests = f.srv.requests;
   f.loop.run_for(200ms);
-  CHECK(srv.requests == requests); // tls mode sends no HTTP
+  CHECK(f.srv.requests == requests); // tls mode sends no HTTP
 
   // New thresholds keep the verdict; `fall` failures take it down.
   cfg.rise = 3;
   cfg.fall = 3;
   cfg.mode = HealthMode::Https;
   CHECK(hc.reconfigure(cfg).ok());
-  srv.status = 500;
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  f.srv.status = 500;
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().old_h == Health::Up);
-  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 3);
-  srv.status = 200;
+  CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 3);
+  f.srv.status = 200;
 
   // Bad TLS files are rejected (see below); none stops checking.
   cfg.ca_file = "/nonexistent/ca.crt";
   CHECK_FALSE(hc.reconfigure(cfg).ok());
   cfg.mode = HealthMode::None;
   CHECK(hc.reconfigure(cfg).ok()); // no TLS in this mode: its files are not loaded
-  CHECK(up->health() == Health::Unknown);
+  CHECK(f.up->health() == Health::Unknown);
   CHECK(hc.size() == 0);
   cfg.mode = HealthMode::Https;
   cfg.ca_file = f.pki.ca_crt();
   CHECK(hc.reconfigure(cfg).ok());
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  up->add_passive_failure();
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
+  f.up->add_passive_failure();
   hc.poke();
-  REQUIRE(f.loop.run_until([&] { return up->take_passive_failures() == 0; }, 1s));
+  REQUIRE(f.loop.run_until([&] { return f.up->take_passive_failures() == 0; }, 1s));
   hc.stop();
 }
 
 TEST_CASE("checker: a server closing every idle connection gets one immediate re-check per "
           "interval, not one per round trip") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  srv.close_after_answer = true; // answers 200 without `Connection: close`, then closes
-  auto up = upstream_for(srv.port());
-  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder()); // interval 100 ms
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  const uint64_t checks = up->health_counters.checks;
+  Checked f;
+  f.srv.close_after_answer = true;  // answers 200 without `Connection: close`, then closes
+  HealthChecker &hc = f.start_up(); // interval 100 ms
+  const uint64_t checks = f.up->health_counters.checks;
   f.loop.run_for(1000ms);
-  const uint64_t n = up->health_counters.checks - checks;
+  const uint64_t n = f.up->health_counters.checks - checks;
   MESSAGE(n << " checks in 1 s against a server closing after every answer");
   // The scheduled check and at most one immediate re-check after its close, per interval
   // (>= 90 ms with jitter): about 20 a second, against hundreds back to back.
   CHECK(n <= 25);
   CHECK(n >= 8);
-  CHECK(up->health() == Health::Up);
+  CHECK(f.up->health() == Health::Up);
   CHECK(f.events.size() == 1);
   hc.stop();
 }
 
 TEST_CASE("checker: TLS files that cannot be loaded never count against the endpoints") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  HealthConfig bad = fast_config(f.pki);
-  bad.ca_file = "/nonexistent/ca.crt";
-  auto up = upstream_for(srv.port());
-  HealthChecker hc(&f.loop.loop, bad, f.recorder());
+  Checked f;
+  f.cfg.ca_file = "/nonexistent/ca.crt";
+  HealthChecker &hc = f.build();
   CHECK(hc.tls_error().find("/nonexistent/ca.crt") != std::string::npos);
-  hc.set_upstreams({up});
+  f.start();
   f.loop.run_for(300ms);
   // A local setup error: no check runs, the endpoint is not taken down (the owner refuses to
   // start with tls_error() set).
-  CHECK(up->health() == Health::Unknown);
-  CHECK(up->health_counters.checks == 0);
-  CHECK(up->kill_epoch() == 0);
+  CHECK(f.up->health() == Health::Unknown);
+  CHECK(f.up->health_counters.checks == 0);
+  CHECK(f.up->kill_epoch() == 0);
   CHECK(f.events.empty());
   hc.stop();
 }
@@ -452,14 +431,9 @@ TEST_CASE("checker: TLS files that cannot be loaded never count against the endp
 TEST_CASE("checker: reconfigure with unloadable TLS files is rejected; the running checks stay") {
   for (int which = 0; which < 3; which++) {
     CAPTURE(which);
-    Fixture f;
-    TestTlsServer srv(f.sctx);
-    auto up = upstream_for(srv.port());
-    HealthConfig cfg = fast_config(f.pki);
-    HealthChecker hc(&f.loop.loop, cfg, f.recorder());
-    hc.set_upstreams({up});
-    REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-    HealthConfig bad = cfg;
+    Checked f;
+    HealthChecker &hc = f.start_up();
+    HealthConfig bad = f.cfg;
     bad.path = "/livez"; // a change that alone would be applied
     const std::string missing = f.pki.path("missing.pem");
     if (which == 0) {
@@ -474,18 +448,18 @@ TEST_CASE("checker: reconfigure with unloadable TLS files is rejected; the runni
     auto r = hc.reconfigure(bad);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().find(which == 2 ? f.pki.server_key() : missing) != std::string::npos);
-    const uint64_t checks = up->health_counters.checks;
-    REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= checks + 3; }, 2s));
-    CHECK(up->health() == Health::Up);
-    CHECK(up->kill_epoch() == 0);
-    CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L6Rsp)] == 0);
-    CHECK(srv.handshakes == 1); // the old probe and its connection kept running
+    const uint64_t checks = f.up->health_counters.checks;
+    REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= checks + 3; }, 2s));
+    CHECK(f.up->health() == Health::Up);
+    CHECK(f.up->kill_epoch() == 0);
+    CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L6Rsp)] == 0);
+    CHECK(f.srv.handshakes == 1); // the old probe and its connection kept running
     CHECK(f.events.size() == 1);
     // The rejected settings were not taken: the same good settings are still a no-op, and a
     // fixed file is accepted.
-    CHECK(hc.reconfigure(cfg).ok());
-    CHECK(srv.handshakes == 1);
-    bad.ca_file = cfg.ca_file;
+    CHECK(hc.reconfigure(f.cfg).ok());
+    CHECK(f.srv.handshakes == 1);
+    bad.ca_file = f.cfg.ca_file;
     bad.client_cert = f.pki.client_crt();
     bad.client_key = f.pki.client_key();
     CHECK(hc.reconfigure(bad).ok());
@@ -494,27 +468,22 @@ TEST_CASE("checker: reconfigure with unloadable TLS files is rejected; the runni
 }
 
 TEST_CASE("checker: a refused connect is a soft down; a timeout while down escalates") {
-  Fixture f;
-  auto srv = std::make_unique<TestTlsServer>(f.sctx);
-  const uint16_t port = srv->port();
-  auto up = upstream_for(port);
-  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  srv->stop(); // listener closed: the apiserver's SIGTERM with --shutdown-delay-duration=0
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  Checked f;
+  const uint16_t port = f.srv.port();
+  HealthChecker &hc = f.start_up();
+  f.srv.stop(); // listener closed: the apiserver's SIGTERM with --shutdown-delay-duration=0
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().why == CheckResult::L4Con);
-  CHECK(up->kill_epoch() == 0); // in-flight requests on it are left to finish
+  CHECK(f.up->kill_epoch() == 0); // in-flight requests on it are left to finish
   const size_t n_events = f.events.size();
   f.loop.run_for(200ms); // more refused checks while down: no escalation
-  CHECK(up->kill_epoch() == 0);
+  CHECK(f.up->kill_epoch() == 0);
   CHECK(f.events.size() == n_events);
 
   // The same address now accepts TCP but never answers: hung, so its sessions are closed.
-  srv.reset();
   TestTlsServer hung(f.sctx, port);
   hung.hang = true;
-  REQUIRE(f.loop.run_until([&] { return up->kill_epoch() == 1; }, 2s));
+  REQUIRE(f.loop.run_until([&] { return f.up->kill_epoch() == 1; }, 2s));
   REQUIRE(f.events.size() == n_events + 1);
   CHECK(f.events.back().old_h == Health::Down); // "escalated"
   CHECK(f.events.back().new_h == Health::Down);
@@ -524,119 +493,102 @@ TEST_CASE("checker: a refused connect is a soft down; a timeout while down escal
 }
 
 TEST_CASE("checker: new rise/fall keep an up endpoint up until `fall` failures") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthConfig cfg = fast_config(f.pki);
-  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  Checked f;
+  HealthConfig &cfg = f.cfg;
+  HealthChecker &hc = f.start_up();
   // The first check after the reload fails once (hard: closed before the answer).
-  srv.close_next_requests = 1;
+  f.srv.close_next_requests = 1;
   cfg.rise = 3;
   cfg.fall = 3;
   REQUIRE(hc.reconfigure(cfg).ok());
   REQUIRE(f.loop.run_until(
-      [&] { return up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 1; },
+      [&] { return f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 1; },
       2s));
-  const uint64_t checks = up->health_counters.checks;
-  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= checks + 3; }, 2s));
-  CHECK(up->health() == Health::Up);
-  CHECK(up->kill_epoch() == 0);
+  const uint64_t checks = f.up->health_counters.checks;
+  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= checks + 3; }, 2s));
+  CHECK(f.up->health() == Health::Up);
+  CHECK(f.up->kill_epoch() == 0);
   CHECK(f.events.size() == 1);
 
   // A down endpoint stays down and needs `rise` passes.
-  srv.status = 500;
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  f.srv.status = 500;
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
   cfg.rise = 2;
   cfg.fall = 2;
   REQUIRE(hc.reconfigure(cfg).ok());
   f.loop.run_for(100ms);
-  CHECK(up->health() == Health::Down);
+  CHECK(f.up->health() == Health::Down);
   const size_t n_events = f.events.size();
-  srv.status = 200;
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+  f.srv.status = 200;
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
   CHECK(f.events.size() == n_events + 1);
-  CHECK(up->health_counters.checks >= 2);
+  CHECK(f.up->health_counters.checks >= 2);
   hc.stop();
 }
 
 TEST_CASE("checker: reconfigure keeps a hard-failed endpoint's kill: no second escalation") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthConfig cfg = fast_config(f.pki);
-  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  srv.hang = true;
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 3s));
-  CHECK(up->kill_epoch() == 1);
+  Checked f;
+  HealthChecker &hc = f.start_up();
+  f.srv.hang = true;
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 3s));
+  CHECK(f.up->kill_epoch() == 1);
   const size_t n_events = f.events.size();
-  cfg.down_interval = 60ms;
-  REQUIRE(hc.reconfigure(cfg).ok());
-  const uint64_t checks = up->health_counters.checks;
-  REQUIRE(f.loop.run_until([&] { return up->health_counters.checks >= checks + 2; }, 3s));
-  CHECK(up->kill_epoch() == 1);
+  f.cfg.down_interval = 60ms;
+  REQUIRE(hc.reconfigure(f.cfg).ok());
+  const uint64_t checks = f.up->health_counters.checks;
+  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= checks + 2; }, 3s));
+  CHECK(f.up->kill_epoch() == 1);
   CHECK(f.events.size() == n_events);
   // Likewise when a reload re-creates the Upstream object of the same endpoint.
-  auto up2 = upstream_for(srv.port());
+  auto up2 = upstream_for(f.srv.port());
   hc.set_upstreams({up2});
   CHECK(up2->health() == Health::Down);
   REQUIRE(f.loop.run_until([&] { return up2->health_counters.checks >= 2; }, 3s));
   CHECK(up2->kill_epoch() == 0);
   CHECK(f.events.size() == n_events);
-  srv.hang = false;
+  f.srv.hang = false;
   hc.stop();
 }
 
 TEST_CASE("checker: a non-200 head whose body never finishes is L7STS (soft), not L7TOUT") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  srv.status = 500;
-  srv.truncate_body = true;
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 3s));
+  Checked f;
+  HealthChecker &hc = f.start_up();
+  f.srv.status = 500;
+  f.srv.truncate_body = true;
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 3s));
   CHECK(f.events.back().why == CheckResult::L7Sts);
-  CHECK(up->kill_epoch() == 0);
-  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Tout)] == 0);
-  CHECK(up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 2);
+  CHECK(f.up->kill_epoch() == 0);
+  CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Tout)] == 0);
+  CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 2);
 
   // A 200 whose body never finishes proves nothing: still a timeout (hard).
-  srv.status = 200;
-  srv.truncate_body = false;
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  srv.truncate_body = true;
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 3s));
+  f.srv.status = 200;
+  f.srv.truncate_body = false;
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
+  f.srv.truncate_body = true;
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 3s));
   CHECK(f.events.back().why == CheckResult::L7Tout);
-  CHECK(up->kill_epoch() == 1);
+  CHECK(f.up->kill_epoch() == 1);
   hc.stop();
 }
 
 TEST_CASE("checker: --health-server-name as an IP literal is verified, never sent as SNI") {
-  Fixture f;
-  TestTlsServer srv(f.sctx);
-  auto up = upstream_for(srv.port());
-  HealthConfig cfg = fast_config(f.pki);
+  Checked f;
+  HealthConfig &cfg = f.cfg;
   cfg.server_name = "127.0.0.1"; // in the certificate's IP SANs
-  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
-  hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  CHECK(srv.handshakes == 1);
-  CHECK(srv.last_sni().empty());
+  HealthChecker &hc = f.start_up();
+  CHECK(f.srv.handshakes == 1);
+  CHECK(f.srv.last_sni().empty());
 
   cfg.server_name = "::2"; // not in the certificate: verified as an IP, so it fails
   REQUIRE(hc.reconfigure(cfg).ok());
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().why == CheckResult::L6Rsp);
 
   cfg.server_name = "localhost"; // a DNS name is sent
   REQUIRE(hc.reconfigure(cfg).ok());
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 2s));
-  CHECK(srv.last_sni() == "localhost");
+  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
+  CHECK(f.srv.last_sni() == "localhost");
   hc.stop();
 }
 
