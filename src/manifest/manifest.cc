@@ -409,7 +409,9 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
 
   out << YAML::Key << "spec" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "hostNetwork" << YAML::Value << true;
-  out << YAML::Key << "dnsPolicy" << YAML::Value << "ClusterFirstWithHostNet";
+  // The node's resolver, not cluster DNS: CoreDNS is reached through kube-proxy, which reaches the
+  // apiserver through this pod, so endpoint names must not depend on it.
+  out << YAML::Key << "dnsPolicy" << YAML::Value << "Default";
   out << YAML::Key << "nodeSelector" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "kubernetes.io/os" << YAML::Value << "linux";
   out << YAML::EndMap;

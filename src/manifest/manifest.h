@@ -25,12 +25,14 @@ struct ManifestOptions {
   // --config=<config_hostpath>/config.yaml.
   std::string config_hostpath;
   // Kubernetes quantities. An empty limit means "no limit". Requests default to Kubespray's
-  // nginx-proxy requests; the memory limit leaves 2x headroom over what the benchmarks measured
-  // (under 32 MiB RSS with thousands of connections).
+  // nginx-proxy requests. The memory limit is far above what the benchmarks measured (12 MiB RSS
+  // with 9000 connections) because an OOM kill would cut every API connection of the node: each
+  // stalled connection may buffer up to 2 x 256 KiB (bufferHighWatermark), so 256Mi holds 500 of
+  // them. Kubespray's nginx-proxy has no limit at all.
   std::string cpu_request = "25m";
   std::string memory_request = "32M";
   std::string cpu_limit; // none by default: CPU throttling adds latency to every apiserver call
-  std::string memory_limit = "64Mi";
+  std::string memory_limit = "256Mi";
   std::string image_pull_policy = "IfNotPresent"; // Always | IfNotPresent | Never
   // UID/GID the container runs as (non-root). 65532 is the conventional "nonroot" user.
   int64_t run_as_user = 65532;

@@ -85,7 +85,7 @@ void check_every_field(const YAML::Node &m, const std::string &image) {
 
   const YAML::Node spec = m["spec"];
   CHECK(spec["hostNetwork"].as<bool>() == true);
-  CHECK(spec["dnsPolicy"].as<std::string>() == "ClusterFirstWithHostNet");
+  CHECK(spec["dnsPolicy"].as<std::string>() == "Default");
   CHECK(spec["priorityClassName"].as<std::string>() == "system-node-critical");
   CHECK(spec["nodeSelector"]["kubernetes.io/os"].as<std::string>() == "linux");
   // The proxy's 10 s graceful shutdown fits before kubelet's SIGKILL.
@@ -103,7 +103,7 @@ void check_every_field(const YAML::Node &m, const std::string &image) {
   // Requests no larger than Kubespray's nginx-proxy (25m, 32M); a memory limit.
   CHECK(k["resources"]["requests"]["cpu"].as<std::string>() == "25m");
   CHECK(k["resources"]["requests"]["memory"].as<std::string>() == "32M");
-  CHECK(k["resources"]["limits"]["memory"].as<std::string>() == "64Mi");
+  CHECK(k["resources"]["limits"]["memory"].as<std::string>() == "256Mi");
   CHECK_FALSE(k["resources"]["limits"]["cpu"]);
 
   CHECK(k["livenessProbe"]["httpGet"]["path"].as<std::string>() == "/healthz");
