@@ -55,25 +55,17 @@ bool listeners_overlap(const HostPort &a, const HostPort &b) {
 
 void drop_admin_clashing_with_file(Config &c, std::vector<std::string> *notes,
                                    const std::string &file_name) {
-  std::vector<HostPort> admin;
   for (const auto &a : c.admin.listen) {
-    bool clash = false;
-    for (const auto &h : c.admin.healthz_listen) {
-      clash = clash || listeners_overlap(a, h);
-    }
-    for (const auto &l : c.listen) {
-      clash = clash || listeners_overlap(a, l);
-    }
-    if (clash) {
-      reader_note(notes, file_name, nullptr,
-                  "admin listener " + a.str() +
-                      " dropped: its port is taken by this file's listeners (set admin.listen in "
-                      "a kube-api-lb config file to keep /metrics)");
-    } else {
-      admin.push_back(a);
-    }
+    std::string where = c.admin.healthz_listen.empty()
+                            ? "this file has no health port, so there is no /metrics"
+                            : "/readyz, /metrics and /stats are served on the health port " +
+                                  c.admin.healthz_listen.front().str() + " to loopback clients";
+    reader_note(notes, file_name, nullptr,
+                "admin listener " + a.str() +
+                    " not opened: a drop-in binds only the ports its file names; " + where +
+                    " (set admin.listen in a kube-api-lb config file for a separate one)");
   }
-  c.admin.listen = std::move(admin);
+  c.admin.listen.clear();
 }
 
 std::vector<size_t> covered_by_wildcard(const std::vector<HostPort> &list) {

@@ -89,9 +89,11 @@ bool listeners_overlap(const HostPort &a, const HostPort &b);
 // (nginx and HAProxy accept "listen 8081; listen 127.0.0.1:8081"; only one socket can be bound).
 std::vector<size_t> covered_by_wildcard(const std::vector<HostPort> &list);
 
-// nginx.conf and haproxy.cfg say nothing of kube-api-lb's admin server, so its default address must
-// not stop the file's own listeners (the health port Kubespray's probes use) from binding: drops
-// every admin listener whose port a TCP or health listener of `c` takes, with a note for each.
+// nginx.conf and haproxy.cfg say nothing of kube-api-lb's admin server. A drop-in binds exactly the
+// ports its file names, as the nginx or HAProxy it replaces did: the default admin listener
+// (127.0.0.1:8081) is dropped, so that it can neither clash with the file's own listeners nor with
+// whatever else holds 8081 on a node whose health port was moved. The file's health port serves
+// /readyz, /metrics and /stats to loopback peers instead. A note says which.
 void drop_admin_clashing_with_file(Config &c, std::vector<std::string> *notes,
                                    const std::string &file_name);
 

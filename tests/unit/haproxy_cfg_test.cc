@@ -81,9 +81,11 @@ TEST_CASE("haproxy: Kubespray's rendered haproxy.cfg") {
                         "idleTimeout applies: none by default, so watches live)"));
   CHECK(has_note(notes, "haproxy.cfg:37:70: default-server: ignored \"maxconn\" (no per-endpoint "
                         "connection cap)"));
-  CHECK(has_note(notes, "haproxy.cfg: admin listener 127.0.0.1:8081 dropped: its port is taken by "
-                        "this file's listeners (set admin.listen in a kube-api-lb config file to "
-                        "keep /metrics)"));
+  CHECK(has_note(notes,
+                 "haproxy.cfg: admin listener 127.0.0.1:8081 not opened: a drop-in binds only "
+                 "the ports its file names; /readyz, /metrics and /stats are served on the "
+                 "health port 0.0.0.0:8081 to loopback clients (set admin.listen in a "
+                 "kube-api-lb config file for a separate one)"));
 
   SUBCASE("the shared reference copy, when present, is the same file") {
     auto ref = slurp(std::string(KAL_SOURCE_DIR) + "/../shared/reference/kubespray/haproxy.cfg");
@@ -109,6 +111,7 @@ TEST_CASE("haproxy: variants") {
     Config c = parse_ok(data("haproxy/other-port.cfg"));
     Config want;
     want.source = "haproxy.cfg";
+    want.admin.listen = {}; // no monitor section either: no admin listener at all
     want.listen = {v4("127.0.0.1", 16443)};
     want.endpoints = {v4("10.1.0.21", 8443), v4("10.1.0.22", 8443)};
     want.policy = kal::Policy::RandomTwo;
@@ -126,6 +129,7 @@ TEST_CASE("haproxy: variants") {
     Config c = parse_ok(data("haproxy/no-check.cfg"), &notes);
     Config want;
     want.source = "haproxy.cfg";
+    want.admin.listen = {}; // a drop-in opens no admin port of its own
     want.listen = {v4("0.0.0.0", 6443)};
     want.endpoints = {v4("10.0.0.1", 6443), v4("10.0.0.2", 6443)};
     want.policy = kal::Policy::First;
@@ -137,6 +141,7 @@ TEST_CASE("haproxy: variants") {
     Config c = parse_ok(data("haproxy/tls.cfg"));
     Config want;
     want.source = "haproxy.cfg";
+    want.admin.listen = {};
     want.listen = {v4("127.0.0.1", 6443), v6("::1", 6443)};
     want.endpoints = {name("cp1.example.com", 6443), name("cp2.example.com", 6443)};
     want.policy = kal::Policy::RoundRobin;
