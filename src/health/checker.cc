@@ -2,6 +2,10 @@
 
 #include "log/logger.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <random>
 
 namespace kal {
@@ -78,6 +82,10 @@ HealthChecker::HealthChecker(uv_loop_t *loop, HealthConfig cfg, TransitionFn on_
       schedule_(schedule_config(cfg_), std::random_device{}()) {
   load_tls();
   reaper_.init(loop_, this);
+  if (tls_watch_.init(loop_, this)) {
+    tls_watch_.unref();
+  }
+  watch_tls();
   auto *a = async_.make(this);
   if (uv_async_init(loop_, a, &HealthChecker::async_cb) != 0) {
     async_.abandon();
@@ -90,13 +98,47 @@ bool HealthChecker::needs_tls(const HealthConfig &cfg) {
   return cfg.mode == HealthMode::Https || cfg.mode == HealthMode::Tls;
 }
 
+std::vector<std::string> HealthChecker::tls_files(const HealthConfig &cfg) {
+  std::vector<std::string> out;
+  for (const std::string *f : {&cfg.ca_file, &cfg.client_cert, &cfg.client_key}) {
+    if (!f->empty() && std::find(out.begin(), out.end(), *f) == out.end()) {
+      out.push_back(*f);
+    }
+  }
+  return out;
+}
+
+std::vector<HealthChecker::FileStamp>
+HealthChecker::stamp_files(const std::vector<std::string> &files) {
+  std::vector<FileStamp> out;
+  for (const auto &f : files) {
+    FileStamp s;
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) { // follows symlinks: a swapped link shows a new inode
+      s.err = errno;
+    } else {
+      s.dev = static_cast<uint64_t>(st.st_dev);
+      s.ino = static_cast<uint64_t>(st.st_ino);
+      s.size = static_cast<int64_t>(st.st_size);
+      s.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
 void HealthChecker::load_tls() {
   tls_.reset();
   tls_error_.clear();
+  tls_reload_error_.clear();
   if (needs_tls(cfg_)) {
+    // Stamped before loading: a file replaced in between looks changed at the next tick and is
+    // loaded again, rather than a change going unnoticed.
+    auto stamps = stamp_files(tls_files(cfg_));
     auto ctx = make_tls_context(cfg_);
     if (ctx.ok()) {
       tls_ = *ctx;
+      tls_stamps_ = std::move(stamps);
     } else {
       tls_error_ = ctx.error();
       log::error("health checks cannot use TLS; no endpoint is checked").kv("error", tls_error_);
@@ -111,7 +153,9 @@ Result<bool> HealthChecker::reconfigure(HealthConfig cfg) {
   // Load the new files before touching anything: a local mistake (a missing or mismatched file)
   // must never fail the checks of healthy apiservers, so the running settings stay.
   std::shared_ptr<TlsContext> tls;
+  std::vector<FileStamp> stamps;
   if (needs_tls(cfg)) {
+    stamps = stamp_files(tls_files(cfg));
     auto ctx = make_tls_context(cfg);
     if (!ctx.ok()) {
       return Err{ctx.error()};
@@ -123,6 +167,9 @@ Result<bool> HealthChecker::reconfigure(HealthConfig cfg) {
   schedule_ = CheckSchedule(schedule_config(cfg_), std::random_device{}());
   tls_ = std::move(tls);
   tls_error_.clear();
+  tls_stamps_ = std::move(stamps);
+  tls_reload_error_.clear();
+  watch_tls();
   std::vector<std::unique_ptr<Target>> old = std::move(targets_);
   targets_.clear();
   if (cfg_.mode == HealthMode::None) {
@@ -161,6 +208,66 @@ Result<bool> HealthChecker::reconfigure(HealthConfig cfg) {
     }
   }
   return true;
+}
+
+void HealthChecker::set_tls_watch_interval(std::chrono::milliseconds d) {
+  tls_watch_interval_ = d;
+  watch_tls();
+}
+
+void HealthChecker::watch_tls() {
+  if (stopped_ || !tls_ || tls_files(cfg_).empty()) {
+    tls_watch_.stop();
+    return;
+  }
+  const auto ms = static_cast<uint64_t>(std::max<int64_t>(tls_watch_interval_.count(), 1));
+  tls_watch_.start(&HealthChecker::tls_watch_cb, ms, ms);
+}
+
+void HealthChecker::tls_watch_cb(uv_timer_t *h) noexcept {
+  auto *self = static_cast<HealthChecker *>(h->data);
+  if (!self) {
+    return;
+  }
+  self->on_tls_watch();
+}
+
+void HealthChecker::on_tls_watch() {
+  if (stopped_ || !tls_) {
+    return;
+  }
+  const std::vector<std::string> files = tls_files(cfg_);
+  std::vector<FileStamp> stamps = stamp_files(files);
+  if (stamps == tls_stamps_) {
+    return;
+  }
+  std::string changed;
+  for (size_t i = 0; i < files.size(); i++) {
+    if (i >= tls_stamps_.size() || stamps[i] != tls_stamps_[i]) {
+      changed += (changed.empty() ? "" : ",") + files[i];
+    }
+  }
+  auto ctx = make_tls_context(cfg_);
+  if (!ctx.ok()) {
+    // Mid-rotation (a file half written, the certificate renamed in before its key): the old
+    // files still work until the old certificate expires, so keep them and look again next tick.
+    // The stamps stay those of the running context, so every tick retries until one loads.
+    if (ctx.error() != tls_reload_error_) {
+      tls_reload_error_ = ctx.error();
+      log::warn(
+          "health-check TLS files changed but cannot be loaded; still using the previous ones")
+          .kv("files", changed)
+          .kv("error", ctx.error());
+    }
+    return;
+  }
+  tls_ = *ctx;
+  tls_stamps_ = std::move(stamps);
+  tls_reload_error_.clear();
+  for (auto &t : targets_) {
+    t->probe->set_tls(tls_); // a check in flight keeps the old context through its TlsEngine
+  }
+  log::info("health-check TLS files changed; reloaded").kv("files", changed);
 }
 
 std::unique_ptr<HealthChecker::Target> HealthChecker::make_target(std::shared_ptr<Upstream> up,
@@ -464,6 +571,7 @@ void HealthChecker::stop() {
     }
   }
   reaper_.reset();
+  tls_watch_.reset();
   std::lock_guard lock(async_mu_);
   async_.reset();
 }

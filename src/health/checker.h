@@ -14,6 +14,8 @@
 
 #include <uv.h>
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -45,6 +47,16 @@ public:
   // endpoint's health changes: a local setup error never counts against the apiservers.
   const std::string &tls_error() const { return tls_error_; }
 
+  // Certificates rotate under a running proxy (a renewed file renamed into place, kubelet's
+  // symlink swapped), so once a TLS context is loaded its files are stat()ed (through symlinks)
+  // this often. When one changed, the context is rebuilt with the same settings and swapped in:
+  // checks from then on use it, one in flight finishes with the old context. If the new files do
+  // not load (half written, a key not yet matching its certificate) the old context stays, a
+  // warning names the file, and the next tick tries again.
+  static constexpr std::chrono::milliseconds kTlsWatchInterval{30000};
+  // Tests only: look at the TLS files every `d` instead of kTlsWatchInterval.
+  void set_tls_watch_interval(std::chrono::milliseconds d);
+
   // Sets the endpoints to check (also for live reload). New ones start checking at once, in
   // parallel, each after a random offset in [0, min(interval, 100ms)]; removed ones stop (their
   // connections close); ones already present (same Upstream object, or same name) keep their
@@ -72,13 +84,27 @@ public:
 
 private:
   struct Target;
+  // What stat() says about one TLS file: a rename, a symlink swap or an in-place rewrite changes
+  // at least one field (the file's identity, size or modification time).
+  struct FileStamp {
+    int err = 0; // errno of a failed stat(), else 0
+    uint64_t dev = 0, ino = 0;
+    int64_t size = 0, mtime_ns = 0;
+    bool operator==(const FileStamp &) const = default;
+  };
   static void timer_cb(uv_timer_t *t) noexcept;
   static void async_cb(uv_async_t *a) noexcept;
   static void reaper_cb(uv_timer_t *t) noexcept;
+  static void tls_watch_cb(uv_timer_t *t) noexcept;
 
   std::unique_ptr<Target> make_target(std::shared_ptr<Upstream> up, HealthTracker tracker);
   static bool needs_tls(const HealthConfig &cfg); // https and tls modes
   void load_tls();
+  // The configured CA, client certificate and key files of `cfg`, each once; what stat() says.
+  static std::vector<std::string> tls_files(const HealthConfig &cfg);
+  static std::vector<FileStamp> stamp_files(const std::vector<std::string> &files);
+  void watch_tls(); // (re)arms or stops the file watch for the running settings
+  void on_tls_watch();
   void schedule_in(Target &t, std::chrono::milliseconds d);
   void run_check(Target &t);
   void on_result(Target &t, const ProbeOutcome &o);
@@ -90,6 +116,10 @@ private:
   TransitionFn on_transition_;
   std::shared_ptr<TlsContext> tls_;
   std::string tls_error_;
+  std::vector<FileStamp> tls_stamps_; // of tls_files(cfg_), taken just before tls_ was loaded
+  std::string tls_reload_error_;      // the last failed rebuild, warned about once
+  std::chrono::milliseconds tls_watch_interval_ = kTlsWatchInterval;
+  uvx::Timer tls_watch_; // unref'd: never keeps a stopping loop alive
   CheckSchedule schedule_;
   std::vector<std::unique_ptr<Target>> targets_;
   std::vector<std::shared_ptr<Upstream>> ups_;   // as last given to set_upstreams()

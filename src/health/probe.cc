@@ -88,6 +88,13 @@ void Probe::start(DoneFn done) {
   refused_ = false;
   pending_ = false;
   timer_.start(&Probe::timer_cb, static_cast<uint64_t>(opts_.timeout.count()));
+  if (tls_renewed_) {
+    // Also a session stored by a check that was in flight during set_tls(): it resumes the old
+    // identity.
+    tls_renewed_ = false;
+    session_.reset();
+    close_gracefully();
+  }
   reused_ = opts_.mode == HealthMode::Https && established_;
   if (reused_) {
     send_request();
@@ -95,6 +102,12 @@ void Probe::start(DoneFn done) {
   }
   close_connection();
   connect();
+}
+
+void Probe::set_tls(std::shared_ptr<TlsContext> tls) {
+  opts_.tls = std::move(tls);
+  session_.reset();
+  tls_renewed_ = true;
 }
 
 void Probe::fail_soon(CheckResult r, std::string detail) {

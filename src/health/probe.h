@@ -79,6 +79,12 @@ public:
   // Whether a kept-alive connection is ready for the next request (https mode).
   bool connected() const { return established_; }
 
+  // Makes every check from the next start() on handshake with `tls` (the files were rotated). A
+  // check in flight finishes with the old context, which its TlsEngine keeps alive. The kept-alive
+  // connection and the session to resume are dropped at the next start(): both carry the identity
+  // the old files presented, which the server may stop accepting once the old certificate expires.
+  void set_tls(std::shared_ptr<TlsContext> tls);
+
 private:
   enum class Phase { Idle, Connecting, Handshaking, Requesting };
 
@@ -120,6 +126,7 @@ private:
   bool established_ = false;
   bool linger_ = false;        // tls mode: check done, connection kept only to receive a ticket
   bool session_fresh_ = false; // the last read delivered a new session
+  bool tls_renewed_ = false;   // set_tls() since the last start(): connect afresh, do not resume
 
   DoneFn done_;
   std::chrono::steady_clock::time_point started_;

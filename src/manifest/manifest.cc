@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 
@@ -54,15 +55,18 @@ std::string probe_host(const HostPort &admin) {
   return admin.host;
 }
 
-Result<std::string> clean_hostpath(std::string p) {
+// `p` without trailing slashes, or an error starting with `what` (which names the option and
+// its value) if `p` is relative, the root directory, or has a "." or ".." component (a hostPath
+// must not).
+Result<std::string> clean_hostpath(std::string p, const std::string &what) {
   if (p.empty() || p.front() != '/') {
-    return Err{"--config-hostpath \"" + p + "\": must be an absolute path"};
+    return Err{what + ": must be an absolute path"};
   }
   while (p.size() > 1 && p.back() == '/') {
     p.pop_back();
   }
   if (p == "/") {
-    return Err{"--config-hostpath \"/\": refusing to mount the host's root directory"};
+    return Err{what + ": refusing to mount the host's root directory"};
   }
   for (size_t i = 0; i <= p.size();) {
     size_t j = p.find('/', i);
@@ -71,7 +75,7 @@ Result<std::string> clean_hostpath(std::string p) {
     }
     std::string_view part(p.data() + i, j - i);
     if (part == "." || part == "..") {
-      return Err{"--config-hostpath \"" + p + "\": must not contain \".\" or \"..\""};
+      return Err{what + ": must not contain \".\" or \"..\""};
     }
     i = j + 1;
   }
@@ -95,10 +99,9 @@ void emit_probe(YAML::Emitter &out, const char *key, const HostPort &admin, cons
   out << YAML::EndMap;
 }
 
-struct FileMount {
+struct DirMount {
   std::string volume; // volume name
   std::string path;   // same on host and in the container
-  const char *type;   // hostPath type
 };
 
 } // namespace
@@ -343,7 +346,7 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
 
   std::string hostpath;
   if (!o.config_hostpath.empty()) {
-    auto p = clean_hostpath(o.config_hostpath);
+    auto p = clean_hostpath(o.config_hostpath, "--config-hostpath \"" + o.config_hostpath + "\"");
     if (!p) {
       return Err{p.error()};
     }
@@ -364,21 +367,36 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
   }
 
   // Files the health checker reads must exist inside the container too. Those outside the config
-  // directory get their own read-only single-file hostPath mount at the same path.
-  std::vector<FileMount> files;
-  auto add_file = [&](const char *volume, const std::string &path) {
-    if (path.empty() || (!hostpath.empty() && under_dir(path, hostpath))) {
-      return;
+  // directory are reached through a read-only hostPath mount of their directory at the same path,
+  // never of the file alone: a single-file mount keeps the inode it found when the pod started,
+  // so a certificate renewed by rename (cert-manager, kubeadm) or a swapped symlink (kubelet's
+  // kubelet-client-current.pem) would never reach the checker, which reloads rotated files.
+  std::vector<std::string> dirs;
+  for (const std::string *f : {&c.health.ca_file, &c.health.client_cert, &c.health.client_key}) {
+    if (f->empty() || (!hostpath.empty() && under_dir(*f, hostpath))) {
+      continue;
     }
-    files.push_back(FileMount{volume, path, "File"});
-  };
-  add_file("health-ca-file", c.health.ca_file);
-  add_file("health-client-cert", c.health.client_cert);
-  add_file("health-client-key", c.health.client_key);
-  for (const auto &f : files) {
-    if (f.path.front() != '/') {
-      return Err{std::string("health file \"") + f.path +
-                 "\": must be an absolute path to be mounted into the pod"};
+    auto file = clean_hostpath(*f, "health file \"" + *f + "\"");
+    if (!file) {
+      return Err{file.error()};
+    }
+    const std::string dir = file->substr(0, file->rfind('/'));
+    if (dir.empty()) {
+      return Err{"health file \"" + *f +
+                 "\": the pod mounts the directory of each health file, and not the host's root "
+                 "directory; move the file into a directory"};
+    }
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) {
+      dirs.push_back(dir);
+    }
+  }
+  // One volume per directory; one inside another is already visible through the outer mount.
+  std::vector<DirMount> health_dirs;
+  for (const auto &d : dirs) {
+    const bool nested = std::any_of(dirs.begin(), dirs.end(),
+                                    [&](const std::string &e) { return under_dir(d, e); });
+    if (!nested) {
+      health_dirs.push_back(DirMount{"health-tls-" + std::to_string(health_dirs.size() + 1), d});
     }
   }
 
@@ -471,7 +489,7 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
   out << YAML::EndMap;
   out << YAML::EndMap; // securityContext
 
-  const bool any_volume = !hostpath.empty() || !files.empty();
+  const bool any_volume = !hostpath.empty() || !health_dirs.empty();
   if (any_volume) {
     out << YAML::Key << "volumeMounts" << YAML::Value << YAML::BeginSeq;
     if (!hostpath.empty()) {
@@ -481,10 +499,10 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
       out << YAML::Key << "readOnly" << YAML::Value << true;
       out << YAML::EndMap;
     }
-    for (const auto &f : files) {
+    for (const auto &d : health_dirs) {
       out << YAML::BeginMap;
-      out << YAML::Key << "mountPath" << YAML::Value << f.path;
-      out << YAML::Key << "name" << YAML::Value << f.volume;
+      out << YAML::Key << "mountPath" << YAML::Value << d.path;
+      out << YAML::Key << "name" << YAML::Value << d.volume;
       out << YAML::Key << "readOnly" << YAML::Value << true;
       out << YAML::EndMap;
     }
@@ -494,20 +512,20 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
 
   if (any_volume) {
     out << YAML::Key << "volumes" << YAML::Value << YAML::BeginSeq;
-    auto volume = [&](const std::string &name, const std::string &path, const char *type) {
+    auto volume = [&](const std::string &name, const std::string &path) {
       out << YAML::BeginMap;
       out << YAML::Key << "name" << YAML::Value << name;
       out << YAML::Key << "hostPath" << YAML::Value << YAML::BeginMap;
       out << YAML::Key << "path" << YAML::Value << path;
-      out << YAML::Key << "type" << YAML::Value << type;
+      out << YAML::Key << "type" << YAML::Value << "Directory";
       out << YAML::EndMap;
       out << YAML::EndMap;
     };
     if (!hostpath.empty()) {
-      volume("config", hostpath, "Directory");
+      volume("config", hostpath);
     }
-    for (const auto &f : files) {
-      volume(f.volume, f.path, f.type);
+    for (const auto &d : health_dirs) {
+      volume(d.volume, d.path);
     }
     out << YAML::EndSeq;
   }

@@ -7,9 +7,17 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
+#include <sstream>
+#include <string>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -95,6 +103,53 @@ struct Checked : Fixture {
     REQUIRE(loop.run_until([&] { return up->health() == Health::Up; }, 2s));
     return *hc;
   }
+};
+
+std::string slurp(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Puts a copy of `from` at `to` the way cert-manager and kubeadm do: written beside it, then
+// renamed over it (a new inode; the old one stays intact for whoever still has it open).
+void replace_by_rename(const std::string &from, const std::string &to) {
+  const std::string tmp = to + ".tmp";
+  std::filesystem::copy_file(from, tmp, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::rename(tmp, to);
+}
+
+size_t count_of(const std::string &text, const std::string &what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+    n++;
+  }
+  return n;
+}
+
+// Sends what the process writes to stderr (the log) to a file while it lives.
+class StderrCapture {
+public:
+  explicit StderrCapture(std::string path) : path_(std::move(path)) {
+    std::fflush(stderr);
+    const int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    saved_ = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+  }
+  ~StderrCapture() {
+    dup2(saved_, STDERR_FILENO);
+    close(saved_);
+  }
+  StderrCapture(const StderrCapture &) = delete;
+  StderrCapture &operator=(const StderrCapture &) = delete;
+  std::string text() const { return slurp(path_); }
+
+private:
+  std::string path_;
+  int saved_ = -1;
 };
 
 } // namespace
@@ -465,6 +520,100 @@ TEST_CASE("checker: reconfigure with unloadable TLS files is rejected; the runni
     CHECK(hc.reconfigure(bad).ok());
     hc.stop();
   }
+}
+
+TEST_CASE("checker: a client certificate renewed by rename is used without a reconfigure") {
+  Fixture f;
+  // The server trusts only client certificates from a second CA; the checker starts with one
+  // from the first CA, as if its certificate had expired or the cluster's CA had been rotated.
+  TestPki ca2;
+  auto sctx = kal::TlsContext::server(f.pki.server_crt(), f.pki.server_key(), ca2.ca_crt());
+  REQUIRE(sctx.ok());
+  TestTlsServer srv(*sctx);
+  auto up = upstream_for(srv.port());
+  const std::string crt = f.pki.path("health.crt"), key = f.pki.path("health.key");
+  replace_by_rename(f.pki.client_crt(), crt);
+  replace_by_rename(f.pki.client_key(), key);
+  HealthConfig cfg = fast_config(f.pki);
+  cfg.client_cert = crt;
+  cfg.client_key = key;
+  StderrCapture log(f.pki.path("stderr.log"));
+  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  REQUIRE(hc.tls_error().empty());
+  hc.set_tls_watch_interval(50ms);
+  hc.set_upstreams({up});
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  CHECK(srv.handshakes == 0); // every handshake was refused
+  f.loop.run_for(200ms);      // ticks with unchanged files rebuild nothing
+  CHECK(count_of(log.text(), "health-check TLS files") == 0);
+
+  // The renewed pair, renamed into place.
+  replace_by_rename(ca2.client_key(), key);
+  replace_by_rename(ca2.client_crt(), crt);
+  const auto t0 = Clock::now();
+  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 3s));
+  MESSAGE("rename -> up in "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()
+          << " ms");
+  CHECK(srv.handshakes >= 1);
+  const std::string text = log.text();
+  CHECK_MESSAGE(count_of(text, "health-check TLS files changed; reloaded") == 1, text);
+  CHECK_MESSAGE(text.find(crt) != std::string::npos, text);
+  hc.stop();
+}
+
+TEST_CASE("checker: a half-written or mismatched rotation keeps the running TLS context and warns "
+          "once per problem") {
+  Checked f;
+  const std::string crt = f.pki.path("health.crt"), key = f.pki.path("health.key");
+  replace_by_rename(f.pki.client_crt(), crt);
+  replace_by_rename(f.pki.client_key(), key);
+  f.cfg.client_cert = crt;
+  f.cfg.client_key = key;
+  f.build().set_tls_watch_interval(20ms);
+  StderrCapture log(f.pki.path("stderr.log"));
+  HealthChecker &hc = f.start_up();
+  REQUIRE(f.srv.handshakes == 1);
+  const std::string warning = "health-check TLS files changed but cannot be loaded";
+
+  // A new key renamed in before its certificate: it does not match the running certificate.
+  replace_by_rename(f.pki.server_key(), key);
+  uint64_t checks = f.up->health_counters.checks;
+  f.loop.run_for(300ms); // about 15 ticks
+  std::string text = log.text();
+  CHECK_MESSAGE(count_of(text, warning) == 1, text);
+  CHECK_MESSAGE(text.find("error=\"health client key \\\"" + key) != std::string::npos, text);
+  CHECK(f.up->health_counters.checks >= checks + 2); // checks go on with the old context
+  CHECK(f.up->health() == Health::Up);
+  CHECK(f.srv.handshakes == 1); // on the same connection
+
+  // A certificate written in place and caught half way: another problem, one more warning.
+  const std::string pem = slurp(f.pki.client_crt());
+  std::ofstream(crt, std::ios::binary | std::ios::trunc) << pem.substr(0, pem.size() / 2);
+  checks = f.up->health_counters.checks;
+  f.loop.run_for(300ms);
+  text = log.text();
+  CHECK_MESSAGE(count_of(text, warning) == 2, text);
+  CHECK_MESSAGE(text.find("error=\"health client certificate \\\"" + crt) != std::string::npos,
+                text);
+  CHECK(f.up->health_counters.checks >= checks + 2);
+  CHECK(f.up->health() == Health::Up);
+  CHECK(f.srv.handshakes == 1);
+  CHECK(count_of(text, "reloaded") == 0);
+
+  // The rotation completes: loaded, and the next check handshakes again with the new files
+  // instead of keeping (or resuming) the connection made with the old ones.
+  replace_by_rename(f.pki.client_crt(), crt);
+  replace_by_rename(f.pki.client_key(), key);
+  REQUIRE(f.loop.run_until([&] { return f.srv.handshakes == 2; }, 2s));
+  f.loop.run_for(100ms);
+  text = log.text();
+  CHECK_MESSAGE(count_of(text, "health-check TLS files changed; reloaded") == 1, text);
+  CHECK(f.srv.resumed == 0);
+  CHECK(f.up->health() == Health::Up);
+  CHECK(f.events.size() == 1);
+  CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L6Rsp)] == 0);
+  hc.stop();
 }
 
 TEST_CASE("checker: a refused connect is a soft down; a timeout while down escalates") {

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 using namespace kal;
@@ -223,7 +224,8 @@ TEST_CASE("manifest: resources are options") {
   CHECK_FALSE(container(render(c, o))["resources"]["limits"]);
 }
 
-TEST_CASE("manifest: health-check files outside the config directory are mounted") {
+TEST_CASE("manifest: the directories of health-check files outside the config directory are "
+          "mounted") {
   Config c = lab_config();
   c.health.ca_file = "/etc/kubernetes/ssl/ca.crt";
   c.health.client_cert = "/etc/kube-api-lb/client.crt";
@@ -232,19 +234,64 @@ TEST_CASE("manifest: health-check files outside the config directory are mounted
   o.config_hostpath = "/etc/kube-api-lb";
   const YAML::Node m = render(c, o);
   const YAML::Node vols = m["spec"]["volumes"];
-  REQUIRE(vols.size() == 2); // config dir + the CA file; the client pair lives in the config dir
-  CHECK(vols[1]["name"].as<std::string>() == "health-ca-file");
-  CHECK(vols[1]["hostPath"]["path"].as<std::string>() == "/etc/kubernetes/ssl/ca.crt");
-  CHECK(vols[1]["hostPath"]["type"].as<std::string>() == "File");
-  CHECK(container(m)["volumeMounts"][1]["mountPath"].as<std::string>() ==
-        "/etc/kubernetes/ssl/ca.crt");
+  // The config dir + the CA file's directory; the client pair lives in the config dir. The
+  // directory, not the file: a single-file mount would keep the old inode after a rename.
+  REQUIRE(vols.size() == 2);
+  CHECK(vols[1]["name"].as<std::string>() == "health-tls-1");
+  CHECK(vols[1]["hostPath"]["path"].as<std::string>() == "/etc/kubernetes/ssl");
+  CHECK(vols[1]["hostPath"]["type"].as<std::string>() == "Directory");
+  const YAML::Node mounts = container(m)["volumeMounts"];
+  REQUIRE(mounts.size() == 2);
+  CHECK(mounts[1]["mountPath"].as<std::string>() == "/etc/kubernetes/ssl");
+  CHECK(mounts[1]["name"].as<std::string>() == "health-tls-1");
+  CHECK(mounts[1]["readOnly"].as<bool>() == true);
 
-  o.config_hostpath.clear(); // args mode: all three files need mounts
+  o.config_hostpath.clear(); // args mode: both directories need mounts, each once
   const YAML::Node m2 = render(c, o);
-  CHECK(m2["spec"]["volumes"].size() == 3);
+  const YAML::Node vols2 = m2["spec"]["volumes"];
+  REQUIRE(vols2.size() == 2);
+  CHECK(vols2[0]["name"].as<std::string>() == "health-tls-1");
+  CHECK(vols2[0]["hostPath"]["path"].as<std::string>() == "/etc/kubernetes/ssl");
+  CHECK(vols2[1]["name"].as<std::string>() == "health-tls-2");
+  CHECK(vols2[1]["hostPath"]["path"].as<std::string>() == "/etc/kube-api-lb");
+  CHECK(vols2[1]["hostPath"]["type"].as<std::string>() == "Directory");
+  const YAML::Node mounts2 = container(m2)["volumeMounts"];
+  REQUIRE(mounts2.size() == 2);
+  CHECK(mounts2[1]["mountPath"].as<std::string>() == "/etc/kube-api-lb");
+  CHECK(mounts2[1]["readOnly"].as<bool>() == true);
   auto args = strings(container(m2)["args"]);
   CHECK(std::find(args.begin(), args.end(), "--health-ca-file=/etc/kubernetes/ssl/ca.crt") !=
         args.end());
+
+  // A symlink (kubelet's kubelet-client-current.pem) in a directory inside another one's: the
+  // outer mount shows it; every file in one directory: one volume.
+  c.health.ca_file = "/var/lib/kube/ca.crt";
+  c.health.client_cert = "/var/lib/kube/pki/client-current.pem";
+  c.health.client_key = "/var/lib/kube/pki/client-current.pem";
+  const YAML::Node m3 = render(c, o);
+  REQUIRE(m3["spec"]["volumes"].size() == 1);
+  CHECK(m3["spec"]["volumes"][0]["hostPath"]["path"].as<std::string>() == "/var/lib/kube");
+  c.health.ca_file = "/var/lib/kube/pki/ca.crt";
+  const YAML::Node m4 = render(c, o);
+  REQUIRE(m4["spec"]["volumes"].size() == 1);
+  CHECK(m4["spec"]["volumes"][0]["name"].as<std::string>() == "health-tls-1");
+  CHECK(m4["spec"]["volumes"][0]["hostPath"]["path"].as<std::string>() == "/var/lib/kube/pki");
+  CHECK(container(m4)["volumeMounts"].size() == 1);
+
+  // Every volume name is a distinct DNS-1123 label.
+  c.health.ca_file = "/a/ca.crt";
+  c.health.client_cert = "/b/c.crt";
+  c.health.client_key = "/c/c.key";
+  o.config_hostpath = "/etc/kube-api-lb";
+  const YAML::Node m5 = render(c, o);
+  std::set<std::string> names;
+  for (const auto &v : m5["spec"]["volumes"]) {
+    const std::string name = v["name"].as<std::string>();
+    CHECK(name.size() <= 63);
+    CHECK(name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos);
+    names.insert(name);
+  }
+  CHECK(names == std::set<std::string>{"config", "health-tls-1", "health-tls-2", "health-tls-3"});
 }
 
 TEST_CASE("config_to_args: only non-defaults, durations in Kubernetes form") {
@@ -346,6 +393,17 @@ TEST_CASE("manifest: bad options are clear errors, never a crash") {
   r = render_manifest(rel, opts());
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().find("health file \"ca.crt\": must be an absolute path") != std::string::npos);
+  // Its directory is mounted: never the host's root, never a path with "..".
+  rel.health.ca_file = "/ca.crt";
+  r = render_manifest(rel, opts());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().find("health file \"/ca.crt\": the pod mounts the directory") !=
+        std::string::npos);
+  rel.health.ca_file = "/etc/kubernetes/../ca.crt";
+  r = render_manifest(rel, opts());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().find("health file \"/etc/kubernetes/../ca.crt\": must not contain") !=
+        std::string::npos);
 }
 
 TEST_CASE("parse_quantity") {
