@@ -318,6 +318,10 @@ void Session::on_endpoint_killed() {
   if (closed_) {
     return;
   }
+  if (c2u_.eof && replay_.empty() && !got_first_byte_) {
+    close(CloseReason::Done); // a client that closed without a byte: nothing to carry elsewhere
+    return;
+  }
   if (phase_ == Phase::Dialing || (can_replay() && phase_ == Phase::AwaitFirstByte)) {
     log::info("endpoint went down before it answered, re-dialling")
         .kv("endpoint", up_ ? up_->name() : "?");
@@ -601,7 +605,7 @@ void Session::half_close(bool to_upstream) {
   if (d.pending == 0 && uv_stream_get_write_queue_size(dst) == 0 &&
       uv_fileno(reinterpret_cast<uv_handle_t *>(dst), &fd) == 0) {
     if (::shutdown(fd, SHUT_WR) != 0) {
-      close(CloseReason::Done); // the peer is gone (ENOTCONN): nothing left to pass on
+      upstream_gone_on_shutdown(to_upstream); // the peer is gone (ENOTCONN)
     }
     return;
   }
@@ -609,8 +613,18 @@ void Session::half_close(bool to_upstream) {
   int rc = uv_shutdown(req, dst, shutdown_cb);
   if (rc != 0) {
     delete req;
-    close(CloseReason::Done);
+    upstream_gone_on_shutdown(to_upstream);
   }
+}
+
+// An upstream reset before its first byte is replaced like any early close (the client's bytes
+// and its FIN go to another endpoint); otherwise there is nothing left to pass on.
+void Session::upstream_gone_on_shutdown(bool to_upstream) {
+  if (to_upstream && can_replay() && !replay_.empty()) {
+    redial(false);
+    return;
+  }
+  close(CloseReason::Done);
 }
 
 void Session::on_shutdown_done(int status) {

@@ -122,6 +122,8 @@ private:
   void release(char *data, bool pooled);
   void maybe_resume(bool to_upstream);
   void half_close(bool to_upstream);
+  // shutdown(2) found the destination gone: re-dial if it was an upstream yet to answer.
+  void upstream_gone_on_shutdown(bool to_upstream);
   void maybe_finish();
   bool all_done() const;
   void arm_timer();
