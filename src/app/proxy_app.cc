@@ -197,7 +197,10 @@ void ProxyApp::on_resolve_tick() {
   }
 }
 
-bool ProxyApp::ready() const { return any_usable(*ups_, config_.health.mode != HealthMode::None); }
+// Not ready once shutting down, as kube-apiserver's /readyz: the process is going away.
+bool ProxyApp::ready() const {
+  return !shutting_down_ && any_usable(*ups_, config_.health.mode != HealthMode::None);
+}
 
 ProcessStats ProxyApp::process_stats() const {
   ProcessStats ps;
@@ -237,7 +240,7 @@ Result<bool> ProxyApp::start_admin(const Config &c) {
   h.metrics = [this] { return render_prometheus(visible_upstreams(), process_stats()); };
   h.stats = [this] { return render_stats_json(visible_upstreams(), process_stats()); };
   h.readiness_detail = [this] {
-    std::string s;
+    std::string s = shutting_down_ ? "[-]shutdown in progress\n" : "";
     for (const auto &u : *ups_) {
       // Appended piece by piece: operator+ chains here draw a false -Wrestrict from GCC 12.
       s += u->health() == Health::Up ? "[+]endpoint " : "[-]endpoint ";

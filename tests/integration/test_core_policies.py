@@ -235,6 +235,11 @@ class Policies(unittest.TestCase):
                 # refused; the next attempt finds none.
                 return False
         kt.wait_until(refused, 3, what="new connections to be refused after SIGTERM")
+        # Not ready while shutting down (as kube-apiserver), though /healthz still answers.
+        st, body = p.admin_get("/readyz?verbose")
+        self.assertEqual(st, 503, body)
+        self.assertIn("[-]shutdown in progress", body)
+        self.assertEqual(p.admin_get("/healthz")[0], 200)
         t0 = time.monotonic()
         events = 0
         while time.monotonic() - t0 < 2.0:
