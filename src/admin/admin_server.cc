@@ -1,5 +1,6 @@
 #include "admin/admin_server.h"
 
+#include "log/logger.h"
 #include "uvx/sockaddr.h"
 
 #include <arpa/inet.h>
@@ -216,6 +217,13 @@ Result<bool> AdminServer::listen(const HostPort &addr) {
 void AdminServer::on_connection(uv_stream_t *server, int status) {
   if (status < 0) {
     // libuv would retry accept() at once, without returning to the loop: pause the listener.
+    const uint64_t now = uv_now(loop_);
+    if (last_accept_warn_ms_ == 0 || now - last_accept_warn_ms_ >= 10000) {
+      last_accept_warn_ms_ = now; // at most one line per 10 s under a lasting EMFILE
+      log::warn("admin accept failed, pausing the listener")
+          .kv("error", uv_strerror(status))
+          .kv("retry_ms", kAcceptRetryMs);
+    }
     for (auto &l : listeners_) {
       if (l.is(server)) {
         l.pause();
@@ -276,7 +284,9 @@ std::string AdminServer::respond(std::string_view req, bool loopback_peer) const
   }
   if (path == "/readyz") {
     bool ok = handlers_.ready && handlers_.ready();
-    std::string body = ok ? "ok" : "no apiserver endpoint is ready\n";
+    std::string body = ok                           ? std::string("ok")
+                       : handlers_.not_ready_reason ? handlers_.not_ready_reason()
+                                                    : std::string("not ready\n");
     if (verbose && handlers_.readiness_detail) {
       body = handlers_.readiness_detail() + body;
     }

@@ -21,6 +21,7 @@ struct AdminHandlers {
   std::function<std::string()> metrics;          // /metrics body
   std::function<std::string()> stats;            // /stats body (JSON)
   std::function<std::string()> readiness_detail; // /readyz?verbose body lines
+  std::function<std::string()> not_ready_reason; // /readyz 503 body
 };
 
 class AdminServer {
@@ -46,6 +47,8 @@ public:
   void forget(AdminConn *c);
   // Accepts again on listeners paused after an accept error (retried until it works).
   void resume_listeners();
+  // Connections open now (accepted, not yet finished).
+  size_t connections() const { return conns_.size(); }
 
 private:
   uv_loop_t *loop_;
@@ -54,7 +57,8 @@ private:
   static constexpr uint64_t kAcceptRetryMs = 100;
 
   std::vector<uvx::Listener> listeners_;
-  uvx::Timer retry_timer_;                // resumes listeners paused after an accept error
+  uvx::Timer retry_timer_; // resumes listeners paused after an accept error
+  uint64_t last_accept_warn_ms_ = 0;
   std::unordered_set<AdminConn *> conns_; // open connections, closed with the server
 };
 

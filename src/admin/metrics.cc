@@ -50,7 +50,8 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
   o << "kube_api_lb_build_info{version=\"" << KAL_VERSION << "\"} 1\n";
   family("kube_api_lb_start_time_seconds", "gauge", "Unix time the process started.");
   o << "kube_api_lb_start_time_seconds " << static_cast<uint64_t>(ps.start_time_seconds) << '\n';
-  family("kube_api_lb_ready", "gauge", "1 while at least one endpoint is usable.");
+  family("kube_api_lb_ready", "gauge",
+         "1 while at least one endpoint is usable and no shutdown is in progress.");
   o << "kube_api_lb_ready " << (ps.ready ? 1 : 0) << '\n';
   family("kube_api_lb_workers", "gauge", "Event loops accepting connections.");
   o << "kube_api_lb_workers " << ps.workers << '\n';

@@ -239,6 +239,9 @@ Result<bool> ProxyApp::start_admin(const Config &c) {
   h.ready = [this] { return ready(); };
   h.metrics = [this] { return render_prometheus(visible_upstreams(), process_stats()); };
   h.stats = [this] { return render_stats_json(visible_upstreams(), process_stats()); };
+  h.not_ready_reason = [this] {
+    return std::string(shutting_down_ ? "shutting down\n" : "no apiserver endpoint is ready\n");
+  };
   h.readiness_detail = [this] {
     std::string s = shutting_down_ ? "[-]shutdown in progress\n" : "";
     for (const auto &u : *ups_) {
@@ -637,17 +640,7 @@ void ProxyApp::reload(const char *trigger) {
   arm_drain_timer();
   log::set_format(n.log_format);
   log::set_verbosity(n.verbosity);
-  auto settings = ProxySettings::from(n);
-  auto list = ups_;
-  main_worker_->set_settings(settings);
-  main_worker_->set_upstreams(list);
-  for (auto &t : threads_) {
-    Worker *w = t->worker.get();
-    w->post([w, settings, list] {
-      w->set_settings(settings);
-      w->set_upstreams(list);
-    });
-  }
+  // Health first: a rejected change reverts n.health before the workers get their settings.
   if (n.health != config_.health) {
     // Same checker, new settings: unchanged endpoints keep their state and check connection.
     // Unloadable TLS files reject the new health settings; the running ones (and their TLS
@@ -660,6 +653,17 @@ void ProxyApp::reload(const char *trigger) {
       n.health = config_.health;
       hash = config_hash(n);
     }
+  }
+  auto settings = ProxySettings::from(n);
+  auto list = ups_;
+  main_worker_->set_settings(settings);
+  main_worker_->set_upstreams(list);
+  for (auto &t : threads_) {
+    Worker *w = t->worker.get();
+    w->post([w, settings, list] {
+      w->set_settings(settings);
+      w->set_upstreams(list);
+    });
   }
   config_ = n;
   // New names resolve on the thread pool; until then their dials fail over to other endpoints

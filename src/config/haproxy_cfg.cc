@@ -864,7 +864,7 @@ private:
         c_.admin.healthz_listen.push_back(h);
       }
     }
-    drop_admin_clashing_with_file(c_, notes_, file_);
+    drop_default_admin_for_dropin(c_, notes_, file_);
   }
 
   void backend(const Proxy &b) {

@@ -760,7 +760,7 @@ private:
       }
     }
     c_.admin.healthz_listen = drop_covered(healthz_, healthz_pos_);
-    drop_admin_clashing_with_file(c_, notes_, file_);
+    drop_default_admin_for_dropin(c_, notes_, file_);
   }
 
   const std::string &file_;

@@ -53,7 +53,7 @@ bool listeners_overlap(const HostPort &a, const HostPort &b) {
   return is_wildcard(a) || is_wildcard(b);
 }
 
-void drop_admin_clashing_with_file(Config &c, std::vector<std::string> *notes,
+void drop_default_admin_for_dropin(Config &c, std::vector<std::string> *notes,
                                    const std::string &file_name) {
   for (const auto &a : c.admin.listen) {
     std::string where = c.admin.healthz_listen.empty()

@@ -94,7 +94,7 @@ std::vector<size_t> covered_by_wildcard(const std::vector<HostPort> &list);
 // (127.0.0.1:8081) is dropped, so that it can neither clash with the file's own listeners nor with
 // whatever else holds 8081 on a node whose health port was moved. The file's health port serves
 // /readyz, /metrics and /stats to loopback peers instead. A note says which.
-void drop_admin_clashing_with_file(Config &c, std::vector<std::string> *notes,
+void drop_default_admin_for_dropin(Config &c, std::vector<std::string> *notes,
                                    const std::string &file_name);
 
 // The closest of `known` to `word` if it is close enough to be a likely typo (same letters ignoring

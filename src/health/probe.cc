@@ -19,11 +19,6 @@ std::string uv_error(const char *what, int status) {
   return std::string(what) + ": " + uv_strerror(status);
 }
 
-bool is_ip_literal(const std::string &s) {
-  unsigned char buf[sizeof(in6_addr)];
-  return uv_inet_pton(AF_INET, s.c_str(), buf) == 0 || uv_inet_pton(AF_INET6, s.c_str(), buf) == 0;
-}
-
 } // namespace
 
 Probe::Probe(uv_loop_t *loop, std::shared_ptr<Upstream> up, ProbeOptions opts,
@@ -35,7 +30,7 @@ Probe::Probe(uv_loop_t *loop, std::shared_ptr<Upstream> up, ProbeOptions opts,
   // certificate's IP SANs).
   if (!opts_.server_name.empty()) {
     verify_name_ = opts_.server_name;
-    if (!is_ip_literal(opts_.server_name)) {
+    if (!uvx::is_ip_literal(opts_.server_name)) {
       sni_ = opts_.server_name;
     }
   } else {

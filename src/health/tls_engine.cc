@@ -1,5 +1,7 @@
 #include "health/tls_engine.h"
 
+#include "uvx/sockaddr.h"
+
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -24,12 +26,6 @@ std::string drain_errors() {
 int engine_index() {
   static int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return idx;
-}
-
-bool is_ip_literal(std::string_view s) {
-  std::string z(s);
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, z.c_str(), buf) == 1 || inet_pton(AF_INET6, z.c_str(), buf) == 1;
 }
 
 } // namespace
@@ -133,7 +129,7 @@ std::unique_ptr<TlsEngine> TlsEngine::client(std::shared_ptr<TlsContext> ctx, st
   if (e->ctx_->verifies_peer() && !verify_name.empty()) {
     X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
     std::string name(verify_name);
-    if (is_ip_literal(name)) {
+    if (uvx::is_ip_literal(name)) {
       X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
     } else {
       X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);

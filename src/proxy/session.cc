@@ -261,8 +261,8 @@ void Session::on_connect(int status) {
   }
   if (c2u_.eof) {
     half_close(true);
-    if (closed_) {
-      return;
+    if (closed_ || !upstream_connected_) {
+      return; // closed, or re-dialling another endpoint (its connect timer runs)
     }
   }
   arm_timer();

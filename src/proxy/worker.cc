@@ -277,14 +277,22 @@ void Worker::set_settings(const ProxySettings &s) {
 void Worker::on_connection(uv_stream_t *server, int status) {
   if (status < 0) {
     // libuv would retry accept() at once, without returning to the loop: pause this listener.
+    ++accept_pauses_;
+    // At most one line per 10 s: under a lasting EMFILE this repeats every retry.
+    const uint64_t now = uv_now(loop_);
+    const bool say = last_accept_warn_ms_ == 0 || now - last_accept_warn_ms_ >= 10000;
     for (auto &l : listeners_) {
       if (l.sock.is(server)) {
         l.sock.pause();
-        log::warn("accept failed, pausing the listener")
-            .kv("listen", l.addr.str())
-            .kv("worker", index_)
-            .kv("error", uv_strerror(status))
-            .kv("retry_ms", kAcceptRetryMs);
+        if (say) {
+          last_accept_warn_ms_ = now;
+          log::warn("accept failed, pausing the listener")
+              .kv("listen", l.addr.str())
+              .kv("worker", index_)
+              .kv("error", uv_strerror(status))
+              .kv("retry_ms", kAcceptRetryMs)
+              .kv("pauses", accept_pauses_);
+        }
       }
     }
     if (!accept_retry_timer_.active()) {
@@ -302,7 +310,9 @@ void Worker::on_accept_retry() {
   for (auto &l : listeners_) {
     if (l.sock.paused()) {
       if (l.sock.resume() == 0) {
-        log::info("accepting again").kv("listen", l.addr.str()).kv("worker", index_);
+        if (log::v(1)) {
+          log::info("accepting again").kv("listen", l.addr.str()).kv("worker", index_);
+        }
       } else {
         again = true;
       }

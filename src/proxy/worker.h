@@ -122,6 +122,8 @@ private:
   // Retries listeners paused after an accept error (see uvx::Listener).
   static constexpr uint64_t kAcceptRetryMs = 100;
   uvx::Timer accept_retry_timer_;
+  uint64_t accept_pauses_ = 0;
+  uint64_t last_accept_warn_ms_ = 0;
   uvx::Handle<uv_async_t> async_;
   uvx::Handle<uv_check_t> reaper_;
   uvx::Timer trim_timer_;

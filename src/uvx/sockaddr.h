@@ -5,11 +5,15 @@
 #include <sys/socket.h>
 
 #include <string>
+#include <string_view>
 
 namespace kal::uvx {
 
 // Fills `out` from an IPv4/IPv6 literal HostPort. Returns false for host names.
 bool literal_sockaddr(const HostPort &hp, sockaddr_storage &out);
+
+// Whether `s` is an IPv4 or IPv6 address literal (no brackets, no port).
+bool is_ip_literal(std::string_view s);
 
 // "1.2.3.4:5" / "[::1]:5".
 std::string to_string(const sockaddr *sa);

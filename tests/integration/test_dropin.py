@@ -261,7 +261,7 @@ class DropIn(unittest.TestCase):
         # nginx.conf has no health checks: kube-api-lb's defaults (GET /readyz) run, and the
         # health port reports them to loopback clients; no admin port of its own was opened.
         kt.wait_until(lambda: self.admin(health, "/readyz")[0] == 200, 10, what="/readyz 200")
-        self.assertNotIn(f"pid={p.pid}", ss_pids_on(8081))
+        self.assertNotIn(f"pid={p.pid},", ss_pids_on(8081))
         for a in apis:
             kt.wait_until(lambda: "GET /readyz user=system:anonymous" in a.log(), 10,
                           what=f"a health check of {a.name}")

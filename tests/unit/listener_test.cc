@@ -98,7 +98,8 @@ TEST_CASE("worker: a listener whose accept() fails is paused and resumed, the lo
     REQUIRE(shutdown(fd, SHUT_RDWR) == 0); // accept() now fails with EINVAL
     {
       Watchdog dog(10s, "worker accept loop after an accept error");
-      l.run_for(300ms); // the error, a pause, a retry that listens again
+      // The error, a pause, a retry that listens again.
+      CHECK(l.run_until([&] { return listening_fd(port) >= 0; }, 5s));
     }
     int c = connect_to(port);
     REQUIRE_MESSAGE(c >= 0, "the listener did not listen again after the pause");
@@ -122,7 +123,7 @@ TEST_CASE("admin: a listener whose accept() fails is paused and resumed, the loo
     REQUIRE(shutdown(fd, SHUT_RDWR) == 0);
     {
       Watchdog dog(10s, "admin accept loop after an accept error");
-      l.run_for(300ms);
+      CHECK(l.run_until([&] { return listening_fd(port) >= 0; }, 5s));
     }
     int c = connect_to(port);
     REQUIRE_MESSAGE(c >= 0, "the admin listener did not listen again after the pause");
@@ -153,8 +154,9 @@ TEST_CASE("admin: an open connection ends with its server (reload, shutdown)") {
   REQUIRE(c >= 0);
   std::string part = "GET /readyz HTTP/1.1\r\n";
   REQUIRE(send(c, part.data(), part.size(), 0) > 0);
-  l.run_for(50ms); // accepted, the first half read
-  s.reset();       // a reload that replaces the admin server, or the shutdown
+  REQUIRE(l.run_until([&] { return s->connections() == 1; }, 2s)); // accepted
+  l.run_for(20ms);                                                 // the first half read
+  s.reset(); // a reload that replaces the admin server, or the shutdown
   bool eof = false;
   CHECK(l.run_until(
       [&] {
