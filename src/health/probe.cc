@@ -379,7 +379,7 @@ void Probe::on_io_error(int status) {
   on_closed(status == UV_EOF ? std::string("connection closed") : uv_error("connection", status));
 }
 
-void Probe::on_closed(const std::string &why) {
+void Probe::on_closed(std::string why) {
   switch (phase_) {
   case Phase::Idle:
     if (linger_) {

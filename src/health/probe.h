@@ -98,7 +98,8 @@ private:
   void on_connect(int status);
   void on_read(ssize_t nread, const char *data);
   void on_io_error(int status);
-  void on_closed(const std::string &why);
+  // `why` by value: it may be the TLS engine's error text, and closing drops the engine.
+  void on_closed(std::string why);
   void on_timeout();
   void drive_handshake();
   void send_request();
