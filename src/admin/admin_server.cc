@@ -1,14 +1,9 @@
 #include "admin/admin_server.h"
 
-#include "log/logger.h"
-#include "uvx/sockaddr.h"
-
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <cerrno>
 #include <cstring>
 #include <memory>
 
@@ -116,12 +111,6 @@ void admin_connection_cb(uv_stream_t *server, int status) noexcept {
   }
 }
 
-void admin_retry_cb(uv_timer_t *t) noexcept {
-  if (auto *self = static_cast<AdminServer *>(t->data)) {
-    self->resume_listeners();
-  }
-}
-
 bool is_loopback(const sockaddr *sa) {
   if (sa->sa_family == AF_INET) {
     auto a = ntohl(reinterpret_cast<const sockaddr_in *>(sa)->sin_addr.s_addr);
@@ -168,72 +157,27 @@ void AdminServer::close() {
 
 void AdminServer::forget(AdminConn *c) { conns_.erase(c); }
 
-void AdminServer::resume_listeners() {
-  for (auto &l : listeners_) {
-    if (l.paused() && l.resume() != 0) {
-      retry_timer_.start(admin_retry_cb, kAcceptRetryMs);
-    }
-  }
-}
-
 Result<bool> AdminServer::listen(const HostPort &addr) {
-  sockaddr_storage ss;
-  std::string what = healthz_only_ ? "healthz listen " : "admin listen ";
-  if (!uvx::literal_sockaddr(addr, ss)) {
-    return Err{what + addr.str() + ": not an IP address"};
+  auto fd =
+      uvx::listen_socket(addr, false, 128, healthz_only_ ? "healthz listen " : "admin listen ");
+  if (!fd) {
+    return Err{fd.error()};
   }
-  uvx::Handle<uv_tcp_t> h;
-  auto *t = h.make(this);
-  if (uv_tcp_init(loop_, t) != 0) {
-    h.abandon();
-    return Err{what + addr.str() + ": uv_tcp_init failed"};
+  uvx::Listener l;
+  if (int rc = l.open(loop_, *fd, this, admin_connection_cb, 128, "admin listen " + addr.str());
+      rc != 0) {
+    return Err{"admin listen " + addr.str() + ": " + uv_strerror(rc)};
   }
-  unsigned flags = ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
-  int rc = uv_tcp_bind(t, reinterpret_cast<sockaddr *>(&ss), flags);
-  if (rc == 0) {
-    rc = uv_listen(h.stream(), 128, admin_connection_cb);
-  }
-  int fd = -1;
-  if (rc == 0 && uv_fileno(h.base(), &fd) == 0) {
-    // uvx::Listener keeps the socket apart from the descriptor libuv polls (see there).
-    fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    rc = fd < 0 ? -errno : 0;
-  }
-  h.reset();
-  if (rc == 0) {
-    uvx::Listener l;
-    rc = l.open(loop_, fd, this, admin_connection_cb, 128);
-    if (rc == 0) {
-      listeners_.push_back(std::move(l));
-    }
-  }
-  if (rc != 0) {
-    std::string msg = rc == UV_EADDRINUSE ? "address already in use" : uv_strerror(rc);
-    return Err{what + addr.str() + ": " + msg};
-  }
+  listeners_.push_back(std::move(l));
   return true;
 }
 
 void AdminServer::on_connection(uv_stream_t *server, int status) {
   if (status < 0) {
-    // libuv would retry accept() at once, without returning to the loop: pause the listener.
-    const uint64_t now = uv_now(loop_);
-    if (last_accept_warn_ms_ == 0 || now - last_accept_warn_ms_ >= 10000) {
-      last_accept_warn_ms_ = now; // at most one line per 10 s under a lasting EMFILE
-      log::warn("admin accept failed, pausing the listener")
-          .kv("error", uv_strerror(status))
-          .kv("retry_ms", kAcceptRetryMs);
-    }
     for (auto &l : listeners_) {
       if (l.is(server)) {
-        l.pause();
+        l.accept_failed(status);
       }
-    }
-    if (!retry_timer_.get() && retry_timer_.init(loop_, this)) {
-      retry_timer_.unref();
-    }
-    if (!retry_timer_.active()) {
-      retry_timer_.start(admin_retry_cb, kAcceptRetryMs);
     }
     return;
   }

@@ -45,8 +45,6 @@ public:
   void on_connection(uv_stream_t *server, int status);
   // A connection that ended takes itself out of the server's set.
   void forget(AdminConn *c);
-  // Accepts again on listeners paused after an accept error (retried until it works).
-  void resume_listeners();
   // Connections open now (accepted, not yet finished).
   size_t connections() const { return conns_.size(); }
 
@@ -54,11 +52,7 @@ private:
   uv_loop_t *loop_;
   AdminHandlers handlers_;
   bool healthz_only_;
-  static constexpr uint64_t kAcceptRetryMs = 100;
-
   std::vector<uvx::Listener> listeners_;
-  uvx::Timer retry_timer_; // resumes listeners paused after an accept error
-  uint64_t last_accept_warn_ms_ = 0;
   std::unordered_set<AdminConn *> conns_; // open connections, closed with the server
 };
 

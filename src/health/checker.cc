@@ -225,11 +225,9 @@ void HealthChecker::watch_tls() {
 }
 
 void HealthChecker::tls_watch_cb(uv_timer_t *h) noexcept {
-  auto *self = static_cast<HealthChecker *>(h->data);
-  if (!self) {
-    return;
+  if (auto *self = uvx::owner_of<HealthChecker>(h)) {
+    self->on_tls_watch();
   }
-  self->on_tls_watch();
 }
 
 void HealthChecker::on_tls_watch() {

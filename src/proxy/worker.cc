@@ -11,8 +11,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 
 namespace kal {
 namespace {
@@ -41,55 +39,10 @@ void liveness_cb(uv_timer_t *t) noexcept {
   }
 }
 
-void accept_retry_cb(uv_timer_t *t) noexcept {
-  if (auto *self = static_cast<Worker *>(t->data)) {
-    self->on_accept_retry();
-  }
-}
-
 void check_cb(uv_check_t *c) noexcept {
   if (auto *self = static_cast<Worker *>(c->data)) {
     self->on_check();
   }
-}
-
-// A listening socket made by hand rather than uv_tcp_bind: an exact error for the address that
-// failed, and options set once for every accepted socket.
-Result<int> make_listen_socket(const HostPort &hp, bool reuseport, const ProxySettings &s) {
-  sockaddr_storage ss;
-  if (!uvx::literal_sockaddr(hp, ss)) {
-    return Err{"listen " + hp.str() + ": not an IP address (listen addresses must be literal IPs)"};
-  }
-  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return Err{"listen " + hp.str() + ": socket: " + std::strerror(errno)};
-  }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reuseport) {
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  }
-  if (ss.ss_family == AF_INET6) {
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  }
-  socklen_t len = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-  if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
-    int e = errno;
-    ::close(fd);
-    std::string what = e == EADDRINUSE      ? "address already in use"
-                       : e == EADDRNOTAVAIL ? "address not available on this host"
-                       : e == EACCES        ? "permission denied (ports below 1024 need root)"
-                                            : std::strerror(e);
-    return Err{"listen " + hp.str() + ": " + what};
-  }
-  // Inherited by every accepted socket.
-  uvx::tune_tcp_socket(fd, s.keepalive_idle_s, s.tcp_user_timeout_ms);
-  if (::listen(fd, 4096) != 0) {
-    int e = errno;
-    ::close(fd);
-    return Err{"listen " + hp.str() + ": " + std::strerror(e)};
-  }
-  return fd;
 }
 
 } // namespace
@@ -115,9 +68,6 @@ Worker::Worker(uv_loop_t *loop, int index, ProxySettings settings,
   }
   if (liveness_timer_.init(loop_, this)) {
     liveness_timer_.unref();
-  }
-  if (accept_retry_timer_.init(loop_, this)) {
-    accept_retry_timer_.unref();
   }
 }
 
@@ -179,13 +129,18 @@ Result<bool> Worker::listen(const std::vector<HostPort> &addrs, ListenFds *share
       continue;
     }
     int inherited = shared ? shared->take(hp) : -1;
-    auto fd =
-        inherited >= 0 ? Result<int>{inherited} : make_listen_socket(hp, reuseport, settings_);
+    auto fd = inherited >= 0 ? Result<int>{inherited}
+                             : uvx::listen_socket(hp, reuseport, 4096, "listen ");
     if (!fd) {
       return Err{fd.error()};
     }
+    if (inherited < 0) {
+      // Inherited by every accepted socket.
+      uvx::tune_tcp_socket(*fd, settings_.keepalive_idle_s, settings_.tcp_user_timeout_ms);
+    }
     Listener l{hp, {}};
-    if (int rc = l.sock.open(loop_, *fd, this, connection_cb, 4096); rc != 0) {
+    if (int rc = l.sock.open(loop_, *fd, this, connection_cb, 4096, "listen " + hp.str());
+        rc != 0) {
       return Err{"listen " + hp.str() + ": " + uv_strerror(rc)};
     }
     fresh.push_back(std::move(l));
@@ -276,51 +231,16 @@ void Worker::set_settings(const ProxySettings &s) {
 
 void Worker::on_connection(uv_stream_t *server, int status) {
   if (status < 0) {
-    // libuv would retry accept() at once, without returning to the loop: pause this listener.
-    ++accept_pauses_;
-    // At most one line per 10 s: under a lasting EMFILE this repeats every retry.
-    const uint64_t now = uv_now(loop_);
-    const bool say = last_accept_warn_ms_ == 0 || now - last_accept_warn_ms_ >= 10000;
     for (auto &l : listeners_) {
       if (l.sock.is(server)) {
-        l.sock.pause();
-        if (say) {
-          last_accept_warn_ms_ = now;
-          log::warn("accept failed, pausing the listener")
-              .kv("listen", l.addr.str())
-              .kv("worker", index_)
-              .kv("error", uv_strerror(status))
-              .kv("retry_ms", kAcceptRetryMs)
-              .kv("pauses", accept_pauses_);
-        }
+        l.sock.accept_failed(status);
       }
-    }
-    if (!accept_retry_timer_.active()) {
-      accept_retry_timer_.start(accept_retry_cb, kAcceptRetryMs);
     }
     return;
   }
   accepted_.fetch_add(1, std::memory_order_relaxed);
   auto *s = new Session(*this);
   s->start(server);
-}
-
-void Worker::on_accept_retry() {
-  bool again = false;
-  for (auto &l : listeners_) {
-    if (l.sock.paused()) {
-      if (l.sock.resume() == 0) {
-        if (log::v(1)) {
-          log::info("accepting again").kv("listen", l.addr.str()).kv("worker", index_);
-        }
-      } else {
-        again = true;
-      }
-    }
-  }
-  if (again) {
-    accept_retry_timer_.start(accept_retry_cb, kAcceptRetryMs);
-  }
 }
 
 void Worker::link(Session *s) {

@@ -102,7 +102,6 @@ public:
   int index() const { return index_; }
 
   void on_connection(uv_stream_t *server, int status);
-  void on_accept_retry();
   void on_async();
   void on_check();
   void on_trim_tick();
@@ -119,11 +118,6 @@ private:
     uvx::Listener sock;
   };
   std::vector<Listener> listeners_;
-  // Retries listeners paused after an accept error (see uvx::Listener).
-  static constexpr uint64_t kAcceptRetryMs = 100;
-  uvx::Timer accept_retry_timer_;
-  uint64_t accept_pauses_ = 0;
-  uint64_t last_accept_warn_ms_ = 0;
   uvx::Handle<uv_async_t> async_;
   uvx::Handle<uv_check_t> reaper_;
   uvx::Timer trim_timer_;

@@ -1,50 +1,55 @@
 #pragma once
-// A listening socket that libuv accepts on and that can stop accepting for a while.
+// A listening socket that libuv accepts on and that stops accepting for a while after an error.
 //
 // After an accept() error it cannot absorb (EMFILE once its spare descriptor is gone, ENFILE,
 // ENOBUFS, ENOMEM), libuv calls the connection callback and retries at once, in a loop that does
 // not return to the event loop: the thread would spin and starve every session and timer on it.
-// Like nginx, the owner pauses the listener instead and resumes it a little later; meanwhile the
-// kernel's backlog holds new connections. The socket is kept as a descriptor of its own, apart from
-// the duplicate libuv polls, so pausing (closing libuv's handle) never unbinds the address.
+// Like nginx, the owner hands the error to accept_failed(), which pauses the listener and resumes
+// it kRetryMs later (again and again until that works); meanwhile the kernel's backlog holds new
+// connections. The socket is kept as a descriptor of its own, apart from the duplicate libuv polls,
+// so pausing (closing libuv's handle) never unbinds the address.
+#include "core/endpoint.h"
+#include "core/result.h"
 #include "uvx/handle.h"
 
 #include <uv.h>
 
-#include <utility>
+#include <memory>
+#include <string>
 
 namespace kal::uvx {
 
+// A socket made by hand rather than uv_tcp_bind, bound to `hp` and listening: errors name the
+// address and the cause, prefixed with `what` ("listen 127.0.0.1:6443: address already in use").
+// IPv6 addresses are bound IPv6-only.
+Result<int> listen_socket(const HostPort &hp, bool reuseport, int backlog, const std::string &what);
+
 class Listener {
 public:
-  Listener() = default;
+  static constexpr uint64_t kRetryMs = 100;
+
+  Listener();
   ~Listener();
-  Listener(Listener &&o) noexcept
-      : loop_(o.loop_), owner_(o.owner_), cb_(o.cb_), backlog_(o.backlog_),
-        fd_(std::exchange(o.fd_, -1)), tcp_(std::move(o.tcp_)) {}
-  Listener &operator=(Listener &&o) noexcept;
+  Listener(Listener &&) noexcept;
+  Listener &operator=(Listener &&) noexcept;
   Listener(const Listener &) = delete;
   Listener &operator=(const Listener &) = delete;
 
   // Takes `fd` (bound and listening; closed here on error) and starts accepting on it: `cb` gets
-  // each connection with the handle's data set to `owner`. 0 or a libuv error code.
-  int open(uv_loop_t *loop, int fd, void *owner, uv_connection_cb cb, int backlog);
-  // Stops accepting; the socket stays bound and queues connections. Safe inside `cb`.
-  void pause() { tcp_.reset(); }
-  // Accepts again on a fresh duplicate of the socket. 0 or a libuv error code (still paused).
-  int resume();
+  // each connection with the handle's data set to `owner`. `name` ("listen 127.0.0.1:6443") goes
+  // into the log lines. 0 or a libuv error code.
+  int open(uv_loop_t *loop, int fd, void *owner, uv_connection_cb cb, int backlog,
+           std::string name);
+  // `cb` got `status` < 0: stop accepting now (safe inside `cb`), log (at most once per 10 s),
+  // and accept again kRetryMs later.
+  void accept_failed(int status);
 
-  bool paused() const { return fd_ >= 0 && !tcp_; }
-  bool is(const uv_stream_t *s) const { return tcp_ && tcp_.stream() == s; }
-  int fd() const { return fd_; }
+  bool is(const uv_stream_t *s) const;
+  int fd() const;
 
 private:
-  uv_loop_t *loop_ = nullptr;
-  void *owner_ = nullptr;
-  uv_connection_cb cb_ = nullptr;
-  int backlog_ = 128;
-  int fd_ = -1;
-  Handle<uv_tcp_t> tcp_;
+  struct State; // on the heap: its retry timer points at it while the Listener moves in a vector
+  std::unique_ptr<State> s_;
 };
 
 } // namespace kal::uvx
