@@ -318,8 +318,8 @@ void Session::on_endpoint_killed() {
   if (closed_) {
     return;
   }
-  if (c2u_.eof && replay_.empty() && !got_first_byte_) {
-    close(CloseReason::Done); // a client that closed without a byte: nothing to carry elsewhere
+  if (client_left_silent()) {
+    close(CloseReason::Done); // nothing to carry elsewhere
     return;
   }
   if (phase_ == Phase::Dialing || (can_replay() && phase_ == Phase::AwaitFirstByte)) {
@@ -389,9 +389,8 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
       if (nread == UV_EOF) {
         c2u_.eof = true;
         uv_read_stop(from);
-        if (!upstream_connected_ && replay_.empty()) {
-          // Closed before it sent a byte (a TCP port probe): there is nothing to carry to an
-          // apiserver, so none is dialled for it.
+        if (!upstream_connected_ && client_left_silent()) {
+          // A TCP port probe: the connect in flight is abandoned, none other is dialled.
           close(CloseReason::Done);
           return;
         }
@@ -406,7 +405,7 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
     }
     // Upstream EOF or error before it answered: nothing reached the client, try elsewhere,
     // unless the client has closed without sending anything: the upstream only answered its FIN.
-    if (can_replay() && !(c2u_.eof && replay_.empty())) {
+    if (can_replay() && !client_left_silent()) {
       redial(false);
       return;
     }

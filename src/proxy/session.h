@@ -116,6 +116,9 @@ private:
   // Drops the current upstream socket before anything of it reached the client.
   void abandon_upstream();
   bool can_replay() const { return !got_first_byte_ && replay_ok_; }
+  // The client closed without sending a byte (a TCP port probe): there is nothing to carry to any
+  // endpoint, so it is never re-dialled. (While replayable, replay_ holds every byte it sent.)
+  bool client_left_silent() const { return c2u_.eof && can_replay() && replay_.empty(); }
   void relay(bool to_upstream, char *data, size_t len, bool pooled);
   void send(bool to_upstream, const char *data, size_t len);
   // Gives back a buffer `relay` owns: to the pool, or to the heap for a copy made by send().
