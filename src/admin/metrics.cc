@@ -59,6 +59,9 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
   o << "kube_api_lb_accepted_connections_total " << ps.accepted << '\n';
   family("kube_api_lb_active_connections", "gauge", "Client connections open now.");
   o << "kube_api_lb_active_connections " << ps.active << '\n';
+  family("kube_api_lb_handed_over_connections_total", "counter",
+         "Client connections accepted by one worker and handed to a worker holding fewer.");
+  o << "kube_api_lb_handed_over_connections_total " << ps.handed_over << '\n';
   family("kube_api_lb_spliced_bytes_total", "counter",
          "Bytes relayed by splice(2) inside the kernel (bulk transfers), both directions.");
   o << "kube_api_lb_spliced_bytes_total " << ps.spliced_bytes << '\n';
@@ -172,6 +175,7 @@ std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
   j["acceptedConnections"] = ps.accepted;
   j["activeConnections"] = ps.active;
   j["splicedBytes"] = ps.spliced_bytes;
+  j["handedOverConnections"] = ps.handed_over;
   j["drainedConnections"] = ps.drained;
   j["closedOnDownConnections"] = ps.closed_on_down;
   j["config"] = {{"hash", ps.config_hash},

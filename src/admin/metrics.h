@@ -13,6 +13,7 @@ struct ProcessStats {
   uint64_t accepted = 0;        // client connections accepted, all workers
   uint64_t active = 0;          // client connections open now
   uint64_t spliced_bytes = 0;   // bytes moved by splice(2), both directions, all workers
+  uint64_t handed_over = 0;     // connections one worker accepted and another served
   uint64_t drained = 0;         // connections closed at a removed endpoint's drain timeout, ever
   uint64_t closed_on_down = 0;  // connections closed because their endpoint went down, ever
   uint64_t reloads = 0;         // successful configuration reloads

@@ -225,10 +225,12 @@ ProcessStats ProxyApp::process_stats() const {
   ps.accepted = main_worker_ ? main_worker_->accepted_total() : 0;
   ps.active = main_worker_ ? main_worker_->session_count() : 0;
   ps.spliced_bytes = main_worker_ ? main_worker_->spliced_total() : 0;
+  ps.handed_over = main_worker_ ? main_worker_->handed_over_total() : 0;
   for (const auto &t : threads_) {
     ps.accepted += t->worker->accepted_total();
     ps.active += t->worker->session_count();
     ps.spliced_bytes += t->worker->spliced_total();
+    ps.handed_over += t->worker->handed_over_total();
   }
   return ps;
 }
@@ -376,6 +378,16 @@ Result<bool> ProxyApp::start() {
       log::warn("cannot watch the config file; reload with SIGHUP").kv("path", watch_path_);
     }
   }
+  if (!reuseport && !threads_.empty()) {
+    // Loops polling one shared socket even out what they accept (see WorkerGroup).
+    // The thread loops do not run yet: set directly.
+    group_.add(main_worker_.get());
+    main_worker_->join(&group_);
+    for (auto &t : threads_) {
+      group_.add(t->worker.get());
+      t->worker->join(&group_);
+    }
+  }
   for (auto &t : threads_) {
     uv_loop_t *l = &t->loop;
     t->thread = std::thread([l] { uv_run(l, UV_RUN_DEFAULT); });
@@ -462,6 +474,7 @@ void ProxyApp::begin_shutdown(int signum) {
       .kv("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT")
       .kv("grace", static_cast<int64_t>(config_.shutdown_grace.count()))
       .kv("open_connections", process_stats().active);
+  group_.close();
   for_each_worker([](Worker &w) { w.stop_accepting(); });
   shutdown_deadline_ = uv_now(loop_) + static_cast<uint64_t>(config_.shutdown_grace.count());
   shutdown_timer_.start(shutdown_tick_cb, 0, 50);
@@ -478,6 +491,7 @@ void ProxyApp::on_shutdown_tick() {
 }
 
 void ProxyApp::finish_shutdown() {
+  group_.close();
   for_each_worker([](Worker &w) {
     w.stop_accepting();
     w.close_all(Session::CloseReason::Shutdown);

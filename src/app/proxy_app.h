@@ -76,6 +76,7 @@ private:
   std::vector<Draining> draining_;
   // Endpoints removed by reloads, kept (bounded) so process-wide totals never go backwards.
   std::vector<std::shared_ptr<Upstream>> retired_;
+  WorkerGroup group_; // outlives the workers below
   std::unique_ptr<Worker> main_worker_;
   std::vector<std::unique_ptr<Thread>> threads_;
   std::unique_ptr<HealthChecker> checker_;

@@ -125,6 +125,27 @@ bool Session::start(uv_stream_t *server) {
     close(CloseReason::ClientError);
     return false;
   }
+  return begin();
+}
+
+bool Session::start_handed_over(int fd) {
+  worker_.link(this);
+  auto *c = client_.make(this);
+  if (uv_tcp_init(worker_.loop(), c) != 0) {
+    client_.abandon();
+    ::close(fd);
+    close(CloseReason::ClientError);
+    return false;
+  }
+  if (uv_tcp_open(c, fd) != 0) {
+    ::close(fd); // not the handle's yet
+    close(CloseReason::ClientError);
+    return false;
+  }
+  return begin();
+}
+
+bool Session::begin() {
   // TCP_NODELAY, keepalive and TCP_USER_TIMEOUT come from the listening socket: Linux copies them
   // into every accepted socket, which saves six setsockopt calls per connection.
   if (!timer_.init(worker_.loop(), this)) {

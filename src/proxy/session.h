@@ -46,6 +46,9 @@ public:
   // Accepts a pending connection from `server` and starts dialling. Returns false (and the
   // session is already queued for deletion) when the accept itself failed.
   bool start(uv_stream_t *server);
+  // The same for a connection another worker accepted and handed over (the session owns `fd`,
+  // closing it on failure).
+  bool start_handed_over(int fd);
 
   // Idempotent. Releases both sockets now, deletes the object on a later loop turn.
   void close(CloseReason why);
@@ -88,6 +91,9 @@ public:
   void on_splice_poll(uv_poll_t *h, int status);
 
 private:
+  // The client socket is open: times, reads and dials.
+  bool begin();
+
   // splice(2) for one direction once it carries bulk data: source socket -> pipe -> destination
   // socket inside the kernel, no copy through user space. libuv allows one watcher per fd and
   // owns the sockets, so the session polls duplicates of them (which share the sockets).

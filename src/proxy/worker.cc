@@ -98,6 +98,9 @@ void Worker::on_trim_tick() {
 Worker::~Worker() {
   close_all(Session::CloseReason::Shutdown);
   on_check();
+  for (int fd : handed_) {
+    ::close(fd);
+  }
 }
 
 ListenFds::~ListenFds() {
@@ -181,16 +184,30 @@ void Worker::post(std::function<void()> fn) {
 
 void Worker::on_async() {
   std::vector<std::function<void()>> fns;
+  std::vector<int> fds;
   {
     std::lock_guard lock(mu_);
     fns.swap(posted_);
+    fds.swap(handed_);
+  }
+  for (int fd : fds) {
+    if (accepting_) {
+      auto *s = new Session(*this);
+      s->start_handed_over(fd); // counted in sessions_ before the reservation goes
+    } else {
+      ::close(fd); // shutting down: as if it had still been in the listen queue
+    }
+    drop_inbound();
   }
   for (auto &f : fns) {
     f();
   }
 }
 
-void Worker::stop_accepting() { listeners_.clear(); }
+void Worker::stop_accepting() {
+  accepting_ = false;
+  listeners_.clear();
+}
 
 void Worker::close_all(Session::CloseReason why) {
   while (head_) {
@@ -248,8 +265,85 @@ void Worker::on_connection(uv_stream_t *server, int status) {
     return;
   }
   accepted_.fetch_add(1, std::memory_order_relaxed);
+  if (group_) {
+    if (Worker *to = group_->lighter_than(*this); to && hand_over(server, *to)) {
+      return;
+    }
+  }
   auto *s = new Session(*this);
   s->start(server);
+}
+
+bool Worker::hand_over(uv_stream_t *server, Worker &to) {
+  // libuv accepts only into a handle, and a handle keeps its descriptor: accept into one that is
+  // closed at once, and hand over a duplicate.
+  uvx::Handle<uv_tcp_t> accepted;
+  if (uv_tcp_init(loop_, accepted.make(nullptr)) != 0) {
+    accepted.abandon();
+    to.drop_inbound();
+    return false; // still pending: this worker takes it
+  }
+  int fd = -1;
+  uv_os_fd_t raw = -1;
+  if (uv_accept(server, accepted.stream()) == 0 && uv_fileno(accepted.base(), &raw) == 0) {
+    fd = fcntl(raw, F_DUPFD_CLOEXEC, 0);
+  }
+  accepted.reset();
+  if (fd < 0) {
+    to.drop_inbound();
+    return true; // lost, as a session whose accept failed would lose it
+  }
+  if (group_->hand_over(to, fd)) {
+    handed_over_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  to.drop_inbound();
+  auto *s = new Session(*this);
+  s->start_handed_over(fd);
+  return true;
+}
+
+bool Worker::take_handed_over(int fd) {
+  if (!async_) {
+    return false;
+  }
+  {
+    std::lock_guard lock(mu_);
+    handed_.push_back(fd);
+  }
+  uv_async_send(async_.get());
+  return true;
+}
+
+Worker *WorkerGroup::lighter_than(const Worker &self) {
+  size_t mine = self.load();
+  if (workers_.size() < 2 || mine <= kSlack) {
+    return nullptr;
+  }
+  Worker *best = nullptr;
+  size_t best_load = mine - kSlack; // a worker must hold fewer than this
+  for (Worker *w : workers_) {
+    if (w != &self) {
+      if (size_t l = w->load(); l < best_load) {
+        best = w;
+        best_load = l;
+      }
+    }
+  }
+  if (best) {
+    best->reserve_inbound();
+  }
+  return best;
+}
+
+bool WorkerGroup::hand_over(Worker &to, int fd) {
+  std::lock_guard lock(mu_);
+  return open_ && to.take_handed_over(fd);
+}
+
+void WorkerGroup::close() {
+  std::lock_guard lock(mu_);
+  open_ = false;
 }
 
 void Worker::link(Session *s) {

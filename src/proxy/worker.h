@@ -3,8 +3,9 @@
 //
 // Worker 0 runs on the main loop (next to the health checker and the admin server); with
 // --workers=N the others each run a loop on their own thread, polling duplicates of the same
-// listening sockets, so whichever loop is free accepts. Everything in a Worker is touched only
-// from its own loop thread, except post(), which any thread may call.
+// listening sockets, so whichever loop is free accepts (and a WorkerGroup evens out what they
+// hold). Everything in a Worker is touched only from its own loop thread, except post(),
+// take_handed_over() and the atomic figures, which any thread may use.
 #include "core/picker.h"
 #include "core/result.h"
 #include "proxy/buffer_pool.h"
@@ -35,6 +36,39 @@ private:
   std::vector<std::pair<HostPort, int>> fds_;
 };
 
+class Worker;
+
+// The workers polling one shared listening socket, so that connections spread over them. The
+// loop woken first accepts everything queued (libuv accepts until EAGAIN), so a burst of
+// connections (kubelet and kube-proxy reconnecting after a restart, a benchmark's 50) could land
+// on one loop while the other idles, and one core would then carry all of them for as long as
+// they live. A worker about to take a connection while another holds clearly fewer hands it over
+// instead (the descriptor, through that worker's queue), as HAProxy's listener multi-queue
+// does. The set is fixed once the loops run; workers never change without a restart.
+class WorkerGroup {
+public:
+  // Hand over only when the accepting worker holds more than this many connections above the
+  // lightest: a difference of one or two is noise, and each hand-over costs three system calls.
+  static constexpr size_t kSlack = 2;
+
+  // Before any loop runs.
+  void add(Worker *w) { workers_.push_back(w); }
+  // The worker that should take a connection `self` accepted, with one connection reserved on
+  // it (see Worker::load), or nullptr when `self` should keep it. Any worker's thread.
+  Worker *lighter_than(const Worker &self);
+  // Queues `fd` on `to`. False once the group is closed or `to` cannot be woken: the caller
+  // keeps the connection and drops the reservation.
+  bool hand_over(Worker &to, int fd);
+  // From here on every worker keeps what it accepts. Called before any worker is destroyed.
+  void close();
+  size_t size() const { return workers_.size(); }
+
+private:
+  std::mutex mu_;
+  bool open_ = true;
+  std::vector<Worker *> workers_;
+};
+
 class Worker {
 public:
   Worker(uv_loop_t *loop, int index, ProxySettings settings,
@@ -61,6 +95,19 @@ public:
   static bool reuseport_for(int workers) { return workers > kSharedAcceptMaxLoops; }
   // Duplicates of this worker's listening sockets, for the other workers.
   void dup_listen_fds(ListenFds &out) const;
+
+  // Spread accepted connections over `group` (null: keep them all).
+  void join(WorkerGroup *group) { group_ = group; }
+  // Connections held or on their way here: the figure the group evens out. Thread-safe.
+  size_t load() const {
+    return sessions_.load(std::memory_order_relaxed) + inbound_.load(std::memory_order_relaxed);
+  }
+  void reserve_inbound() { inbound_.fetch_add(1, std::memory_order_relaxed); }
+  void drop_inbound() { inbound_.fetch_sub(1, std::memory_order_relaxed); }
+  // Queues a connection another worker accepted; it starts on this loop soon. False when this
+  // worker cannot be woken (the caller keeps `fd`). Thread-safe.
+  bool take_handed_over(int fd);
+  uint64_t handed_over_total() const { return handed_over_.load(std::memory_order_relaxed); }
 
   // Runs `fn` on this worker's loop thread (soon). Thread-safe.
   void post(std::function<void()> fn);
@@ -102,6 +149,9 @@ public:
   int index() const { return index_; }
 
   void on_connection(uv_stream_t *server, int status);
+  // Accepts the pending connection and queues it on `to`; false when it could not be moved (the
+  // connection is still pending on `server`).
+  bool hand_over(uv_stream_t *server, Worker &to);
   void on_async();
   void on_check();
   void on_trim_tick();
@@ -127,11 +177,16 @@ private:
   uint64_t closed_since_trim_ = 0;
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
+  std::vector<int> handed_; // connections handed over by other workers, not yet started
+  WorkerGroup *group_ = nullptr;
+  bool accepting_ = true;
   Session *head_ = nullptr;
   std::vector<Session *> graveyard_;
   std::atomic<size_t> sessions_{0};
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> spliced_{0};
+  std::atomic<size_t> inbound_{0};       // reserved by other workers' hand-overs
+  std::atomic<uint64_t> handed_over_{0}; // connections this worker accepted and handed over
 };
 
 } // namespace kal
