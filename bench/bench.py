@@ -543,7 +543,7 @@ LOAD_STEPS = [("low load", step_low_load), ("keep-alive", step_keepalive),
               ("new connections", step_new_conns), ("bulk", step_bulk)]
 
 
-def run_round(rnd, order, workdir, procs, kal_bin, kal_args, notes):
+def run_round(rnd, order, workdir, procs, kal_bins, kal_args, notes):
     """One round: every proxy started fresh; memory figures per proxy; then each load step for all
     proxies in turn; then RSS after the load; every proxy stopped. Returns {name: figures} for the
     proxies that completed every step."""
@@ -559,7 +559,7 @@ def run_round(rnd, order, workdir, procs, kal_bin, kal_args, notes):
 
     try:
         for name in order:
-            px = Proxy(name, workdir, procs, kal_bin, kal_args)
+            px = Proxy(name, workdir, procs, kal_bins.get(name), kal_args)
             live[name] = px
             try:
                 px.start()
@@ -939,23 +939,33 @@ def main():
         log(f"RLIMIT_NOFILE is {soft}: holding {soft - 200} idle connections instead of {IDLE_CONNS}")
         IDLE_CONNS = max(0, soft - 200)
 
-    default = [p for p in ALL_PROXIES if p != "kube-api-lb-2" or os.environ.get("KAL_BENCH_ARGS_2")]
+    second = bool(os.environ.get("KAL_BENCH_ARGS_2")) or bool(os.environ.get("KAL_BIN_2"))
+    default = [p for p in ALL_PROXIES if p != "kube-api-lb-2" or second]
     proxies = [p.strip() for p in os.environ.get("BENCH_PROXIES", ",".join(default)).split(",")
                if p.strip()]
     for p in proxies:
         if p not in ALL_PROXIES:
             sys.exit(f"bench: error: unknown proxy {p!r} in BENCH_PROXIES (known: {ALL_PROXIES})")
     kal_bin = os.path.abspath(os.environ.get("KAL_BIN") or os.path.join(REPO, "build", "kube-api-lb"))
+    # The second variant may be another build (an A/B of a change, same rounds) and/or other flags.
+    kal_bins = {"kube-api-lb": kal_bin,
+                "kube-api-lb-2": os.path.abspath(os.environ.get("KAL_BIN_2") or kal_bin)}
     kal_args = {"kube-api-lb": shlex.split(os.environ.get("KAL_BENCH_ARGS", "")),
                 "kube-api-lb-2": shlex.split(os.environ.get("KAL_BENCH_ARGS_2", ""))}
     for name, args in kal_args.items():
         if args:
             LABEL[name] = f"kube-api-lb {shlex.join(args)}"
             SHORT[name] = f"kal {shlex.join(args)}"
+    if os.environ.get("KAL_BIN_2"):
+        extra = "".join(" " + a for a in [shlex.join(kal_args["kube-api-lb-2"])] if a)
+        LABEL["kube-api-lb-2"] = "kube-api-lb (KAL_BIN_2)" + extra
+        SHORT["kube-api-lb-2"] = "kal (KAL_BIN_2)" + extra
     notes = []
-    if any(p in SHORT for p in proxies) and not os.access(kal_bin, os.X_OK):
-        sys.exit(f"bench: error: kube-api-lb binary {kal_bin} not found or not executable "
-                 "(set KAL_BIN, or BENCH_PROXIES without kube-api-lb)")
+    for name, path in kal_bins.items():
+        if name in proxies and not os.access(path, os.X_OK):
+            var = "KAL_BIN_2" if name == "kube-api-lb-2" and os.environ.get("KAL_BIN_2") else "KAL_BIN"
+            sys.exit(f"bench: error: kube-api-lb binary {path} not found or not executable "
+                     f"(set {var}, or BENCH_PROXIES without {name})")
     for addr in BACKENDS:
         host, port = addr.rsplit(":", 1)
         if port_in_use(host, int(port)):
@@ -967,6 +977,9 @@ def main():
     versions = {}
     if any(p in SHORT for p in proxies):
         versions["kube-api-lb"] = cmd_first_line([kal_bin, "--version"])
+    if "kube-api-lb-2" in proxies and os.environ.get("KAL_BIN_2"):
+        versions["kube-api-lb (KAL_BIN_2)"] = (cmd_first_line([kal_bins["kube-api-lb-2"], "--version"])
+                                               + f", {kal_bins['kube-api-lb-2']}")
     versions["nginx"] = cmd_first_line(["nginx", "-v"])
     versions["HAProxy"] = cmd_first_line(["haproxy", "-v"])
     versions["wrk"] = cmd_first_line(["wrk", "-v"])
@@ -1012,7 +1025,7 @@ def main():
             k = rnd % len(proxies)
             order = proxies[k:] + proxies[:k]
             log(f"round {rnd + 1}/{ROUNDS}: {' → '.join(order)}")
-            done = run_round(rnd, order, workdir, procs, kal_bin, kal_args, notes)
+            done = run_round(rnd, order, workdir, procs, kal_bins, kal_args, notes)
             for name, m in done.items():
                 results[name].append(m)
                 log(f"  {name:12s} ka {m['ka_rps']:9,.0f} req/s  cc {m['cc_cps']:8,.0f} conn/s"

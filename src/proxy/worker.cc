@@ -321,7 +321,7 @@ Worker *WorkerGroup::lighter_than(const Worker &self) {
     return nullptr;
   }
   Worker *best = nullptr;
-  size_t best_load = mine - kSlack; // a worker must hold fewer than this
+  size_t best_load = (mine - kSlack + 1) / 2; // a worker must hold fewer than this
   for (Worker *w : workers_) {
     if (w != &self) {
       if (size_t l = w->load(); l < best_load) {

@@ -166,6 +166,7 @@ class BenchSmoke(unittest.TestCase):
             ("run.sh", {"BENCH_ROUNDS": "0"}, "BENCH_ROUNDS=0 is outside 1..50"),
             ("run.sh", {"BENCH_PROXIES": "kube-api-lb,envoy"}, "unknown proxy 'envoy'"),
             ("run.sh", {"KAL_BIN": os.path.join(d, "nope")}, "not found or not executable"),
+            ("run.sh", {"KAL_BIN_2": os.path.join(d, "nope2")}, "nope2 not found or not executable"),
         ]
         if os.geteuid() == 0:  # failover.sh checks for root before its knobs
             cases.append(("failover.sh", {"FAILOVER_SCENARIOS": "meteor"},
