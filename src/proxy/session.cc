@@ -113,12 +113,18 @@ Session::Session(Worker &worker) : worker_(worker) {}
 
 Session::~Session() = default;
 
-bool Session::start(uv_stream_t *server) {
+bool Session::init_client() {
   worker_.link(this);
-  auto *c = client_.make(this);
-  if (uv_tcp_init(worker_.loop(), c) != 0) {
+  if (uv_tcp_init(worker_.loop(), client_.make(this)) != 0) {
     client_.abandon();
     close(CloseReason::ClientError);
+    return false;
+  }
+  return true;
+}
+
+bool Session::start(uv_stream_t *server) {
+  if (!init_client()) {
     return false;
   }
   if (uv_accept(server, client_.stream()) != 0) {
@@ -129,15 +135,7 @@ bool Session::start(uv_stream_t *server) {
 }
 
 bool Session::start_handed_over(int fd) {
-  worker_.link(this);
-  auto *c = client_.make(this);
-  if (uv_tcp_init(worker_.loop(), c) != 0) {
-    client_.abandon();
-    ::close(fd);
-    close(CloseReason::ClientError);
-    return false;
-  }
-  if (uv_tcp_open(c, fd) != 0) {
+  if (!init_client() || uv_tcp_open(client_.get(), fd) != 0) {
     ::close(fd); // not the handle's yet
     close(CloseReason::ClientError);
     return false;
@@ -640,7 +638,7 @@ void Session::half_close(bool to_upstream) {
 // An upstream reset before its first byte is replaced like any early close (the client's bytes
 // and its FIN go to another endpoint); otherwise there is nothing left to pass on.
 void Session::upstream_gone_on_shutdown(bool to_upstream) {
-  if (to_upstream && can_replay() && !replay_.empty()) {
+  if (to_upstream && can_replay() && !client_left_silent()) {
     redial(false);
     return;
   }

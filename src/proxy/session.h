@@ -91,6 +91,8 @@ public:
   void on_splice_poll(uv_poll_t *h, int status);
 
 private:
+  // Links the session and sets up its client handle; false (closed) if libuv refuses.
+  bool init_client();
   // The client socket is open: times, reads and dials.
   bool begin();
 

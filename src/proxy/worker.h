@@ -65,7 +65,6 @@ public:
   bool hand_over(Worker &to, int fd);
   // From here on every worker keeps what it accepts. Called before any worker is destroyed.
   void close();
-  size_t size() const { return workers_.size(); }
 
 private:
   std::mutex mu_;
@@ -153,14 +152,15 @@ public:
   int index() const { return index_; }
 
   void on_connection(uv_stream_t *server, int status);
-  // Accepts the pending connection and queues it on `to`; false when it could not be moved (the
-  // connection is still pending on `server`).
-  bool hand_over(uv_stream_t *server, Worker &to);
   void on_async();
   void on_check();
   void on_trim_tick();
 
 private:
+  // Accepts the pending connection and queues it on `to` (reserved by the group); false when it
+  // could not be moved (the connection is still pending on `server`, the reservation dropped).
+  bool hand_over(uv_stream_t *server, Worker &to);
+
   uv_loop_t *loop_;
   int index_;
   ProxySettings settings_;
