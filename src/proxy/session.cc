@@ -83,9 +83,11 @@ void shutdown_cb(uv_shutdown_t *req, int status) noexcept {
   }
 }
 
-void splice_poll_cb(uv_poll_t *h, int status, int) noexcept {
+// A socket error (libuv reports POLLERR as UV_EBADF and stops the poll) is left to the splice
+// calls: they return what the socket received before it, then the error itself.
+void splice_poll_cb(uv_poll_t *h, int, int) noexcept {
   if (auto *self = static_cast<Session *>(h->data)) {
-    self->on_splice_poll(h, status);
+    self->on_splice_poll(h);
   }
 }
 
@@ -93,6 +95,10 @@ void splice_poll_cb(uv_poll_t *h, int status, int) noexcept {
 // a fair share per loop turn before it lets other connections run.
 constexpr size_t kSpliceChunk = 256 * 1024;
 constexpr size_t kSpliceFairShare = 1024 * 1024;
+
+// How long a session whose upstream stopped taking bytes waits for the client's FIN once it has
+// written everything the upstream sent (nginx's lingering_timeout is 5 s too).
+constexpr uint64_t kLingerMs = 5000;
 
 void close_fd(int &fd) {
   if (fd >= 0) {
@@ -307,6 +313,10 @@ void Session::on_timer() {
   if (closed_) {
     return;
   }
+  if (lingering_) {
+    close(CloseReason::Done);
+    return;
+  }
   switch (phase_) {
   case Phase::Dialing:
     if (log::v(1)) {
@@ -428,14 +438,15 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
       redial(false);
       return;
     }
-    if (nread == UV_EOF) {
-      u2c_.eof = true;
-      uv_read_stop(from);
-      half_close(false);
-      maybe_finish();
-    } else {
-      close(CloseReason::UpstreamError);
+    // A reset ends the upstream's bytes like a FIN, but it takes none either: what it sent is
+    // still written to the client (see upstream_takes_no_more), whose bytes are discarded.
+    u2c_.eof = true;
+    uv_read_stop(from);
+    half_close(false);
+    if (nread != UV_EOF) {
+      upstream_takes_no_more();
     }
+    maybe_finish();
     return;
   }
   last_activity_ms_ = uv_now(worker_.loop());
@@ -566,24 +577,35 @@ void Session::on_write_error(bool to_upstream) {
     redial(false);
     return;
   }
-  if (to_upstream && upstream_ && !u2c_.eof) {
-    // The upstream reset the connection, but what it sent before the reset (an apiserver's TLS
-    // alert such as "certificate required") may still be unread: closing now would drop it and
-    // leave the client with a bare EOF. Read the upstream to its end (its EOF or error ends the
-    // session as usual) and keep reading the client, discarding, so that closing its socket
-    // later sends a FIN rather than a reset that could overtake the alert.
-    if (!upstream_broken_) {
-      upstream_broken_ = true;
-      c2u_.pending = 0;
-      c2u_.shut = true; // nothing to pass a FIN to
-      replay_.clear();
-      replay_.shrink_to_fit();
-      maybe_resume(true); // a paused client is read again, to be discarded
-      maybe_finish();
-    }
+  if (to_upstream && upstream_) {
+    upstream_takes_no_more();
     return;
   }
   close(to_upstream ? CloseReason::UpstreamError : CloseReason::ClientError);
+}
+
+// The upstream reset the connection (or closed it, and the client kept sending), but what it sent
+// before is still owed to the client: an apiserver's TLS alert such as "certificate required"
+// may still be unread, an answer and its FIN may still be queued for a client that reads slowly.
+// Closing now would drop the first and, with the client's further bytes unread, make the kernel
+// reset the client connection and discard the second. So the upstream is read to its end (an
+// error ends the session as usual), what it sent is written, and the client is read and its bytes
+// discarded, so that closing its socket later sends a FIN rather than a reset.
+void Session::upstream_takes_no_more() {
+  if (closed_ || upstream_broken_) {
+    return;
+  }
+  upstream_broken_ = true;
+  if (spl(true).active()) {
+    drop_splice(true);
+    c2u_.paused = true; // splicing had stopped libuv's reads: maybe_resume starts them again
+  }
+  c2u_.pending = 0;
+  c2u_.shut = true; // nothing to pass a FIN to
+  replay_.clear();
+  replay_.shrink_to_fit();
+  maybe_resume(true); // a paused client is read again, to be discarded
+  maybe_finish();
 }
 
 void Session::on_write_done(bool to_upstream, size_t len) {
@@ -665,6 +687,13 @@ bool Session::all_done() const {
 void Session::maybe_finish() {
   if (all_done()) {
     close(CloseReason::Done);
+    return;
+  }
+  if (upstream_broken_ && !lingering_ && u2c_.eof && u2c_.pending == 0) {
+    // Everything the upstream sent is written (and the FIN after it): only the client's FIN is
+    // awaited, for a bounded time, as nginx's lingering close does.
+    lingering_ = true;
+    timer_.start(timer_cb, kLingerMs);
   }
 }
 
@@ -755,25 +784,18 @@ void Session::drop_splice(bool to_upstream) {
   close_fd(sp.pipe_w);
 }
 
-void Session::on_splice_poll(uv_poll_t *h, int status) {
+void Session::on_splice_poll(uv_poll_t *h) {
   if (closed_) {
     return;
   }
   bool to_upstream = h == spl_[0].src_poll.get() || h == spl_[0].dst_poll.get();
-  if (status < 0) {
-    bool from_source = h == spl(to_upstream).src_poll.get();
-    bool client_side = from_source == to_upstream;
-    close(client_side ? CloseReason::ClientError : CloseReason::UpstreamError);
-    return;
-  }
-  splice_pump(to_upstream);
+  splice_pump(to_upstream); // restarts the polls it still needs
 }
 
 void Session::splice_pump(bool to_upstream) {
   Direction &d = dir(to_upstream);
   Splice &sp = spl(to_upstream);
   auto dst_error = to_upstream ? CloseReason::UpstreamError : CloseReason::ClientError;
-  auto src_error = to_upstream ? CloseReason::ClientError : CloseReason::UpstreamError;
   size_t moved = 0;
   while (!closed_) {
     // The pipe first: the destination takes what the source gave.
@@ -794,7 +816,11 @@ void Session::splice_pump(bool to_upstream) {
         uv_poll_start(sp.dst_poll.get(), UV_WRITABLE, splice_poll_cb);
         return;
       }
-      close(dst_error);
+      if (to_upstream) {
+        upstream_takes_no_more(); // ends this direction's splicing
+      } else {
+        close(dst_error);
+      }
       return;
     }
     uv_poll_stop(sp.dst_poll.get());
@@ -822,15 +848,19 @@ void Session::splice_pump(bool to_upstream) {
       uv_poll_start(sp.src_poll.get(), UV_READABLE, splice_poll_cb);
       return;
     }
-    if (n == 0) {
-      // The source's FIN, with every byte before it delivered: on as with read/write.
+    if (n == 0 || !to_upstream) {
+      // The source's FIN (or the upstream's reset), with every byte before it delivered: on as
+      // with read/write.
       d.eof = true;
       drop_splice(to_upstream);
       half_close(to_upstream);
+      if (n != 0) {
+        upstream_takes_no_more();
+      }
       maybe_finish();
       return;
     }
-    close(src_error);
+    close(CloseReason::ClientError);
     return;
   }
 }

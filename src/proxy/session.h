@@ -88,7 +88,7 @@ public:
   void on_write_error(bool to_upstream);
   void on_shutdown_done(int status);
   void on_timer();
-  void on_splice_poll(uv_poll_t *h, int status);
+  void on_splice_poll(uv_poll_t *h);
 
 private:
   // Links the session and sets up its client handle; false (closed) if libuv refuses.
@@ -133,6 +133,9 @@ private:
   void release(char *data, bool pooled);
   void maybe_resume(bool to_upstream);
   void half_close(bool to_upstream);
+  // A write to the upstream failed after it answered: pass on what it sent, discard the client's
+  // bytes from here on (see upstream_broken_).
+  void upstream_takes_no_more();
   // shutdown(2) found the destination gone: re-dial if it was an upstream yet to answer.
   void upstream_gone_on_shutdown(bool to_upstream);
   void maybe_finish();
@@ -160,8 +163,12 @@ private:
   Phase phase_ = Phase::Dialing;
   bool upstream_connected_ = false;
   // A write to the upstream failed after it had answered: it takes no more bytes, but what it sent
-  // before (a TLS alert) is still read and passed on; the client's further bytes are discarded.
+  // before (a TLS alert, an answer still queued for the client) is still read and passed on; the
+  // client's further bytes are discarded.
   bool upstream_broken_ = false;
+  // upstream_broken_ and everything it sent is written: the timer now bounds the wait for the
+  // client's FIN (kLingerMs).
+  bool lingering_ = false;
   bool got_first_byte_ = false;
   // The timer runs the first-byte timeout (the upstream has the client's bytes and owes an
   // answer), not the connect or idle timeout.

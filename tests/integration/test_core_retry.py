@@ -4,11 +4,13 @@ connect timeout (a black-holed endpoint), an upstream that accepts but never ans
 timeout, replay), one that closes at once (early close, replay), an error on either side closing
 both, and --idle-timeout (none by default)."""
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import struct
 import sys
+import termios
 import threading
 import time
 import unittest
@@ -23,12 +25,29 @@ def reset(s):
     s.close()
 
 
+def outq(s):
+    """Bytes in s's send queue not yet acknowledged by the peer (SIOCOUTQ)."""
+    return struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
+def thread_state(pid, tid):
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "T"  # gone: not running either
+
+
 @contextlib.contextmanager
 def paused(proxy):
     """kube-api-lb stopped (SIGSTOP) while the body runs: what arrives meanwhile, it then sees at
     once, in the order it arrived."""
     os.kill(proxy.pid, signal.SIGSTOP)
     try:
+        # kill(2) returns before every thread has stopped: wait until each one has.
+        kt.wait_until(lambda: all(thread_state(proxy.pid, t) == "T"
+                                  for t in os.listdir(f"/proc/{proxy.pid}/task")), 2,
+                      what="kube-api-lb's threads to stop")
         yield
         time.sleep(0.05)  # the last packets land before it runs again
     finally:
@@ -331,6 +350,101 @@ class Retry(unittest.TestCase):
             s.close()
         kt.wait_until(lambda: self.counter(p, "active_connections", held.endpoint) == 0, 3,
                       what="the proxy to end the sessions")
+
+    def test_answer_survives_an_upstream_that_closed_while_the_client_uploads(self):
+        # An apiserver rejecting a large upload (413, or a failed admission) answers, closes, and
+        # resets the connection because the client keeps sending. The proxy has read the answer
+        # (and the FIN, if one came first), but the client reads slowly: most of the answer still
+        # sits in the proxy's send queue when its next write to the upstream fails or it reads
+        # the reset. Closing the client socket then, with the client's further bytes unread,
+        # makes the kernel send a reset and discard that queue: the client would lose the answer.
+        # It must get all of it, then EOF; and a client that never closes its side is let go
+        # within the linger time.
+        held = Misbehaving("silent")
+        self.addCleanup(held.close)
+        p = self.proxy([held.endpoint])
+        answer = bytes(range(256)) * 256  # 64 KiB
+        for i, (upstream_fin, client_fin) in enumerate([(True, True), (True, False),
+                                                         (False, True)]):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills at once
+            s.settimeout(10)
+            s.connect(("127.0.0.1", p.port))
+            self.addCleanup(s.close)
+            s.sendall(b"HELLO\n")
+            kt.wait_until(lambda: held.accepted > i, 5, what="the proxy to dial the endpoint")
+            up = held.held[i]
+            up.settimeout(5)
+            self.assertEqual(kt.recv_exact(up, 6), b"HELLO\n")
+            up.sendall(b"HI\n")
+            self.assertEqual(kt.recv_exact(s, 3), b"HI\n")
+            with paused(p):
+                up.sendall(answer)
+                if upstream_fin:
+                    up.shutdown(socket.SHUT_WR)
+                s.sendall(b"x" * (128 * 1024))  # more than the proxy reads in one go
+                if client_fin:
+                    s.shutdown(socket.SHUT_WR)
+                time.sleep(0.05)
+                reset(up)
+            time.sleep(0.3)  # the proxy runs into the failed write before the client reads
+            got = b""
+            t0 = time.monotonic()
+            try:
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    got += d
+            except OSError as e:
+                self.fail(f"connection {i}: {e!r} after {len(got)} of {len(answer)} bytes")
+            self.assertEqual(len(got), len(answer), f"connection {i}")
+            self.assertEqual(got, answer, f"connection {i}")
+            # Without the client's FIN the session ends after the linger time; with it, at once.
+            kt.wait_until(lambda: self.counter(p, "active_connections", held.endpoint) == 0, 8,
+                          what="the proxy to end the session")
+            self.assertLess(time.monotonic() - t0, 8)
+            s.close()
+
+    def test_spliced_answer_is_passed_on_up_to_the_upstream_reset(self):
+        # Bulk from the upstream moves by splice(2), polled on a duplicate of its socket. When the
+        # upstream's last bytes and its reset arrive together, the poll reports an error; the
+        # bytes it received before the reset must still reach the client, then EOF.
+        held = Misbehaving("silent")
+        self.addCleanup(held.close)
+        p = self.proxy([held.endpoint])
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(b"HELLO\n")
+        kt.wait_until(lambda: held.accepted > 0, 5, what="the proxy to dial the endpoint")
+        up = held.held[0]
+        up.settimeout(5)
+        self.assertEqual(kt.recv_exact(up, 6), b"HELLO\n")
+        bulk = os.urandom(4 << 20)
+        before = kt.metric(p.metrics(), "kube_api_lb_spliced_bytes_total")
+        threading.Thread(target=up.sendall, args=(bulk,), daemon=True).start()
+        self.assertEqual(kt.recv_exact(s, len(bulk)), bulk)
+        spliced = kt.metric(p.metrics(), "kube_api_lb_spliced_bytes_total") - before
+        self.assertGreater(spliced, len(bulk) // 2, "the answer did not go through splice(2)")
+        tail = os.urandom(100 * 1024)
+        with paused(p):
+            up.sendall(tail)
+            deadline = time.monotonic() + 5
+            while outq(up) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertEqual(outq(up), 0, "the tail did not reach the proxy's socket")
+            reset(up)
+        got = b""
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+        except OSError as e:
+            self.fail(f"{e!r} after {len(got)} of {len(tail)} bytes")
+        self.assertEqual(len(got), len(tail))
+        self.assertEqual(got, tail)
 
     def test_upstream_reset_closes_client(self):
         rst = Misbehaving("rst")
