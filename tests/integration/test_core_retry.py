@@ -30,6 +30,19 @@ def outq(s):
     return struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
 
 
+def read_to_eof(s):
+    """Reads s until EOF. Returns (bytes, the OSError that ended it early or None)."""
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return got, None
+            got += d
+    except OSError as e:
+        return got, e
+
+
 def thread_state(pid, tid):
     try:
         with open(f"/proc/{pid}/task/{tid}/stat") as f:
@@ -159,6 +172,24 @@ class Retry(unittest.TestCase):
         p = kt.Proxy(endpoints, ["--health-check=none", "--policy=first", *args])
         self.addCleanup(p.stop_clean)
         return p
+
+    def answered(self, p, held, i, rcvbuf=None):
+        """The i-th connection through p to the Misbehaving("silent") endpoint `held`, after one
+        exchange (HELLO, HI): the upstream has answered. Returns (client, upstream) sockets."""
+        s = socket.socket()
+        self.addCleanup(s.close)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", p.port))
+        s.sendall(b"HELLO\n")
+        kt.wait_until(lambda: held.accepted > i, 5, what="the proxy to dial the endpoint")
+        up = held.held[i]
+        up.settimeout(5)
+        self.assertEqual(kt.recv_exact(up, 6), b"HELLO\n")
+        up.sendall(b"HI\n")
+        self.assertEqual(kt.recv_exact(s, 3), b"HI\n")
+        return s, up
 
     def counter(self, p, name, ep):
         return kt.metric(p.metrics(), f"kube_api_lb_endpoint_{name}", endpoint=ep)
@@ -323,29 +354,14 @@ class Retry(unittest.TestCase):
         self.addCleanup(held.close)
         p = self.proxy([held.endpoint])
         for i in range(3):
-            s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
-            self.addCleanup(s.close)
-            s.sendall(b"HELLO\n")
-            kt.wait_until(lambda: held.accepted > i, 5, what="the proxy to dial the endpoint")
-            up = held.held[i]
-            up.settimeout(5)
-            self.assertEqual(kt.recv_exact(up, 6), b"HELLO\n")
-            up.sendall(b"HI\n")
-            self.assertEqual(kt.recv_exact(s, 3), b"HI\n")
+            s, up = self.answered(p, held, i)
             with paused(p):
                 s.sendall(b"MORE\n")
                 time.sleep(0.05)
                 up.sendall(b"ALERT certificate required\n")
                 reset(up)
-            got = b""
-            try:
-                while True:
-                    d = s.recv(100)
-                    if not d:
-                        break
-                    got += d
-            except OSError as e:
-                self.fail(f"connection {i}: {e!r} after {got!r}")
+            got, err = read_to_eof(s)
+            self.assertIsNone(err, f"connection {i}: {err!r} after {got!r}")
             self.assertEqual(got, b"ALERT certificate required\n", f"connection {i}")
             s.close()
         kt.wait_until(lambda: self.counter(p, "active_connections", held.endpoint) == 0, 3,
@@ -366,18 +382,7 @@ class Retry(unittest.TestCase):
         answer = bytes(range(256)) * 256  # 64 KiB
         for i, (upstream_fin, client_fin) in enumerate([(True, True), (True, False),
                                                          (False, True)]):
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills at once
-            s.settimeout(10)
-            s.connect(("127.0.0.1", p.port))
-            self.addCleanup(s.close)
-            s.sendall(b"HELLO\n")
-            kt.wait_until(lambda: held.accepted > i, 5, what="the proxy to dial the endpoint")
-            up = held.held[i]
-            up.settimeout(5)
-            self.assertEqual(kt.recv_exact(up, 6), b"HELLO\n")
-            up.sendall(b"HI\n")
-            self.assertEqual(kt.recv_exact(s, 3), b"HI\n")
+            s, up = self.answered(p, held, i, rcvbuf=4096)  # a receive buffer that fills at once
             with paused(p):
                 up.sendall(answer)
                 if upstream_fin:
@@ -388,16 +393,10 @@ class Retry(unittest.TestCase):
                 time.sleep(0.05)
                 reset(up)
             time.sleep(0.3)  # the proxy runs into the failed write before the client reads
-            got = b""
             t0 = time.monotonic()
-            try:
-                while True:
-                    d = s.recv(65536)
-                    if not d:
-                        break
-                    got += d
-            except OSError as e:
-                self.fail(f"connection {i}: {e!r} after {len(got)} of {len(answer)} bytes")
+            got, err = read_to_eof(s)
+            self.assertIsNone(err, f"connection {i}: {err!r} after {len(got)} of {len(answer)} "
+                              "bytes")
             self.assertEqual(len(got), len(answer), f"connection {i}")
             self.assertEqual(got, answer, f"connection {i}")
             # Without the client's FIN the session ends after the linger time; with it, at once.
@@ -413,13 +412,7 @@ class Retry(unittest.TestCase):
         held = Misbehaving("silent")
         self.addCleanup(held.close)
         p = self.proxy([held.endpoint])
-        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
-        self.addCleanup(s.close)
-        s.sendall(b"HELLO\n")
-        kt.wait_until(lambda: held.accepted > 0, 5, what="the proxy to dial the endpoint")
-        up = held.held[0]
-        up.settimeout(5)
-        self.assertEqual(kt.recv_exact(up, 6), b"HELLO\n")
+        s, up = self.answered(p, held, 0)
         bulk = os.urandom(4 << 20)
         before = kt.metric(p.metrics(), "kube_api_lb_spliced_bytes_total")
         threading.Thread(target=up.sendall, args=(bulk,), daemon=True).start()
@@ -434,15 +427,8 @@ class Retry(unittest.TestCase):
                 time.sleep(0.01)
             self.assertEqual(outq(up), 0, "the tail did not reach the proxy's socket")
             reset(up)
-        got = b""
-        try:
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                got += d
-        except OSError as e:
-            self.fail(f"{e!r} after {len(got)} of {len(tail)} bytes")
+        got, err = read_to_eof(s)
+        self.assertIsNone(err, f"{err!r} after {len(got)} of {len(tail)} bytes")
         self.assertEqual(len(got), len(tail))
         self.assertEqual(got, tail)
 
