@@ -5,7 +5,9 @@
 #include "uvx/sockaddr.h"
 
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -96,9 +98,13 @@ void splice_poll_cb(uv_poll_t *h, int, int) noexcept {
 constexpr size_t kSpliceChunk = 256 * 1024;
 constexpr size_t kSpliceFairShare = 1024 * 1024;
 
-// How long a session whose upstream stopped taking bytes waits for the client's FIN once it has
-// written everything the upstream sent (nginx's lingering_timeout is 5 s too).
+// A session whose upstream stopped taking bytes, once it has written everything the upstream
+// sent, waits for the client's FIN or for the client to have acknowledged all of it: as long as
+// the client takes or sends something every kLingerMs, for kLingerMaxMs at most (nginx's
+// lingering_timeout and lingering_time); checked every kLingerPollMs.
 constexpr uint64_t kLingerMs = 5000;
+constexpr uint64_t kLingerMaxMs = 30000;
+constexpr uint64_t kLingerPollMs = 100;
 
 void close_fd(int &fd) {
   if (fd >= 0) {
@@ -314,7 +320,7 @@ void Session::on_timer() {
     return;
   }
   if (lingering_) {
-    close(CloseReason::Done);
+    on_linger_tick();
     return;
   }
   switch (phase_) {
@@ -690,10 +696,36 @@ void Session::maybe_finish() {
     return;
   }
   if (upstream_broken_ && !lingering_ && u2c_.eof && u2c_.pending == 0) {
-    // Everything the upstream sent is written (and the FIN after it): only the client's FIN is
-    // awaited, for a bounded time, as nginx's lingering close does.
+    // Everything the upstream sent is written (and the FIN after it), but the kernel may still
+    // hold it for a client that reads slowly: see on_linger_tick.
     lingering_ = true;
-    timer_.start(timer_cb, kLingerMs);
+    linger_outq_ = SIZE_MAX;
+    linger_start_ms_ = linger_progress_ms_ = uv_now(worker_.loop());
+    timer_.start(timer_cb, kLingerPollMs, kLingerPollMs);
+  }
+}
+
+// The session closes once the client has acknowledged everything it was sent, FIN included: a
+// reset then loses nothing, the bytes are in the client's receive queue, as if it had talked to
+// the apiserver directly. Until then the client's bytes are read and discarded, since closing
+// with them unread would reset the connection and throw away what the kernel still holds for it;
+// a client that neither reads nor sends for kLingerMs, or still has not taken everything after
+// kLingerMaxMs, is closed anyway.
+void Session::on_linger_tick() {
+  int fd = -1;
+  int unacked = 0;
+  if (uv_fileno(client_.base(), &fd) != 0 || ioctl(fd, SIOCOUTQ, &unacked) != 0 || unacked <= 0) {
+    close(CloseReason::Done);
+    return;
+  }
+  uint64_t now = uv_now(worker_.loop());
+  if (static_cast<size_t>(unacked) < linger_outq_) {
+    linger_outq_ = static_cast<size_t>(unacked);
+    linger_progress_ms_ = now;
+  }
+  uint64_t quiet_since = std::max(linger_progress_ms_, last_activity_ms_);
+  if (now - quiet_since >= kLingerMs || now - linger_start_ms_ >= kLingerMaxMs) {
+    close(CloseReason::Done);
   }
 }
 

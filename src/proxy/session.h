@@ -139,6 +139,7 @@ private:
   // shutdown(2) found the destination gone: re-dial if it was an upstream yet to answer.
   void upstream_gone_on_shutdown(bool to_upstream);
   void maybe_finish();
+  void on_linger_tick();
   bool all_done() const;
   void arm_timer();
   Direction &dir(bool to_upstream) { return to_upstream ? c2u_ : u2c_; }
@@ -166,9 +167,12 @@ private:
   // before (a TLS alert, an answer still queued for the client) is still read and passed on; the
   // client's further bytes are discarded.
   bool upstream_broken_ = false;
-  // upstream_broken_ and everything it sent is written: the timer now bounds the wait for the
-  // client's FIN (kLingerMs).
+  // upstream_broken_ and everything it sent is written: the timer now polls for the client's
+  // acknowledgement of it (on_linger_tick).
   bool lingering_ = false;
+  size_t linger_outq_ = 0;          // fewest unacknowledged bytes seen on the client socket
+  uint64_t linger_progress_ms_ = 0; // when that number last went down
+  uint64_t linger_start_ms_ = 0;
   bool got_first_byte_ = false;
   // The timer runs the first-byte timeout (the upstream has the client's bytes and owes an
   // answer), not the connect or idle timeout.
