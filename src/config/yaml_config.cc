@@ -3,6 +3,7 @@
 #include "config/duration.h"
 #include "config/reader_common.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <sstream>
 
 namespace kal {
 namespace {
@@ -533,11 +535,50 @@ std::string shortest(double v) {
   return std::string(buf, ec == std::errc() ? ptr : buf);
 }
 
+// yaml-cpp 0.7's LoadAll never returns on a document that starts with a token its parser does not
+// consume (a ',' outside a flow collection: the whole file ",", for one): it adds empty documents
+// until memory runs out. So the parser walks the documents first, and a document that starts
+// where the previous one did is reported as that character. Only then does LoadAll run (on the
+// same input it takes the same steps, so it ends too).
+class DocumentStarts : public YAML::EventHandler {
+public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark &mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark &, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark &, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                const std::string &) override {}
+  void OnSequenceStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+void check_documents_end(const std::string &text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts docs;
+  while (parser.HandleNextDocument(docs)) {
+    size_t n = docs.starts.size();
+    if (n >= 2 && docs.starts[n - 1].pos == docs.starts[n - 2].pos) {
+      const YAML::Mark &m = docs.starts[n - 1];
+      auto pos = static_cast<size_t>(m.pos);
+      std::string what = pos < text.size() ? std::string("'") + text[pos] + "'" : "end of file";
+      fail(m, "YAML syntax error: unexpected " + what + " where a document should start");
+    }
+  }
+}
+
 } // namespace
 
 Result<Config> parse_yaml_config(std::string_view text, const std::string &file_name, Config base) {
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
+    std::string input(text);
+    check_documents_end(input);
+    std::vector<YAML::Node> docs = YAML::LoadAll(input);
     // A trailing "---" or comment-only text yields null documents; only real ones count.
     std::vector<YAML::Node> real;
     for (const auto &d : docs) {

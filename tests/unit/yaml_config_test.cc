@@ -197,6 +197,12 @@ TEST_CASE("yaml: errors name file, line, column and the problem") {
        "test.yaml:5:2: YAML syntax error: end of map not found"},
       {kHead + "\tworkers: 1\n",
        "test.yaml:3:1: YAML syntax error: illegal tab when looking for indentation"},
+      // yaml-cpp 0.7's LoadAll alone never returns on these (it piles up empty documents).
+      {",", "test.yaml:1:1: YAML syntax error: unexpected ',' where a document should start"},
+      {"# c\n ,,\n",
+       "test.yaml:2:2: YAML syntax error: unexpected ',' where a document should start"},
+      {kHead + ep + "---\n,\n",
+       "test.yaml:5:1: YAML syntax error: unexpected ',' where a document should start"},
       // Unknown and repeated fields.
       {kHead + ep + "conectTimeout: 1s\n",
        "test.yaml:4:1: unknown field \"conectTimeout\" (did you mean \"connectTimeout\"?)"},
