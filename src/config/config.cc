@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "config/duration.h"
 
 #include <set>
 #include <utility>
@@ -67,6 +68,10 @@ Result<bool> validate(const Config &c) {
   if (c.endpoints.empty()) {
     return Err{"no endpoints: give at least one apiserver (e.g. --endpoints=10.0.0.1:6443)"};
   }
+  if (c.endpoints.size() > kMaxEndpoints) {
+    return Err{"too many endpoints: " + std::to_string(c.endpoints.size()) + " (at most " +
+               std::to_string(kMaxEndpoints) + ")"};
+  }
   if (c.listen.empty()) {
     return Err{"no listen address"};
   }
@@ -102,6 +107,16 @@ Result<bool> validate(const Config &c) {
   }
   if (c.idle_timeout.count() < 0 || c.shutdown_grace.count() < 0 || c.drain_timeout.count() < 0) {
     return Err{"timeouts must not be negative"};
+  }
+  if (c.tcp_user_timeout.count() > kMaxTcpUserTimeoutMs) {
+    return Err{"tcp user timeout " + format_duration(c.tcp_user_timeout) +
+               " is too large (the kernel takes at most " +
+               format_duration(Millis{kMaxTcpUserTimeoutMs}) + ")"};
+  }
+  if (c.keepalive_idle.count() / 1000 > kMaxKeepaliveIdleS) {
+    return Err{"keepalive idle " + format_duration(c.keepalive_idle) +
+               " is too large (the kernel takes at most " +
+               format_duration(Millis{kMaxKeepaliveIdleS * 1000}) + ")"};
   }
   if (c.health.rise < 1 || c.health.rise > 100) {
     return Err{"health rise must be between 1 and 100"};

@@ -14,6 +14,13 @@ namespace kal {
 
 using Millis = std::chrono::milliseconds;
 
+// A session remembers the endpoints it tried in a 64-bit mask.
+constexpr size_t kMaxEndpoints = 64;
+// What the kernel takes: TCP_USER_TIMEOUT is an int of milliseconds, TCP_KEEPIDLE at most
+// 32767 s (MAX_TCP_KEEPIDLE).
+constexpr int64_t kMaxTcpUserTimeoutMs = 2147483647;
+constexpr int64_t kMaxKeepaliveIdleS = 32767;
+
 enum class Policy { LeastConn, RoundRobin, RandomTwo, First };
 enum class HealthMode { Https, Tls, Tcp, None };
 enum class LogFormat { Text, Json };

@@ -188,9 +188,9 @@ void Session::dial() {
   const auto &list = *list_;
   const auto &s = worker_.settings();
   int64_t now_ms = static_cast<int64_t>(uv_now(worker_.loop()));
-  Candidate cands[64];
-  uint64_t epochs[64];
-  size_t n = std::min<size_t>(list.size(), 64);
+  Candidate cands[kMaxEndpoints];
+  uint64_t epochs[kMaxEndpoints];
+  size_t n = std::min(list.size(), kMaxEndpoints); // validate() rejects more
   for (size_t i = 0; i < n; ++i) {
     const auto &u = *list[i];
     // The kill epoch before the health: the checker sets Down before it bumps the epoch, so an
@@ -362,6 +362,12 @@ void Session::on_endpoint_killed() {
         .kv("endpoint", up_ ? up_->name() : "?");
     abandon_upstream();
     dial();
+    return;
+  }
+  if (u2c_.eof) {
+    // Its answer is complete (FIN or reset): nothing is stuck on it, only still owed to the
+    // client. Passed on as if the upstream had reset; the client's further bytes are dropped.
+    upstream_takes_no_more();
     return;
   }
   close(CloseReason::EndpointDown);
@@ -611,6 +617,12 @@ void Session::upstream_takes_no_more() {
   replay_.clear();
   replay_.shrink_to_fit();
   maybe_resume(true); // a paused client is read again, to be discarded
+  // The lingering close starts now (see on_linger_tick); its 30 s also bound an answer still
+  // being written to a client that never reads.
+  lingering_ = true;
+  linger_owed_ = SIZE_MAX;
+  linger_start_ms_ = linger_progress_ms_ = uv_now(worker_.loop());
+  timer_.start(timer_cb, kLingerPollMs, kLingerPollMs);
   maybe_finish();
 }
 
@@ -693,36 +705,33 @@ bool Session::all_done() const {
 void Session::maybe_finish() {
   if (all_done()) {
     close(CloseReason::Done);
-    return;
-  }
-  if (upstream_broken_ && !lingering_ && u2c_.eof && u2c_.pending == 0) {
-    // Everything the upstream sent is written (and the FIN after it), but the kernel may still
-    // hold it for a client that reads slowly: see on_linger_tick.
-    lingering_ = true;
-    linger_outq_ = SIZE_MAX;
-    linger_start_ms_ = linger_progress_ms_ = uv_now(worker_.loop());
-    timer_.start(timer_cb, kLingerPollMs, kLingerPollMs);
   }
 }
 
-// The session closes once the client has acknowledged everything it was sent, FIN included: a
-// reset then loses nothing, the bytes are in the client's receive queue, as if it had talked to
-// the apiserver directly. Until then the client's bytes are read and discarded, since closing
-// with them unread would reset the connection and throw away what the kernel still holds for it;
-// a client that neither reads nor sends for kLingerMs, or still has not taken everything after
-// kLingerMaxMs, is closed anyway.
+// The upstream takes no more bytes (upstream_broken_). The session closes once the upstream's
+// answer has ended and the client has acknowledged all of it, FIN included: a reset then loses
+// nothing, the bytes are in the client's receive queue, as if it had talked to the apiserver
+// directly. Until then the client's bytes are read and discarded, since closing with them unread
+// would reset the connection and throw away what is still owed to it. A client that neither
+// takes nor sends anything for kLingerMs, or has not taken everything after kLingerMaxMs, is
+// closed anyway.
 void Session::on_linger_tick() {
   int fd = -1;
   int unacked = 0;
-  if (uv_fileno(client_.base(), &fd) != 0 || ioctl(fd, SIOCOUTQ, &unacked) != 0 || unacked <= 0) {
+  if (uv_fileno(client_.base(), &fd) != 0 || ioctl(fd, SIOCOUTQ, &unacked) != 0) {
+    close(CloseReason::Done);
+    return;
+  }
+  size_t owed = static_cast<size_t>(std::max(unacked, 0)) + u2c_.pending;
+  if (owed == 0 && u2c_.eof) {
     close(CloseReason::Done);
     return;
   }
   uint64_t now = uv_now(worker_.loop());
-  if (static_cast<size_t>(unacked) < linger_outq_) {
-    linger_outq_ = static_cast<size_t>(unacked);
+  if (owed < linger_owed_) {
     linger_progress_ms_ = now;
   }
+  linger_owed_ = owed;
   uint64_t quiet_since = std::max(linger_progress_ms_, last_activity_ms_);
   if (now - quiet_since >= kLingerMs || now - linger_start_ms_ >= kLingerMaxMs) {
     close(CloseReason::Done);

@@ -167,10 +167,9 @@ private:
   // before (a TLS alert, an answer still queued for the client) is still read and passed on; the
   // client's further bytes are discarded.
   bool upstream_broken_ = false;
-  // upstream_broken_ and everything it sent is written: the timer now polls for the client's
-  // acknowledgement of it (on_linger_tick).
+  // Set with upstream_broken_: the timer polls what is still owed to the client (on_linger_tick).
   bool lingering_ = false;
-  size_t linger_outq_ = 0;          // fewest unacknowledged bytes seen on the client socket
+  size_t linger_owed_ = 0;          // bytes owed to the client (queued or unacknowledged) last tick
   uint64_t linger_progress_ms_ = 0; // when that number last went down
   uint64_t linger_start_ms_ = 0;
   bool got_first_byte_ = false;

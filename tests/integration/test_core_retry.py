@@ -455,6 +455,46 @@ class Retry(unittest.TestCase):
                       what="the proxy to end the session")
         s.close()
 
+    def test_client_that_never_reads_is_let_go_after_the_linger_time(self):
+        # The upstream's answer is still queued in the proxy when the upstream resets, and the
+        # client keeps sending but never reads: the session must not live on discarding its bytes
+        # (it is closed 30 s after the upstream stopped taking them). Without TCP_USER_TIMEOUT,
+        # which would otherwise end a connection whose data stays unacknowledged as long.
+        held = Misbehaving("silent")
+        self.addCleanup(held.close)
+        p = self.proxy([held.endpoint], "--tcp-user-timeout=0")
+        s, up = self.answered(p, held, 0, rcvbuf=4096)
+        stop = threading.Event()
+        self.addCleanup(stop.set)
+
+        def upload():
+            try:
+                while not stop.wait(0.01):
+                    s.sendall(b"u" * 1000)
+            except OSError:
+                pass
+
+        def answer():
+            try:
+                up.sendall(os.urandom(16 << 20))
+            except OSError:
+                pass  # reset below
+
+        threading.Thread(target=answer, daemon=True).start()
+        time.sleep(0.5)  # the answer backs up: client, proxy and upstream buffers fill
+        with paused(p):
+            s.sendall(b"x" * (128 * 1024))
+            time.sleep(0.05)
+            reset(up)
+        t0 = time.monotonic()
+        threading.Thread(target=upload, daemon=True).start()
+        kt.wait_until(lambda: self.counter(p, "active_connections", held.endpoint) == 0, 40,
+                      interval=0.5, what="the proxy to end the session")
+        took = time.monotonic() - t0
+        stop.set()
+        self.assertGreater(took, 25, "closed before the linger time although the client sends")
+        s.close()
+
     def test_spliced_answer_is_passed_on_up_to_the_upstream_reset(self):
         # Bulk from the upstream moves by splice(2), polled on a duplicate of its socket. When the
         # upstream's last bytes and its reset arrive together, the poll reports an error; the

@@ -92,3 +92,28 @@ TEST_CASE("flags: --health-path and listen host names") {
   CHECK(name.error() == "--listen: node1:6443 is not an IP address (listen addresses must be IP "
                         "addresses or localhost)");
 }
+
+TEST_CASE("validate: limits the kernel and the session impose") {
+  // A session tracks the endpoints it tried in 64 bits: a 65th would never be dialled.
+  Config c = valid();
+  c.endpoints.clear();
+  for (int i = 0; i < 64; ++i) {
+    c.endpoints.push_back(HostPort{"10.0.0.1", 6000 + i, HostPort::Kind::IPv4});
+  }
+  CHECK(kal::validate(c).ok());
+  c.endpoints.push_back(HostPort{"10.0.0.1", 7000, HostPort::Kind::IPv4});
+  CHECK(kal::validate(c).error() == "too many endpoints: 65 (at most 64)");
+  // Larger values used to wrap (1193h2m47.297s became 1 ms) or were refused by setsockopt and
+  // silently left unset.
+  c = valid();
+  c.tcp_user_timeout = kal::Millis{kal::kMaxTcpUserTimeoutMs};
+  c.keepalive_idle = kal::Millis{kal::kMaxKeepaliveIdleS * 1000 + 999};
+  CHECK(kal::validate(c).ok());
+  c.tcp_user_timeout = kal::Millis{int64_t{1193} * 3600000 + 2 * 60000 + 47297};
+  CHECK(kal::validate(c).error() == "tcp user timeout 1193h2m47.297s is too large (the kernel "
+                                    "takes at most 596h31m23.647s)");
+  c = valid();
+  c.keepalive_idle = kal::Millis{int64_t{10} * 3600000};
+  CHECK(kal::validate(c).error() ==
+        "keepalive idle 10h0m0s is too large (the kernel takes at most 9h6m7s)");
+}
