@@ -18,6 +18,17 @@ bool is_ipv6(const std::string &s) {
   return inet_pton(AF_INET6, s.c_str(), &a) == 1;
 }
 
+// inet_ntop's form (RFC 5952: lower case, longest zero run as "::") of a valid IPv6 literal.
+std::string canonical_ipv6(const std::string &s) {
+  in6_addr a;
+  char buf[INET6_ADDRSTRLEN];
+  if (inet_pton(AF_INET6, s.c_str(), &a) != 1 ||
+      inet_ntop(AF_INET6, &a, buf, sizeof buf) == nullptr) {
+    return s;
+  }
+  return buf;
+}
+
 // RFC 1123 host name: labels of letters, digits and '-', not starting or ending with '-'.
 bool is_dns_name(std::string_view s) {
   if (s.empty() || s.size() > 253) {
@@ -87,9 +98,15 @@ Result<HostPort> parse_host_port(std::string_view text, uint16_t default_port) {
       port_text = rest.substr(1);
       have_port = true;
     }
+    if (hp.host.find('%') != std::string::npos) {
+      return Err{"address " + quoted + ": \"" + hp.host +
+                 "\": IPv6 zone indexes (%interface) are not supported"};
+    }
     if (!is_ipv6(hp.host)) {
       return Err{"address " + quoted + ": \"" + hp.host + "\" is not an IPv6 address"};
     }
+    // One spelling per address ([0:0::1] is [::1]), so that duplicates are found and names match.
+    hp.host = canonical_ipv6(hp.host);
     hp.kind = HostPort::Kind::IPv6;
   } else {
     auto colon = text.rfind(':');

@@ -210,7 +210,7 @@ void Session::dial() {
   }
   auto choice = worker_.picker().pick(std::span<const Candidate>(cands, n));
   if (!choice) {
-    log::warn("no endpoint accepted the connection")
+    log::warn("no endpoint left to try for this connection")
         .kv("attempts", attempts_)
         .kv("endpoints", static_cast<uint64_t>(n));
     close(CloseReason::NoUpstream);

@@ -15,6 +15,14 @@ TEST_CASE("parse_host_port accepts IPv4, bracketed IPv6 and names") {
   CHECK(b->host == "fd00::11");
   CHECK(b->kind == HostPort::Kind::IPv6);
   CHECK(b->str() == "[fd00::11]:6443");
+  // One spelling per address, so that duplicates are found: [0:0::1] and [0000::0001] are [::1].
+  for (const char *same : {"[0:0::1]:6443", "[0000::0001]:6443", "[::1]:6443"}) {
+    CAPTURE(same);
+    auto e = parse_host_port(same);
+    REQUIRE(e);
+    CHECK(e->str() == "[::1]:6443");
+  }
+  CHECK(parse_host_port("[FD00:0:0::11]:6443")->host == "fd00::11");
   auto c = parse_host_port("cp1.example.com:443");
   REQUIRE(c);
   CHECK(c->kind == HostPort::Kind::Name);
@@ -36,6 +44,7 @@ TEST_CASE("parse_host_port rejects bad input with a message naming it") {
       {"fd00::1:6443", "must be written in brackets"},
       {"[fd00::1:6443", "missing ']'"},
       {"[10.0.0.1]:6443", "is not an IPv6 address"},
+      {"[fe80::1%lo]:6443", "IPv6 zone indexes (%interface) are not supported"},
       {"300.1.1.1:6443", "is not a valid IPv4 address"},
       {"bad_host!:6443", "is not a valid host name"},
       {":6443", "missing host"},
