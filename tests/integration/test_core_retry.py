@@ -43,6 +43,20 @@ def read_to_eof(s):
         return got, e
 
 
+def trickle(s, stop):
+    """Sends 1,000 bytes on s every 10 ms, in a thread, until stop is set or s fails."""
+    def run():
+        try:
+            while not stop.wait(0.01):
+                s.sendall(b"u" * 1000)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
 def thread_state(pid, tid):
     try:
         with open(f"/proc/{pid}/task/{tid}/stat") as f:
@@ -418,21 +432,13 @@ class Retry(unittest.TestCase):
         s, up = self.answered(p, held, 0, rcvbuf=4096)
         stop = threading.Event()
 
-        def upload():
-            try:
-                while not stop.wait(0.01):
-                    s.sendall(b"u" * 1000)
-            except OSError:
-                pass
-
         with paused(p):
             up.sendall(answer)
             up.shutdown(socket.SHUT_WR)
             s.sendall(b"x" * (128 * 1024))
             time.sleep(0.05)
             reset(up)
-        uploader = threading.Thread(target=upload, daemon=True)
-        uploader.start()
+        uploader = trickle(s, stop)
         self.addCleanup(stop.set)
         t0 = time.monotonic()
         got = b""
@@ -467,13 +473,6 @@ class Retry(unittest.TestCase):
         stop = threading.Event()
         self.addCleanup(stop.set)
 
-        def upload():
-            try:
-                while not stop.wait(0.01):
-                    s.sendall(b"u" * 1000)
-            except OSError:
-                pass
-
         def answer():
             try:
                 up.sendall(os.urandom(16 << 20))
@@ -487,7 +486,7 @@ class Retry(unittest.TestCase):
             time.sleep(0.05)
             reset(up)
         t0 = time.monotonic()
-        threading.Thread(target=upload, daemon=True).start()
+        trickle(s, stop)
         kt.wait_until(lambda: self.counter(p, "active_connections", held.endpoint) == 0, 40,
                       interval=0.5, what="the proxy to end the session")
         took = time.monotonic() - t0
