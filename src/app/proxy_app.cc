@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -23,6 +24,11 @@ namespace {
 // Start-up is over once the first health checks have run (rise 2 at the 250 ms fast interval,
 // TLS handshakes included); 5 s leaves room for slow apiservers.
 constexpr uint64_t kReleasePagesAfterMs = 5000;
+
+// Host-name endpoints: an unresolved name is retried at every tick, a resolved one looked up again
+// every kReResolveMs to follow an apiserver that moved.
+constexpr uint64_t kResolveTickMs = 1000;
+constexpr uint64_t kReResolveMs = 30000;
 
 void signal_cb(uv_signal_t *h, int signum) noexcept {
   if (auto *self = static_cast<ProxyApp *>(h->data)) {
@@ -77,13 +83,36 @@ std::string read_file(const std::string &path) {
   return s.str();
 }
 
-// Resolves a host name synchronously on the libuv thread pool while the loop waits: used at start
-// (before anything listens) and from the periodic re-resolve, which runs it off-loop.
+// One host-name resolution in flight on the libuv thread pool.
 struct ResolveReq {
   uv_getaddrinfo_t req;
   std::shared_ptr<Upstream> up;
   ProxyApp *app;
 };
+
+addrinfo stream_hints() {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  return hints;
+}
+
+std::vector<sockaddr_storage> to_addrs(const addrinfo *res) {
+  std::vector<sockaddr_storage> addrs;
+  for (auto *ai = res; ai; ai = ai->ai_next) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    addrs.push_back(ss);
+  }
+  return addrs;
+}
+
+bool same_addrs(const std::vector<sockaddr_storage> &a, const std::vector<sockaddr_storage> &b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](const auto &x, const auto &y) {
+           return std::memcmp(&x, &y, sizeof x) == 0; // both zero-filled past the address
+         });
+}
 
 } // namespace
 
@@ -125,75 +154,110 @@ std::shared_ptr<const UpstreamList> ProxyApp::build_upstreams(const Config &c,
   return list;
 }
 
-Result<bool> ProxyApp::resolve_names_at_start() {
+void ProxyApp::resolve_names_at_start() {
   for (const auto &up : *ups_) {
     if (up->address().kind != HostPort::Kind::Name) {
       continue;
     }
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
+    addrinfo hints = stream_hints();
     uv_getaddrinfo_t req;
     std::string port = std::to_string(up->address().port);
-    // Synchronous form (null callback): only at start-up, before any client is served.
+    // Synchronous form (null callback): only at start-up, before any client is served. A name
+    // that does not resolve is not fatal: the endpoint stays down ("unresolved") and the resolve
+    // timer retries it every second, as a node booting before its resolver works needs.
     int rc = uv_getaddrinfo(loop_, &req, nullptr, up->address().host.c_str(), port.c_str(), &hints);
+    NameState &st = names_[up->name()];
+    st.last_ms = uv_now(loop_);
     if (rc != 0) {
-      return Err{"endpoint " + up->name() + ": cannot resolve host name \"" + up->address().host +
-                 "\": " + uv_strerror(rc)};
+      st.failing = true;
+      log::warn("cannot resolve endpoint host name, retrying every second")
+          .kv("endpoint", up->name())
+          .kv("error", uv_strerror(rc));
+      continue;
     }
-    std::vector<sockaddr_storage> addrs;
-    for (auto *ai = req.addrinfo; ai; ai = ai->ai_next) {
-      sockaddr_storage ss{};
-      std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-      addrs.push_back(ss);
-    }
+    auto addrs = to_addrs(req.addrinfo);
     uv_freeaddrinfo(req.addrinfo);
     log::info("resolved endpoint")
         .kv("endpoint", up->name())
         .kv("address", uvx::to_string(reinterpret_cast<sockaddr *>(&addrs.front())));
     up->set_addrs(std::move(addrs));
   }
-  return true;
 }
 
-void ProxyApp::on_resolve_tick() {
-  // Names are re-resolved in the background so a moved apiserver is followed; failures keep the
-  // previous addresses.
+void ProxyApp::on_resolve_tick() { resolve_names(false); }
+
+void ProxyApp::resolve_names(bool all) {
+  // Unresolved names are retried at every tick; resolved ones are re-resolved every
+  // kReResolveMs (or now, on a reload) so a moved apiserver is followed. One lookup per name
+  // at a time: a resolver that hangs never piles up requests on the thread pool.
+  const uint64_t now = uv_now(loop_);
   for (const auto &up : *ups_) {
     if (up->address().kind != HostPort::Kind::Name) {
+      continue;
+    }
+    NameState &st = names_[up->name()];
+    if (st.in_flight) {
+      continue;
+    }
+    sockaddr_storage any;
+    bool resolved = up->first_addr(any);
+    if (resolved && !all && now - st.last_ms < kReResolveMs) {
       continue;
     }
     auto *r = new ResolveReq{};
     r->up = up;
     r->app = this;
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
+    addrinfo hints = stream_hints();
     std::string port = std::to_string(up->address().port);
     int rc = uv_getaddrinfo(
         loop_, &r->req,
         [](uv_getaddrinfo_t *req, int status, addrinfo *res) noexcept {
           auto *r = reinterpret_cast<ResolveReq *>(req);
-          if (status == 0 && res) {
-            std::vector<sockaddr_storage> addrs;
-            for (auto *ai = res; ai; ai = ai->ai_next) {
-              sockaddr_storage ss{};
-              std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-              addrs.push_back(ss);
-            }
-            r->up->set_addrs(std::move(addrs));
-          } else if (status != UV_ECANCELED) {
-            log::warn("re-resolving endpoint failed, keeping previous addresses")
-                .kv("endpoint", r->up->name())
-                .kv("error", uv_strerror(status));
-          }
+          r->app->on_resolved(*r->up, status, res);
           uv_freeaddrinfo(res);
           delete r;
         },
         up->address().host.c_str(), port.c_str(), &hints);
     if (rc != 0) {
       delete r;
+      continue;
     }
+    st.in_flight = true;
+  }
+}
+
+void ProxyApp::on_resolved(Upstream &up, int status, const addrinfo *res) {
+  auto it = names_.find(up.name());
+  if (it == names_.end()) {
+    return; // removed by a reload while its lookup ran
+  }
+  NameState &st = it->second;
+  st.in_flight = false;
+  st.last_ms = uv_now(loop_);
+  if (status == UV_ECANCELED) {
+    return;
+  }
+  if (status != 0 || !res) {
+    if (!st.failing) {
+      st.failing = true;
+      bool had = !up.addrs().empty();
+      log::warn(had ? "re-resolving endpoint failed, keeping previous addresses"
+                    : "cannot resolve endpoint host name, retrying every second")
+          .kv("endpoint", up.name())
+          .kv("error", uv_strerror(status));
+    }
+    return;
+  }
+  auto addrs = to_addrs(res);
+  bool changed = !same_addrs(addrs, up.addrs());
+  if (changed || st.failing) {
+    log::info("resolved endpoint")
+        .kv("endpoint", up.name())
+        .kv("address", uvx::to_string(reinterpret_cast<sockaddr *>(&addrs.front())));
+  }
+  st.failing = false;
+  if (changed) {
+    up.set_addrs(std::move(addrs));
   }
 }
 
@@ -295,9 +359,7 @@ Result<bool> ProxyApp::start() {
   start_time_ = unix_now();
   config_hash_ = config_hash(config_);
   ups_ = build_upstreams(config_, nullptr);
-  if (auto r = resolve_names_at_start(); !r) {
-    return r;
-  }
+  resolve_names_at_start();
   auto settings = ProxySettings::from(config_);
   main_worker_ = std::make_unique<Worker>(loop_, 0, settings, ups_);
   main_worker_->share_pick_cursor(&pick_cursor_);
@@ -356,8 +418,9 @@ Result<bool> ProxyApp::start() {
   drain_timer_.init(loop_, this);
   watch_debounce_.init(loop_, this);
   resolve_timer_.init(loop_, this);
-  // Names are re-resolved every 30 s (the timer does nothing when every endpoint is an IP).
-  resolve_timer_.start(resolve_tick_cb, 30000, 30000);
+  // Unresolved names are retried every tick, the others re-resolved every kReResolveMs (the timer
+  // does nothing when every endpoint is an IP).
+  resolve_timer_.start(resolve_tick_cb, kResolveTickMs, kResolveTickMs);
   resolve_timer_.unref();
   // Code that ran once (flags, config readers, the first TLS handshakes of the health checks) is
   // handed back to the kernel now and again once the first checks have settled; see
@@ -681,8 +744,14 @@ void ProxyApp::reload(const char *trigger) {
   }
   config_ = n;
   // New names resolve on the thread pool; until then their dials fail over to other endpoints
-  // and their checks report "unresolved". The loop never waits for DNS.
-  on_resolve_tick();
+  // and their checks report "unresolved". The loop never waits for DNS. Names no endpoint uses
+  // any more are forgotten (a lookup still running for one is then ignored when it ends).
+  for (auto it = names_.begin(); it != names_.end();) {
+    bool used = std::any_of(ups_->begin(), ups_->end(),
+                            [&](const auto &u) { return u->name() == it->first; });
+    it = used ? std::next(it) : names_.erase(it);
+  }
+  resolve_names(true);
   checker_->set_upstreams(*ups_);
   config_hash_ = hash;
   ++reloads_;

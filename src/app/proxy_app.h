@@ -7,6 +7,7 @@
 #include "proxy/worker.h"
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -39,6 +40,7 @@ public:
   void on_watch_debounced();
   void on_drain_timer();
   void on_resolve_tick();
+  void on_resolved(Upstream &up, int status, const addrinfo *res);
   void on_release_pages();
 
 private:
@@ -49,8 +51,12 @@ private:
   };
 
   Result<bool> start();
-  // Resolves host-name endpoints before anything listens; an unresolvable name is an error.
-  Result<bool> resolve_names_at_start();
+  // Resolves host-name endpoints before anything listens. A name that does not resolve leaves its
+  // endpoint unresolved (down) and is retried by the resolve timer.
+  void resolve_names_at_start();
+  // Starts lookups on the thread pool: unresolved names, and resolved ones due again (all: every
+  // name not being looked up already).
+  void resolve_names(bool all);
   std::shared_ptr<const UpstreamList> build_upstreams(const Config &c,
                                                       const UpstreamList *previous);
   Result<bool> start_admin(const Config &c);
@@ -76,6 +82,13 @@ private:
   std::vector<Draining> draining_;
   // Endpoints removed by reloads, kept (bounded) so process-wide totals never go backwards.
   std::vector<std::shared_ptr<Upstream>> retired_;
+  // Host-name endpoints by name (host:port): their lookups, main loop only.
+  struct NameState {
+    bool in_flight = false; // one lookup at a time
+    bool failing = false;   // the last lookup failed (logged once per failing run)
+    uint64_t last_ms = 0;   // loop time the last lookup ended
+  };
+  std::map<std::string, NameState> names_;
   WorkerGroup group_; // outlives the workers below
   std::unique_ptr<Worker> main_worker_;
   std::vector<std::unique_ptr<Thread>> threads_;

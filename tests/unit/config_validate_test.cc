@@ -97,8 +97,9 @@ TEST_CASE("validate: limits the kernel and the session impose") {
   // A session tracks the endpoints it tried in 64 bits: a 65th would never be dialled.
   Config c = valid();
   c.endpoints.clear();
-  for (int i = 0; i < 64; ++i) {
-    c.endpoints.push_back(HostPort{"10.0.0.1", 6000 + i, HostPort::Kind::IPv4});
+  for (uint16_t i = 0; i < 64; ++i) {
+    c.endpoints.push_back(
+        HostPort{"10.0.0.1", static_cast<uint16_t>(6000 + i), HostPort::Kind::IPv4});
   }
   CHECK(kal::validate(c).ok());
   c.endpoints.push_back(HostPort{"10.0.0.1", 7000, HostPort::Kind::IPv4});
