@@ -105,7 +105,8 @@ Result<bool> validate(const Config &c) {
   if (!positive(c.first_byte_timeout)) {
     return Err{"first-byte timeout must be > 0"};
   }
-  if (c.idle_timeout.count() < 0 || c.shutdown_grace.count() < 0 || c.drain_timeout.count() < 0) {
+  if (c.idle_timeout.count() < 0 || c.half_closed_timeout.count() < 0 ||
+      c.shutdown_grace.count() < 0 || c.drain_timeout.count() < 0) {
     return Err{"timeouts must not be negative"};
   }
   if (c.tcp_user_timeout.count() > kMaxTcpUserTimeoutMs) {

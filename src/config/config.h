@@ -79,6 +79,10 @@ struct Config {
   // re-dial another endpoint and replay (only while nothing has reached the client).
   Millis first_byte_timeout{2000};
   Millis idle_timeout{0}; // 0: none (watches are long-lived)
+  // Once one side has sent its FIN, the connection is closed when nothing moves for this long
+  // (HAProxy's timeout client-fin/server-fin): an apiserver never half-closes on purpose, so a
+  // client that keeps its end open after the apiserver's FIN would otherwise hold it forever.
+  Millis half_closed_timeout{300000}; // 0: none
   Millis shutdown_grace{10000};
   // Connections to an endpoint removed by a reload are closed after this time.
   Millis drain_timeout{30000};

@@ -399,10 +399,12 @@ private:
       } else {
         time_of(value, "timeout " + which, true);
         const bool idle = which == "client" || which == "server" || which == "tunnel";
+        const bool fin = which == "client-fin" || which == "server-fin";
         note(at, "ignored \"timeout " + which + "\" in " + p.kind +
-                     (idle ? " (kube-api-lb's idleTimeout applies: none by default, so watches "
-                             "live)"
-                           : " (not relevant to a TCP proxy)"));
+                     (idle  ? " (kube-api-lb's idleTimeout applies: none by default, so watches "
+                              "live)"
+                      : fin ? " (kube-api-lb's halfClosedTimeout applies: 5m by default)"
+                            : " (not relevant to a TCP proxy)"));
       }
     } else if (k == "option" || k == "no") {
       option(p, l);

@@ -34,6 +34,7 @@ const std::vector<std::string> kTopFields = {"apiVersion",
                                              "connectTimeout",
                                              "firstByteTimeout",
                                              "idleTimeout",
+                                             "halfClosedTimeout",
                                              "shutdownGrace",
                                              "drainTimeout",
                                              "tcpUserTimeout",
@@ -345,6 +346,8 @@ private:
       c_.first_byte_timeout = duration_of(f, false);
     } else if (n == "idleTimeout") {
       c_.idle_timeout = duration_of(f, true);
+    } else if (n == "halfClosedTimeout") {
+      c_.half_closed_timeout = duration_of(f, true);
     } else if (n == "shutdownGrace") {
       c_.shutdown_grace = duration_of(f, true);
     } else if (n == "drainTimeout") {
@@ -621,6 +624,7 @@ std::string to_yaml(const Config &c) {
   emit_duration(e, "connectTimeout", c.connect_timeout);
   emit_duration(e, "firstByteTimeout", c.first_byte_timeout);
   emit_duration(e, "idleTimeout", c.idle_timeout);
+  emit_duration(e, "halfClosedTimeout", c.half_closed_timeout);
   emit_duration(e, "shutdownGrace", c.shutdown_grace);
   emit_duration(e, "drainTimeout", c.drain_timeout);
   emit_duration(e, "tcpUserTimeout", c.tcp_user_timeout);

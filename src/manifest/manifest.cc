@@ -202,6 +202,7 @@ std::vector<std::string> config_to_args(const Config &c) {
   dur("connect-timeout", c.connect_timeout, d.connect_timeout);
   dur("first-byte-timeout", c.first_byte_timeout, d.first_byte_timeout);
   dur("idle-timeout", c.idle_timeout, d.idle_timeout);
+  dur("half-closed-timeout", c.half_closed_timeout, d.half_closed_timeout);
   dur("shutdown-grace", c.shutdown_grace, d.shutdown_grace);
   dur("drain-timeout", c.drain_timeout, d.drain_timeout);
   dur("tcp-user-timeout", c.tcp_user_timeout, d.tcp_user_timeout);

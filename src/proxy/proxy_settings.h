@@ -9,6 +9,7 @@ struct ProxySettings {
   uint64_t connect_timeout_ms = 1000;
   uint64_t first_byte_timeout_ms = 2000;
   uint64_t idle_timeout_ms = 0;
+  uint64_t half_closed_timeout_ms = 300000;
   uint64_t slow_start_ms = 0;
   unsigned keepalive_idle_s = 15;
   unsigned tcp_user_timeout_ms = 30000;
@@ -22,6 +23,7 @@ struct ProxySettings {
     s.connect_timeout_ms = static_cast<uint64_t>(c.connect_timeout.count());
     s.first_byte_timeout_ms = static_cast<uint64_t>(c.first_byte_timeout.count());
     s.idle_timeout_ms = static_cast<uint64_t>(c.idle_timeout.count());
+    s.half_closed_timeout_ms = static_cast<uint64_t>(c.half_closed_timeout.count());
     s.slow_start_ms = static_cast<uint64_t>(c.health.slow_start.count());
     s.keepalive_idle_s = static_cast<unsigned>(c.keepalive_idle.count() / 1000);
     s.tcp_user_timeout_ms = static_cast<unsigned>(c.tcp_user_timeout.count());

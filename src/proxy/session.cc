@@ -306,10 +306,10 @@ void Session::arm_timer() {
   first_byte_timer_ = phase_ == Phase::AwaitFirstByte && !replay_.empty();
   if (first_byte_timer_) {
     timer_.start(timer_cb, s.first_byte_timeout_ms);
-  } else if (phase_ != Phase::Dialing && s.idle_timeout_ms > 0) {
+  } else if (uint64_t idle = idle_limit_ms(); phase_ != Phase::Dialing && idle > 0) {
     // Checked lazily: the timer fires at most twice per idle period instead of being re-armed
     // on every read.
-    timer_.start(timer_cb, s.idle_timeout_ms / 2 + 1, s.idle_timeout_ms / 2 + 1);
+    timer_.start(timer_cb, idle / 2 + 1, idle / 2 + 1);
   } else {
     timer_.stop();
   }
@@ -343,10 +343,21 @@ void Session::on_timer() {
   case Phase::Relaying:
     break;
   }
-  uint64_t idle_ms = worker_.settings().idle_timeout_ms;
+  uint64_t idle_ms = idle_limit_ms();
   if (idle_ms > 0 && uv_now(worker_.loop()) - last_activity_ms_ >= idle_ms) {
     close(CloseReason::IdleTimeout);
   }
+}
+
+// The idle timeout, or the shorter half-closed timeout once either side has sent its FIN.
+uint64_t Session::idle_limit_ms() const {
+  const auto &s = worker_.settings();
+  uint64_t idle = s.idle_timeout_ms;
+  uint64_t half = s.half_closed_timeout_ms;
+  if ((c2u_.eof || u2c_.eof) && half > 0 && (idle == 0 || half < idle)) {
+    idle = half;
+  }
+  return idle;
 }
 
 void Session::on_endpoint_killed() {
@@ -632,6 +643,7 @@ void Session::on_write_done(bool to_upstream, size_t len) {
   }
   Direction &d = dir(to_upstream);
   d.pending -= std::min(d.pending, len);
+  last_activity_ms_ = uv_now(worker_.loop()); // a slow reader taking its answer is not idle
   maybe_resume(to_upstream);
   maybe_finish();
 }
@@ -658,6 +670,9 @@ void Session::half_close(bool to_upstream) {
     return;
   }
   d.shut = true;
+  if (!lingering_ && !first_byte_timer_) {
+    arm_timer(); // the half-closed timeout applies from now
+  }
   uv_stream_t *dst = to_upstream ? upstream_.stream() : client_.stream();
   int fd = -1;
   if (d.pending == 0 && uv_stream_get_write_queue_size(dst) == 0 &&

@@ -142,6 +142,7 @@ private:
   void on_linger_tick();
   bool all_done() const;
   void arm_timer();
+  uint64_t idle_limit_ms() const;
   Direction &dir(bool to_upstream) { return to_upstream ? c2u_ : u2c_; }
   Splice &spl(bool to_upstream) { return spl_[to_upstream ? 0 : 1]; }
   // Switches a direction whose last read filled a whole buffer to splice(2). False (and nothing

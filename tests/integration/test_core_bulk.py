@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The data path under load: byte-exact 256 MiB each way, half-close both ways, 2,000 concurrent
-connections, a slow reader of a 1 GiB stream with the proxy's RSS bounded, dead endpoints skipped."""
+connections, a slow reader of a 1 GiB stream with the proxy's RSS bounded, dead endpoints skipped,
+half-closed connections on which nothing moves closed after --half-closed-timeout."""
 import hashlib
 import json
 import os
@@ -326,6 +327,67 @@ class CoreBulk(unittest.TestCase):
         finally:
             proxy.stop_clean()
             api.stop()
+
+
+class HalfClosedTimeout(unittest.TestCase):
+    """--half-closed-timeout: once one side has sent its FIN, a connection on which nothing moves
+    for that long is closed; one still carrying bytes is not."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.backend = kt.TcpBackend("half")
+        cls.proxy = kt.Proxy([cls.backend.endpoint], ["--health-check=tcp",
+                                                      "--half-closed-timeout=1s"])
+        cls.proxy.wait_ready()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop_clean()
+
+    def active(self):
+        return self.proxy.stats()["activeConnections"]
+
+    def test_silent_client_after_the_upstreams_fin_is_closed(self):
+        c = Client(self.proxy.port, "SEND 1001")
+        self.assertEqual(c.line(), "OK SEND half")
+        self.assertEqual(c.read_to_eof(hashlib.sha256()), 1001)
+        t0 = time.monotonic()
+        # The client keeps its end open and sends nothing: the proxy closes the upstream side
+        # (the backend sees its EOF) and the client's.
+        ev = self.backend.wait_events(lambda e: e["event"] == "closed" and e["mode"] == "SEND" and
+                                      e["sent"] == 1001, 1, 10)
+        waited = time.monotonic() - t0
+        self.assertTrue(ev[0]["peer_eof"], ev)
+        self.assertEqual(ev[0]["received"], 0)
+        self.assertGreaterEqual(waited, 0.9, "closed before the half-closed timeout")
+        kt.wait_until(lambda: self.active() == 0, 5, what="no active connection")
+        c.s.settimeout(5)
+        with self.assertRaises(OSError):  # the proxy's socket is gone: a write is reset
+            for _ in range(50):
+                c.s.sendall(b"x" * 1024)
+                time.sleep(0.02)
+        c.close()
+
+    def test_client_still_sending_after_the_upstreams_fin_is_not_closed(self):
+        c = Client(self.proxy.port, "SEND 1000")
+        self.assertEqual(c.line(), "OK SEND half")
+        self.assertEqual(c.read_to_eof(hashlib.sha256()), 1000)
+        body = b""
+        deadline = time.monotonic() + 3.0  # three half-closed timeouts
+        while time.monotonic() < deadline:
+            chunk = os.urandom(512)
+            c.s.sendall(chunk)
+            body += chunk
+            time.sleep(0.3)
+        c.s.shutdown(socket.SHUT_WR)
+        c.s.settimeout(10)
+        self.assertEqual(c.s.recv(1), b"", "expected the close after both EOFs")
+        c.close()
+        digest = kt.sha256_hex(body)
+        ev = self.backend.wait_events(lambda e: e["event"] == "closed" and e["mode"] == "SEND" and
+                                      e.get("sha256") == digest, 1, 10)
+        self.assertEqual(ev[0]["received"], len(body))
+        self.assertTrue(ev[0]["peer_eof"])
 
 
 if __name__ == "__main__":

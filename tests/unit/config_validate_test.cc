@@ -118,3 +118,23 @@ TEST_CASE("validate: limits the kernel and the session impose") {
   CHECK(kal::validate(c).error() ==
         "keepalive idle 10h0m0s is too large (the kernel takes at most 9h6m7s)");
 }
+
+TEST_CASE("flags: --half-closed-timeout") {
+  auto dflt = from_flags({});
+  REQUIRE_MESSAGE(dflt.ok(), dflt.error());
+  CHECK(dflt->half_closed_timeout == kal::Millis{300000});
+  auto off = from_flags({"--half-closed-timeout=0"});
+  REQUIRE_MESSAGE(off.ok(), off.error());
+  CHECK(off->half_closed_timeout == kal::Millis{0});
+  auto set = from_flags({"--half-closed-timeout=90s"});
+  REQUIRE_MESSAGE(set.ok(), set.error());
+  CHECK(set->half_closed_timeout == kal::Millis{90000});
+  auto bad = from_flags({"--half-closed-timeout=soon"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().find("--half-closed-timeout") != std::string::npos);
+  Config c = valid();
+  c.half_closed_timeout = kal::Millis{-1};
+  auto r = kal::validate(c);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == "timeouts must not be negative");
+}

@@ -180,6 +180,16 @@ TEST_CASE("haproxy: mapping details") {
     }
     CHECK(parse_ok(fe + "backend b\n  server a 10.0.0.1:6443\n").policy == kal::Policy::RoundRobin);
   }
+  SUBCASE("timeout client-fin and server-fin are noted with the setting that applies") {
+    std::vector<std::string> notes;
+    parse_ok("defaults\n  timeout client-fin 30s\n  timeout server-fin 1m\n" + fe +
+                 "backend b\n  server a 10.0.0.1:6443\n",
+             &notes);
+    CHECK(has_note(notes, "haproxy.cfg:2:3: ignored \"timeout client-fin\" in defaults "
+                          "(kube-api-lb's halfClosedTimeout applies: 5m by default)"));
+    CHECK(has_note(notes, "haproxy.cfg:3:3: ignored \"timeout server-fin\" in defaults "
+                          "(kube-api-lb's halfClosedTimeout applies: 5m by default)"));
+  }
   SUBCASE("option httpchk forms and http-check send") {
     auto path = [&](const std::string &lines) {
       return parse_ok(fe + "backend b\n" + lines + "  server a 10.0.0.1:6443 check check-ssl\n")

@@ -302,6 +302,7 @@ TEST_CASE("config_to_args: only non-defaults, durations in Kubernetes form") {
   c.policy = Policy::RoundRobin;
   c.connect_timeout = Millis{500};
   c.idle_timeout = Millis{600000};
+  c.half_closed_timeout = Millis{60000};
   c.shutdown_grace = Millis{90000};
   c.health.mode = HealthMode::Tcp;
   c.health.interval = Millis{1500};
@@ -318,6 +319,7 @@ TEST_CASE("config_to_args: only non-defaults, durations in Kubernetes form") {
             "--policy=round-robin",
             "--connect-timeout=500ms",
             "--idle-timeout=10m0s",
+            "--half-closed-timeout=1m0s",
             "--shutdown-grace=1m30s",
             "--health-check=tcp",
             "--health-interval=1.5s",

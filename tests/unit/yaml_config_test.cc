@@ -38,6 +38,7 @@ policy: random-two
 connectTimeout: 1500ms
 firstByteTimeout: 3s
 idleTimeout: 10m
+halfClosedTimeout: 45s
 shutdownGrace: 1m30s
 drainTimeout: 45s
 tcpUserTimeout: 20s
@@ -77,6 +78,7 @@ logging:
   want.connect_timeout = Millis{1500};
   want.first_byte_timeout = Millis{3000};
   want.idle_timeout = Millis{600000};
+  want.half_closed_timeout = Millis{45000};
   want.shutdown_grace = Millis{90000};
   want.drain_timeout = Millis{45000};
   want.tcp_user_timeout = Millis{20000};
@@ -143,6 +145,8 @@ TEST_CASE("yaml: fields replace the base, absent and null fields keep it") {
 
 TEST_CASE("yaml: accepted spellings") {
   CHECK(parse_ok(kHead + "endpoints: [a:1]\nidleTimeout: 0\n").idle_timeout == Millis{0});
+  CHECK(parse_ok(kHead + "endpoints: [a:1]\nhalfClosedTimeout: 0\n").half_closed_timeout ==
+        Millis{0});
   CHECK(parse_ok(kHead + "endpoints: [a:1]\nconnectTimeout: \"250ms\"\n").connect_timeout ==
         Millis{250});
   CHECK(parse_ok(kHead + "endpoints: [a:1]\nbufferHighWatermark: 1Mi\n").buffer_high_watermark ==
@@ -353,6 +357,7 @@ TEST_CASE("yaml: to_yaml writes every field and round-trips odd values") {
                                 "connectTimeout: 1s",
                                 "firstByteTimeout: 2s",
                                 "idleTimeout: 0s",
+                                "halfClosedTimeout: 5m0s",
                                 "shutdownGrace: 10s",
                                 "drainTimeout: 30s",
                                 "tcpUserTimeout: 30s",
@@ -396,6 +401,7 @@ TEST_CASE("yaml: to_yaml writes every field and round-trips odd values") {
   c.admin.listen = {};
   c.connect_timeout = Millis{1234};
   c.idle_timeout = Millis{3723004};
+  c.half_closed_timeout = Millis{61000};
   back = kal::parse_yaml_config(kal::to_yaml(c), "x.yaml");
   REQUIRE_MESSAGE(back.ok(), back.error());
   CHECK(*back == c);
