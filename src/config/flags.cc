@@ -21,8 +21,8 @@ const FlagSpec kFlags[] = {
     {"policy", "Balancing policy: least-conn, round-robin, random-two or first", false},
     {"connect-timeout", "Per-attempt upstream connect timeout", false},
     {"first-byte-timeout",
-     "Re-dial another endpoint if the upstream sends nothing this long after the client's first "
-     "bytes",
+     "Re-dial another endpoint if the upstream has not answered this long after the client's "
+     "latest bytes",
      false},
     {"idle-timeout", "Close connections idle this long; 0 = never", false},
     {"half-closed-timeout",

@@ -509,8 +509,10 @@ void Session::on_read(uv_stream_t *from, ssize_t nread, const uv_buf_t *buf) {
       }
       return;
     }
-    if (phase_ == Phase::AwaitFirstByte && !first_byte_timer_ && !replay_.empty()) {
-      arm_timer(); // the first bytes since the connect: the upstream has to answer them in time
+    if (phase_ == Phase::AwaitFirstByte && !replay_.empty()) {
+      // The upstream has to answer in time from the client's latest bytes: a request that
+      // arrives in pieces (a slow client) owes no answer before its last piece.
+      arm_timer();
     }
     relay(true, buf->base, len, true);
     if (len == BufferPool::kBufferSize && enter_splice(true)) {

@@ -277,6 +277,26 @@ class Retry(unittest.TestCase):
                             "first-byte timeout")
         self.assertGreaterEqual(self.counter(p, "first_byte_timeouts_total", silent.endpoint), 3)
 
+    def test_first_byte_timeout_counts_from_the_clients_latest_bytes(self):
+        # A request sent in pieces, each within the first-byte timeout of the one before but
+        # together longer than it: the upstream owes no answer before the last piece, so the
+        # connection stays on it and no first-byte timeout is counted.
+        p = self.proxy([self.live.endpoint], "--first-byte-timeout=500ms")
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        self.addCleanup(s.close)
+        for piece in (b"E", b"C", b"H", b"O"):
+            s.sendall(piece)
+            time.sleep(0.3)
+        s.sendall(b"\npieces")
+        got = b""
+        while b"pieces" not in got:
+            d = s.recv(65536)
+            if not d:
+                self.fail(f"the proxy closed the connection after {got!r}")
+            got += d
+        self.assertEqual(got, b"OK ECHO live\npieces")
+        self.assertEqual(self.counter(p, "first_byte_timeouts_total", self.live.endpoint), 0)
+
     def test_idle_timeout_for_a_client_that_never_speaks(self):
         # Connected, upstream dialled, not a byte sent either way: idle like any other session.
         p = self.proxy([self.live.endpoint], "--idle-timeout=1s")
