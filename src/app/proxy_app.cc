@@ -29,6 +29,8 @@ constexpr uint64_t kReleasePagesAfterMs = 5000;
 // every kReResolveMs to follow an apiserver that moved.
 constexpr uint64_t kResolveTickMs = 1000;
 constexpr uint64_t kReResolveMs = 30000;
+// Start-up waits this long for the first lookups before it listens.
+constexpr uint64_t kStartResolveWaitMs = 1000;
 
 void signal_cb(uv_signal_t *h, int signum) noexcept {
   if (auto *self = static_cast<ProxyApp *>(h->data)) {
@@ -83,30 +85,6 @@ std::string read_file(const std::string &path) {
   return s.str();
 }
 
-// One host-name resolution in flight on the libuv thread pool.
-struct ResolveReq {
-  uv_getaddrinfo_t req;
-  std::shared_ptr<Upstream> up;
-  ProxyApp *app;
-};
-
-addrinfo stream_hints() {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  return hints;
-}
-
-std::vector<sockaddr_storage> to_addrs(const addrinfo *res) {
-  std::vector<sockaddr_storage> addrs;
-  for (auto *ai = res; ai; ai = ai->ai_next) {
-    sockaddr_storage ss{};
-    std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    addrs.push_back(ss);
-  }
-  return addrs;
-}
-
 bool same_addrs(const std::vector<sockaddr_storage> &a, const std::vector<sockaddr_storage> &b) {
   return a.size() == b.size() &&
          std::equal(a.begin(), a.end(), b.begin(), [](const auto &x, const auto &y) {
@@ -155,32 +133,35 @@ std::shared_ptr<const UpstreamList> ProxyApp::build_upstreams(const Config &c,
 }
 
 void ProxyApp::resolve_names_at_start() {
-  for (const auto &up : *ups_) {
-    if (up->address().kind != HostPort::Kind::Name) {
-      continue;
+  resolver_ = std::make_unique<NameResolver>(
+      loop_, [this](NameResolver::Answer &&a) { on_resolved(std::move(a)); });
+  resolve_names(true);
+  // Before anything listens, the loop waits for the lookups, kStartResolveWaitMs at most: a
+  // name that does not resolve, or a DNS server that does not answer, is no reason to keep the
+  // node's kubelet from the endpoints that do. Those still unresolved stay down ("unresolved")
+  // and are retried every tick; the lookups still running end in the background.
+  auto pending = [this] {
+    return std::any_of(names_.begin(), names_.end(),
+                       [](const auto &kv) { return kv.second.in_flight; });
+  };
+  if (!pending()) {
+    return;
+  }
+  uv_timer_t wait;
+  uv_timer_init(loop_, &wait);
+  uv_timer_start(
+      &wait, [](uv_timer_t *) noexcept {}, kStartResolveWaitMs, 0);
+  while (pending() && uv_is_active(reinterpret_cast<uv_handle_t *>(&wait))) {
+    uv_run(loop_, UV_RUN_ONCE);
+  }
+  uv_close(reinterpret_cast<uv_handle_t *>(&wait), nullptr);
+  uv_run(loop_, UV_RUN_NOWAIT); // runs the close
+  for (const auto &[name, st] : names_) {
+    if (st.in_flight) {
+      log::warn("endpoint host name not resolved yet, serving without it until it is")
+          .kv("endpoint", name)
+          .kv("waited_ms", kStartResolveWaitMs);
     }
-    addrinfo hints = stream_hints();
-    uv_getaddrinfo_t req;
-    std::string port = std::to_string(up->address().port);
-    // Synchronous form (null callback): only at start-up, before any client is served. A name
-    // that does not resolve is not fatal: the endpoint stays down ("unresolved") and the resolve
-    // timer retries it every second, as a node booting before its resolver works needs.
-    int rc = uv_getaddrinfo(loop_, &req, nullptr, up->address().host.c_str(), port.c_str(), &hints);
-    NameState &st = names_[up->name()];
-    st.last_ms = uv_now(loop_);
-    if (rc != 0) {
-      st.failing = true;
-      log::warn("cannot resolve endpoint host name, retrying every second")
-          .kv("endpoint", up->name())
-          .kv("error", uv_strerror(rc));
-      continue;
-    }
-    auto addrs = to_addrs(req.addrinfo);
-    uv_freeaddrinfo(req.addrinfo);
-    log::info("resolved endpoint")
-        .kv("endpoint", up->name())
-        .kv("address", uvx::to_string(reinterpret_cast<sockaddr *>(&addrs.front())));
-    up->set_addrs(std::move(addrs));
   }
 }
 
@@ -204,60 +185,50 @@ void ProxyApp::resolve_names(bool all) {
     if (resolved && !all && now - st.last_ms < kReResolveMs) {
       continue;
     }
-    auto *r = new ResolveReq{};
-    r->up = up;
-    r->app = this;
-    addrinfo hints = stream_hints();
-    std::string port = std::to_string(up->address().port);
-    int rc = uv_getaddrinfo(
-        loop_, &r->req,
-        [](uv_getaddrinfo_t *req, int status, addrinfo *res) noexcept {
-          auto *r = reinterpret_cast<ResolveReq *>(req);
-          r->app->on_resolved(*r->up, status, res);
-          uv_freeaddrinfo(res);
-          delete r;
-        },
-        up->address().host.c_str(), port.c_str(), &hints);
-    if (rc != 0) {
-      delete r;
+    if (!resolver_ || !resolver_->lookup(up->name(), up->address().host, up->address().port)) {
       continue;
     }
     st.in_flight = true;
   }
 }
 
-void ProxyApp::on_resolved(Upstream &up, int status, const addrinfo *res) {
-  auto it = names_.find(up.name());
+void ProxyApp::on_resolved(NameResolver::Answer &&a) {
+  auto it = names_.find(a.key);
   if (it == names_.end()) {
     return; // removed by a reload while its lookup ran
   }
   NameState &st = it->second;
   st.in_flight = false;
   st.last_ms = uv_now(loop_);
-  if (status == UV_ECANCELED) {
+  std::shared_ptr<Upstream> up;
+  for (const auto &u : *ups_) {
+    if (u->name() == a.key) {
+      up = u;
+    }
+  }
+  if (!up) {
     return;
   }
-  if (status != 0 || !res) {
+  if (!a.error.empty()) {
     if (!st.failing) {
       st.failing = true;
-      bool had = !up.addrs().empty();
+      bool had = !up->addrs().empty();
       log::warn(had ? "re-resolving endpoint failed, keeping previous addresses"
                     : "cannot resolve endpoint host name, retrying every second")
-          .kv("endpoint", up.name())
-          .kv("error", uv_strerror(status));
+          .kv("endpoint", up->name())
+          .kv("error", a.error);
     }
     return;
   }
-  auto addrs = to_addrs(res);
-  bool changed = !same_addrs(addrs, up.addrs());
+  bool changed = !same_addrs(a.addrs, up->addrs());
   if (changed || st.failing) {
     log::info("resolved endpoint")
-        .kv("endpoint", up.name())
-        .kv("address", uvx::to_string(reinterpret_cast<sockaddr *>(&addrs.front())));
+        .kv("endpoint", up->name())
+        .kv("address", uvx::to_string(reinterpret_cast<sockaddr *>(&a.addrs.front())));
   }
   st.failing = false;
   if (changed) {
-    up.set_addrs(std::move(addrs));
+    up->set_addrs(std::move(a.addrs));
   }
 }
 
@@ -568,6 +539,7 @@ void ProxyApp::finish_shutdown() {
   drain_timer_.reset();
   watch_debounce_.reset();
   resolve_timer_.reset();
+  resolver_.reset(); // lookups still running are abandoned: the process does not wait for DNS
   release_timer_.reset();
   watch_.reset();
 }

@@ -3,6 +3,7 @@
 // and wires them together. Everything here runs on the main loop thread.
 #include "admin/admin_server.h"
 #include "admin/metrics.h"
+#include "app/name_resolver.h"
 #include "config/config.h"
 #include "proxy/worker.h"
 
@@ -40,7 +41,7 @@ public:
   void on_watch_debounced();
   void on_drain_timer();
   void on_resolve_tick();
-  void on_resolved(Upstream &up, int status, const addrinfo *res);
+  void on_resolved(NameResolver::Answer &&a);
   void on_release_pages();
 
 private:
@@ -51,8 +52,8 @@ private:
   };
 
   Result<bool> start();
-  // Resolves host-name endpoints before anything listens. A name that does not resolve leaves its
-  // endpoint unresolved (down) and is retried by the resolve timer.
+  // Resolves host-name endpoints before anything listens (waiting a second at most). A name that
+  // does not resolve leaves its endpoint unresolved (down) and is retried by the resolve timer.
   void resolve_names_at_start();
   // Starts lookups on the thread pool: unresolved names, and resolved ones due again (all: every
   // name not being looked up already).
@@ -89,6 +90,7 @@ private:
     uint64_t last_ms = 0;   // loop time the last lookup ended
   };
   std::map<std::string, NameState> names_;
+  std::unique_ptr<NameResolver> resolver_;
   WorkerGroup group_; // outlives the workers below
   std::unique_ptr<Worker> main_worker_;
   std::vector<std::unique_ptr<Thread>> threads_;

@@ -4,7 +4,8 @@
 A node that boots before its resolver works (or before /etc/hosts has the control plane's names)
 must not leave kube-api-lb exiting and waiting on the kubelet's crash-loop back-off: the proxy
 starts, serves through the endpoints that do resolve, keeps the others down ("unresolved"), and
-retries them every second until they resolve.
+retries them every second until they resolve. A DNS server that never answers delays neither the
+start (one second at most) nor the shutdown.
 
 Each test runs in a network namespace of its own, entered with `ip netns exec`, which bind-mounts
 /etc/netns/<namespace>/hosts and resolv.conf over /etc's: the names come from that hosts file
@@ -143,6 +144,37 @@ class Names(unittest.TestCase):
         self.assertEqual(self.version(proxy), "b")
         self.assertEqual(proxy.stop(), 0)
 
+
+    def test_dns_server_that_never_answers_delays_neither_start_nor_stop(self):
+        # A DNS server that takes the queries and never answers: each lookup of a name missing
+        # from the hosts file hangs for the resolver's timeouts (5 s per attempt, two attempts).
+        with open(os.path.join(self.etc, "resolv.conf"), "w") as f:
+            f.write("nameserver 127.0.0.1\n")
+        self.write_hosts({NAME_A: IP_A})
+
+        def black_hole():
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.bind(("127.0.0.1", 53))
+            t = socket.socket()
+            t.bind(("127.0.0.1", 53))
+            t.listen()
+            return u, t
+
+        for s in self.ns.call(black_hole):
+            self.addCleanup(s.close)
+        ep_a, ep_c = f"{NAME_A}:6443", "apiserver-c.kal.test:6443"
+        t0 = time.monotonic()
+        proxy = self.start_proxy([ep_a, ep_c])
+        started = time.monotonic() - t0
+        self.assertLess(started, 5.0, "start-up waited for the DNS server")
+        self.assertTrue(proxy.events(
+            "endpoint host name not resolved yet, serving without it until it is",
+            endpoint=ep_c), proxy.log()[-2000:])
+        proxy.wait_health(ep_a, "up")
+        self.assertEqual(self.version(proxy), "a")
+        t0 = time.monotonic()
+        self.assertEqual(proxy.stop(), 0)
+        self.assertLess(time.monotonic() - t0, 3.0, "shutdown waited for the DNS server")
 
 if __name__ == "__main__":
     kt.main()
