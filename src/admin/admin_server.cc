@@ -11,6 +11,13 @@ namespace kal {
 namespace {
 
 constexpr size_t kMaxRequest = 8192;
+constexpr uint64_t kExchangeMs = 5000; // request and answer
+// After the answer: the connection is half-closed and the peer's further bytes are read and
+// dropped until its FIN, kLingerMs or kMaxDiscard bytes, whichever comes first. Closing with
+// bytes unread would make the kernel send a reset, which can destroy the answer before the peer
+// has read it (a 431 to a peer still sending its oversized head, for one).
+constexpr uint64_t kLingerMs = 2000;
+constexpr size_t kMaxDiscard = 1 << 20;
 
 } // namespace
 
@@ -27,16 +34,21 @@ struct AdminConn {
   };
 
   uvx::Handle<uv_tcp_t> tcp;
-  uvx::Timer timer; // the whole exchange, request and answer, gets 5 s
+  uvx::Timer timer; // the whole exchange, request and answer, gets kExchangeMs
   AdminServer *server = nullptr;
   bool loopback_peer = false;
   std::string in;
   Write *write = nullptr;
-  bool done = false;
+  uv_shutdown_t *shut = nullptr; // in flight; its callback frees it
+  bool done = false;             // the answer is decided: what the peer sends now is dropped
+  size_t discarded = 0;
 
   void finish() {
     if (write) {
       write->conn = nullptr; // its callback (UV_ECANCELED once the socket closes) frees it
+    }
+    if (shut) {
+      shut->data = nullptr;
     }
     if (server) {
       server->forget(this);
@@ -55,24 +67,55 @@ void conn_alloc(uv_handle_t *, size_t, uv_buf_t *buf) noexcept {
   buf->len = 4096;
 }
 
-void conn_written(uv_write_t *req, int) noexcept {
+void conn_timeout(uv_timer_t *t) noexcept;
+
+void conn_shut(uv_shutdown_t *req, int status) noexcept {
+  auto *c = static_cast<AdminConn *>(req->data);
+  delete req;
+  if (!c) {
+    return;
+  }
+  c->shut = nullptr;
+  if (status < 0) {
+    c->finish();
+  }
+}
+
+// The answer is out: half-close, and linger for the peer's FIN (see kLingerMs).
+void conn_written(uv_write_t *req, int status) noexcept {
   auto *w = static_cast<AdminConn::Write *>(req->data);
   AdminConn *c = w->conn;
   delete w;
-  if (c) {
-    c->write = nullptr;
-    c->finish();
+  if (!c) {
+    return;
   }
+  c->write = nullptr;
+  auto *s = new uv_shutdown_t{};
+  s->data = c;
+  if (status < 0 || uv_shutdown(s, c->tcp.stream(), conn_shut) != 0) {
+    delete s;
+    c->finish();
+    return;
+  }
+  c->shut = s;
+  c->timer.start(conn_timeout, kLingerMs);
 }
 
 void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
   auto *c = static_cast<AdminConn *>(s->data);
   std::unique_ptr<char[]> owned(buf->base);
-  if (!c || c->done) {
+  if (!c) {
     return;
   }
   if (nread < 0) {
-    c->finish();
+    c->finish(); // the peer's FIN (or an error): during the linger, the normal end
+    return;
+  }
+  if (c->done) {
+    c->discarded += static_cast<size_t>(nread);
+    if (c->discarded > kMaxDiscard) {
+      c->finish();
+    }
     return;
   }
   c->in.append(buf->base, static_cast<size_t>(nread));
@@ -81,8 +124,7 @@ void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
   if (!complete && c->in.size() < kMaxRequest) {
     return;
   }
-  c->done = true;
-  uv_read_stop(s);
+  c->done = true; // reading goes on: what follows is dropped
   auto *w = new AdminConn::Write{};
   w->req.data = w;
   w->out = complete ? c->server->respond(c->in, c->loopback_peer)
@@ -199,7 +241,7 @@ void AdminServer::on_connection(uv_stream_t *server, int status) {
   if (uv_tcp_getpeername(c->tcp.get(), reinterpret_cast<sockaddr *>(&peer), &len) == 0) {
     c->loopback_peer = is_loopback(reinterpret_cast<sockaddr *>(&peer));
   }
-  c->timer.start(conn_timeout, 5000);
+  c->timer.start(conn_timeout, kExchangeMs);
   uv_read_start(c->tcp.stream(), conn_alloc, conn_read);
 }
 

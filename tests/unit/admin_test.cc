@@ -1,5 +1,7 @@
 #include "admin/admin_server.h"
 #include "admin/metrics.h"
+#include "test_sockets.h"
+#include "uv_test_loop.h"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -115,4 +117,100 @@ TEST_CASE("stats JSON mirrors the metrics") {
   CHECK(j["endpoints"][1]["endpoint"] == "127.0.0.12:6443");
   CHECK(j["endpoints"][1]["activeConnections"] == 2);
   CHECK(j["endpoints"][2]["health"] == "unknown");
+}
+
+namespace {
+
+// A real admin server on a loopback port, run by the test's own loop.
+struct LiveAdmin {
+  kal::testing::Loop l;
+  AdminHandlers h;
+  std::unique_ptr<AdminServer> s;
+  uint16_t port = kal::testing::free_port();
+  LiveAdmin() {
+    h.ready = [] { return true; };
+    h.metrics = [] { return std::string("m 1\n"); };
+    h.stats = [] { return std::string("{}"); };
+    s = std::make_unique<AdminServer>(&l.loop, h, false);
+    REQUIRE(s->listen(kal::testing::loopback(port)).ok());
+  }
+  ~LiveAdmin() {
+    s->close();
+    s.reset();
+  }
+  // Sends all of `data` without blocking the loop; false if the server reset the connection.
+  bool send_all(int fd, const std::string &data) {
+    size_t off = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (off < data.size() && std::chrono::steady_clock::now() < deadline) {
+      ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        off += static_cast<size_t>(n);
+      } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        return false;
+      }
+      l.run_for(std::chrono::milliseconds(2));
+    }
+    return off == data.size();
+  }
+  // Reads until EOF (or 5 s); `reset` tells whether it ended in a reset.
+  std::string read_to_eof(int fd, bool &reset) {
+    std::string got;
+    bool eof = false;
+    reset = false;
+    l.run_until(
+        [&] {
+          char buf[4096];
+          for (;;) {
+            ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0) {
+              got.append(buf, static_cast<size_t>(n));
+              continue;
+            }
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+              eof = true;
+              reset = n < 0;
+            }
+            return eof;
+          }
+        },
+        std::chrono::seconds(5));
+    return got;
+  }
+};
+
+} // namespace
+
+TEST_CASE("admin server: a peer still sending its oversized head gets the 431 whole, no reset") {
+  LiveAdmin a;
+  int fd = kal::testing::connect_to(a.port);
+  REQUIRE(fd >= 0);
+  // 16 KiB of head (the limit is 8 KiB), then 64 KiB more while the answer is already out.
+  std::string head = "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(16 * 1024, 'a');
+  CHECK(a.send_all(fd, head));
+  a.l.run_for(std::chrono::milliseconds(100));
+  CHECK_MESSAGE(a.send_all(fd, std::string(64 * 1024, 'b')),
+                "the server reset the connection while the peer was still sending");
+  shutdown(fd, SHUT_WR);
+  bool reset = false;
+  std::string got = a.read_to_eof(fd, reset);
+  CHECK_FALSE(reset);
+  CHECK(got.rfind("HTTP/1.1 431 Request Header Fields Too Large\r\n", 0) == 0);
+  close(fd);
+}
+
+TEST_CASE("admin server: after its answer it waits for the peer's FIN, 2 s at most") {
+  LiveAdmin a;
+  int fd = kal::testing::connect_to(a.port);
+  REQUIRE(fd >= 0);
+  CHECK(a.send_all(fd, "GET /healthz HTTP/1.1\r\n\r\nextra bytes after the request"));
+  // The peer neither reads nor closes: the server's half-close comes with the answer, and its
+  // close after the linger (nothing the peer sent is left unread, so no reset).
+  a.l.run_for(std::chrono::milliseconds(300));
+  bool eof = false;
+  std::string got = kal::testing::drain(fd, eof);
+  CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(eof); // the server's FIN, right after the answer
+  CHECK(a.l.run_until([&] { return a.s->connections() == 0; }, std::chrono::seconds(4)));
+  close(fd);
 }
