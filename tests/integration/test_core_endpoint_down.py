@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""An endpoint marked down by its health checks for a hard failure (the apiserver hangs): sessions
+still waiting on it are closed, so stuck watches move; an answer it has already ended is still
+delivered whole, then its end."""
+import fcntl
+import os
+import socket
+import ssl
+import sys
+import termios
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kal_testlib as kt  # noqa: E402
+from test_core_retry import read_to_eof  # noqa: E402
+
+
+def inq(s):
+    """Bytes in s's receive queue not yet read (FIONREAD)."""
+    return int.from_bytes(fcntl.ioctl(s.fileno(), termios.FIONREAD, b"\0" * 4), sys.byteorder)
+
+
+def tx_queue(local_port, remote_port):
+    """Send queue (bytes not yet acknowledged) of the IPv4 loopback socket with these ports, read
+    from /proc/net/tcp (the proxy's socket, so without touching it); None if there is none."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if (int(cols[1].rsplit(":", 1)[1], 16) == local_port and
+                    int(cols[2].rsplit(":", 1)[1], 16) == remote_port):
+                return int(cols[4].split(":")[0], 16)
+    return None
+
+
+class HangingApiserver:
+    """A loopback stand-in apiserver on one port. TLS connections are the proxy's health checks:
+    each GET is answered 200 until hang(); from then on none is (the apiserver hangs: the checks
+    time out, a hard failure). Plain connections are clients: "SEND n\n" is answered with n bytes
+    of kal_pattern and a FIN, "WATCH\n" with "OK\n" and then nothing (a watch with no events)."""
+
+    def __init__(self, certs):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(certs.server_crt, certs.server_key)
+        self.hung = threading.Event()
+        self.stop = threading.Event()
+        self.sent = threading.Event()  # a SEND answer and its FIN went out
+        self.l = socket.socket()
+        self.l.bind(("127.0.0.1", 0))
+        self.l.listen(16)
+        self.l.settimeout(0.1)
+        self.endpoint = f"127.0.0.1:{self.l.getsockname()[1]}"
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.l.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        with c:
+            try:
+                c.settimeout(5)
+                if c.recv(1, socket.MSG_PEEK) == b"\x16":  # a TLS handshake record
+                    self.check(c)
+                else:
+                    self.client(c)
+            except OSError:
+                pass
+
+    def held(self, c):
+        """Keeps c open, answering nothing, until it is closed or the server stops."""
+        c.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                if not c.recv(4096):
+                    return
+            except socket.timeout:
+                continue
+
+    def check(self, c):
+        with self.ctx.wrap_socket(c, server_side=True) as t:
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = t.recv(4096)
+                    if not d:
+                        return
+                    buf += d
+                buf = buf.split(b"\r\n\r\n", 1)[1]
+                if self.hung.is_set():
+                    return self.held(t)
+                t.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                          b"Content-Length: 2\r\n\r\nok")
+
+    def client(self, c):
+        line = b""
+        while not line.endswith(b"\n"):
+            d = c.recv(1)
+            if not d:
+                return
+            line += d
+        if line == b"WATCH\n":
+            c.sendall(b"OK\n")
+            self.held(c)
+        elif line.startswith(b"SEND "):
+            size = int(line.split()[1])
+            c.sendall(kt.kal_pattern.chunk(0, size))
+            c.shutdown(socket.SHUT_WR)
+            self.sent.set()
+            self.held(c)  # until the proxy closes its side
+
+    def hang(self):
+        self.hung.set()
+
+    def close(self):
+        self.stop.set()
+        self.l.close()
+
+
+class EndpointDown(unittest.TestCase):
+    def counter(self, p, name, ep):
+        return kt.metric(p.metrics(), f"kube_api_lb_endpoint_{name}", endpoint=ep)
+
+    def test_endpoint_down_after_its_answer_ended_delivers_all_of_it(self):
+        # The apiserver has sent its whole answer and its FIN; the client has not read yet, so
+        # most of the answer is still queued in the proxy when the apiserver hangs and its health
+        # checks mark it down for a hard failure. The watch that still waits on it is closed; the
+        # answer, which nothing is stuck on any more, reaches the client whole, then its end
+        # (before: what the kernel held, and a silent EOF). Not a larger answer: for a client
+        # that reads nothing, the proxy holds at most 256 KiB (the buffer high watermark) and
+        # then stops reading the upstream, so it would not see the FIN.
+        size = 250_000
+        srv = HangingApiserver(kt.make_certs())
+        self.addCleanup(srv.close)
+        p = kt.Proxy([srv.endpoint], ["--health-check=https"])
+        self.addCleanup(p.stop_clean)
+        p.wait_ready()
+
+        w = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        self.addCleanup(w.close)
+        w.sendall(b"WATCH\n")
+        self.assertEqual(kt.recv_exact(w, 3), b"OK\n")
+
+        s = socket.socket()
+        self.addCleanup(s.close)
+        # A small window and segments, so that the kernel buffers of the proxy's socket to the
+        # client take little of the answer (loopback's 64 KiB MSS would let them take all of it).
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", p.port))
+        s.sendall(b"SEND %d\n" % size)
+        self.assertTrue(srv.sent.wait(5), "the apiserver did not send its answer")
+        kt.wait_until(lambda: self.counter(p, "received_bytes_total", srv.endpoint) >= 3 + size,
+                      5, what="the proxy to read the whole answer")
+        time.sleep(0.2)  # and the FIN after it
+        sndq = tx_queue(p.port, s.getsockname()[1])
+        self.assertIsNotNone(sndq, "the proxy's socket to the client is not in /proc/net/tcp")
+        kernel = inq(s) + sndq
+        self.assertLess(kernel, size - 32 * 1024,
+                        f"the kernel holds {kernel} of {size} bytes: too little is left queued "
+                        "in the proxy for this test to test anything")
+
+        srv.hang()
+        kt.wait_until(lambda: kt.metric(p.metrics(), "kube_api_lb_endpoint_health_state",
+                                        endpoint=srv.endpoint, state="down") == 1, 10,
+                      what="the endpoint to be marked down")
+        self.assertIn("close_connections=true", p.log())
+        try:
+            self.assertEqual(w.recv(100), b"", "the watch was not closed")
+        except ConnectionResetError:
+            pass
+
+        got, err = read_to_eof(s)
+        self.assertIsNone(err, f"{err!r} after {len(got)} of {size} bytes")
+        self.assertEqual(len(got), size, f"got {len(got)} of {size} bytes")
+        self.assertEqual(got, kt.kal_pattern.chunk(0, size))
+        self.assertEqual(self.counter(p, "closed_on_down_total", srv.endpoint), 1,
+                         "the watch, and only the watch, is closed for the endpoint down")
+
+
+if __name__ == "__main__":
+    kt.main()
