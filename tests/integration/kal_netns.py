@@ -74,6 +74,17 @@ def can_use_netns():
     return True, ""
 
 
+def require_netns():
+    """For a test class's setUpClass: skips without root or `ip netns`, and deletes namespaces
+    left behind by earlier runs."""
+    import unittest
+
+    ok, why = can_use_netns()
+    if not ok:
+        raise unittest.SkipTest(why)
+    remove_stale_namespaces()
+
+
 def iptables_path():
     for d in os.environ.get("PATH", "").split(":") + ["/usr/sbin", "/sbin"]:
         p = os.path.join(d, "iptables")

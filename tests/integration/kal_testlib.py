@@ -620,6 +620,19 @@ def http_get(host, port, path, timeout=5):
         c.close()
 
 
+def read_to_eof(sock):
+    """Reads sock until EOF. Returns (bytes, the OSError that ended it early or None)."""
+    got = b""
+    try:
+        while True:
+            d = sock.recv(65536)
+            if not d:
+                return got, None
+            got += d
+    except OSError as e:
+        return got, e
+
+
 def recv_exact(sock, n):
     """Reads until n bytes or EOF (TCP may split any message)."""
     got = b""

@@ -60,6 +60,20 @@ class Client:
             hasher.update(view[:k])
             n += k
 
+    def end_upload(self, backend, body, **match):
+        """Sends the client's FIN after `body` was sent, expects the proxy's close after both EOFs,
+        and returns the backend's "closed" event of this SEND connection (matched by the body's
+        digest and `match`)."""
+        self.s.shutdown(socket.SHUT_WR)
+        self.s.settimeout(10)
+        if self.s.recv(1) != b"":
+            raise AssertionError("expected the close after both EOFs")
+        self.close()
+        digest = kt.sha256_hex(body)
+        return backend.wait_events(lambda e: e["event"] == "closed" and e["mode"] == "SEND" and
+                                   e["sha256"] == digest and
+                                   all(e[k] == v for k, v in match.items()), 1, 10)[0]
+
     def close(self):
         self.s.close()
 
@@ -161,15 +175,9 @@ class CoreBulk(unittest.TestCase):
         time.sleep(1.0)  # the proxy must keep the client->server direction open meanwhile
         body = os.urandom(8 * MIB)
         c.s.sendall(body)
-        c.s.shutdown(socket.SHUT_WR)
-        c.s.settimeout(10)
-        self.assertEqual(c.s.recv(1), b"", "expected the close after both EOFs")
-        c.close()
-        digest = kt.sha256_hex(body)
-        ev = self.backend.wait_events(lambda e: e["event"] == "closed" and e["mode"] == "SEND" and
-                                      e["sent"] == 1000000 and e["sha256"] == digest, 1, 10)
-        self.assertEqual(ev[0]["received"], len(body))
-        self.assertTrue(ev[0]["peer_eof"], "backend did not see our EOF")
+        ev = c.end_upload(self.backend, body, sent=1000000)
+        self.assertEqual(ev["received"], len(body))
+        self.assertTrue(ev["peer_eof"], "backend did not see our EOF")
 
     def test_client_half_close_echo(self):
         c = Client(self.proxy.port, "ECHO")
@@ -379,15 +387,9 @@ class HalfClosedTimeout(unittest.TestCase):
             c.s.sendall(chunk)
             body += chunk
             time.sleep(0.3)
-        c.s.shutdown(socket.SHUT_WR)
-        c.s.settimeout(10)
-        self.assertEqual(c.s.recv(1), b"", "expected the close after both EOFs")
-        c.close()
-        digest = kt.sha256_hex(body)
-        ev = self.backend.wait_events(lambda e: e["event"] == "closed" and e["mode"] == "SEND" and
-                                      e.get("sha256") == digest, 1, 10)
-        self.assertEqual(ev[0]["received"], len(body))
-        self.assertTrue(ev[0]["peer_eof"])
+        ev = c.end_upload(self.backend, body)
+        self.assertEqual(ev["received"], len(body))
+        self.assertTrue(ev["peer_eof"])
 
 
 if __name__ == "__main__":

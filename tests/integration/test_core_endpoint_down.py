@@ -14,7 +14,6 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kal_testlib as kt  # noqa: E402
-from test_core_retry import read_to_eof  # noqa: E402
 
 
 def inq(s):
@@ -112,7 +111,12 @@ class HangingApiserver:
             self.held(c)
         elif line.startswith(b"SEND "):
             size = int(line.split()[1])
-            c.sendall(kt.kal_pattern.chunk(0, size))
+            # In pieces well under the proxy's 64 KiB read buffer, a few ms apart: a read that
+            # fills the buffer while nothing is queued would switch the proxy to splice(2),
+            # which keeps the answer in the kernel (see the test).
+            for off in range(0, size, 16384):
+                c.sendall(kt.kal_pattern.chunk(off, min(16384, size - off)))
+                time.sleep(0.002)
             c.shutdown(socket.SHUT_WR)
             self.sent.set()
             self.held(c)  # until the proxy closes its side
@@ -134,10 +138,11 @@ class EndpointDown(unittest.TestCase):
         # most of the answer is still queued in the proxy when the apiserver hangs and its health
         # checks mark it down for a hard failure. The watch that still waits on it is closed; the
         # answer, which nothing is stuck on any more, reaches the client whole, then its end
-        # (before: what the kernel held, and a silent EOF). Not a larger answer: for a client
-        # that reads nothing, the proxy holds at most 256 KiB (the buffer high watermark) and
-        # then stops reading the upstream, so it would not see the FIN.
-        size = 250_000
+        # (before: what the kernel held, and a silent EOF). The size: the kernel's share (the
+        # proxy's send queue, grown by autotuning, 96-175 KB seen, plus the client's receive
+        # buffer) must leave a good part to the proxy, and the proxy's part must stay under its
+        # 256 KiB high watermark, past which it stops reading the upstream and never sees the FIN.
+        size = 300_000
         srv = HangingApiserver(kt.make_certs())
         self.addCleanup(srv.close)
         p = kt.Proxy([srv.endpoint], ["--health-check=https"])
@@ -162,6 +167,10 @@ class EndpointDown(unittest.TestCase):
         kt.wait_until(lambda: self.counter(p, "received_bytes_total", srv.endpoint) >= 3 + size,
                       5, what="the proxy to read the whole answer")
         time.sleep(0.2)  # and the FIN after it
+        # With splice(2) the rest of the answer would wait in a pipe and the upstream socket,
+        # its FIN unread, and the proxy could not know the answer had ended.
+        self.assertEqual(p.stats()["splicedBytes"], 0,
+                         "the answer went through splice(2): the scenario did not set up")
         sndq = tx_queue(p.port, s.getsockname()[1])
         self.assertIsNotNone(sndq, "the proxy's socket to the client is not in /proc/net/tcp")
         kernel = inq(s) + sndq
@@ -179,7 +188,7 @@ class EndpointDown(unittest.TestCase):
         except ConnectionResetError:
             pass
 
-        got, err = read_to_eof(s)
+        got, err = kt.read_to_eof(s)
         self.assertIsNone(err, f"{err!r} after {len(got)} of {size} bytes")
         self.assertEqual(len(got), size, f"got {len(got)} of {size} bytes")
         self.assertEqual(got, kt.kal_pattern.chunk(0, size))

@@ -31,19 +31,6 @@ def outq(s):
     return struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
 
 
-def read_to_eof(s):
-    """Reads s until EOF. Returns (bytes, the OSError that ended it early or None)."""
-    got = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return got, None
-            got += d
-    except OSError as e:
-        return got, e
-
-
 def trickle(s, stop):
     """Sends 1,000 bytes on s every 10 ms, in a thread, until stop is set or s fails."""
     def run():
@@ -395,7 +382,7 @@ class Retry(unittest.TestCase):
                 time.sleep(0.05)
                 up.sendall(b"ALERT certificate required\n")
                 reset(up)
-            got, err = read_to_eof(s)
+            got, err = kt.read_to_eof(s)
             self.assertIsNone(err, f"connection {i}: {err!r} after {got!r}")
             self.assertEqual(got, b"ALERT certificate required\n", f"connection {i}")
             s.close()
@@ -429,7 +416,7 @@ class Retry(unittest.TestCase):
                 reset(up)
             time.sleep(0.3)  # the proxy runs into the failed write before the client reads
             t0 = time.monotonic()
-            got, err = read_to_eof(s)
+            got, err = kt.read_to_eof(s)
             self.assertIsNone(err, f"connection {i}: {err!r} after {len(got)} of {len(answer)} "
                               "bytes")
             self.assertEqual(len(got), len(answer), f"connection {i}")
@@ -537,7 +524,7 @@ class Retry(unittest.TestCase):
                 time.sleep(0.01)
             self.assertEqual(outq(up), 0, "the tail did not reach the proxy's socket")
             reset(up)
-        got, err = read_to_eof(s)
+        got, err = kt.read_to_eof(s)
         self.assertIsNone(err, f"{err!r} after {len(got)} of {len(tail)} bytes")
         self.assertEqual(len(got), len(tail))
         self.assertEqual(got, tail)

@@ -33,10 +33,7 @@ IP_A, IP_B = "127.0.0.11", "127.0.0.12"
 class Names(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        ok, why = kn.can_use_netns()
-        if not ok:
-            raise unittest.SkipTest(why)
-        kn.remove_stale_namespaces()
+        kn.require_netns()
         cls.certs = kt.make_certs()
 
     def setUp(self):
@@ -79,12 +76,9 @@ class Names(unittest.TestCase):
                     s.settimeout(3)
                     s.sendall(b"GET /version HTTP/1.1\r\nHost: kubernetes\r\n"
                               b"Connection: close\r\n\r\n")
-                    data = b""
-                    while True:
-                        d = s.recv(65536)
-                        if not d:
-                            break
-                        data += d
+                    data, err = kt.read_to_eof(s)
+                    if err:
+                        raise err
             except (OSError, ValueError) as e:
                 return f"error: {e!r}"
             head, _, body = data.partition(b"\r\n\r\n")

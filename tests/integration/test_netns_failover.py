@@ -405,10 +405,7 @@ class Scenario:
 class NetnsFailover(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        ok, why = kn.can_use_netns()
-        if not ok:
-            raise unittest.SkipTest(why)
-        kn.remove_stale_namespaces()
+        kn.require_netns()
         cls.certs = kt.make_certs()
         t0 = time.monotonic()
         # Printed last, after unittest's summary and any log dumps.
