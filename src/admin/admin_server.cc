@@ -41,6 +41,7 @@ struct AdminConn {
   Write *write = nullptr;
   uv_shutdown_t *shut = nullptr; // in flight; its callback frees it
   bool done = false;             // the answer is decided: what the peer sends now is dropped
+  bool peer_eof = false;         // the peer's FIN came while the answer was still being written
   size_t discarded = 0;
 
   void finish() {
@@ -90,6 +91,10 @@ void conn_written(uv_write_t *req, int status) noexcept {
     return;
   }
   c->write = nullptr;
+  if (c->peer_eof) {
+    c->finish(); // nothing can be left unread: no linger
+    return;
+  }
   auto *s = new uv_shutdown_t{};
   s->data = c;
   if (status < 0 || uv_shutdown(s, c->tcp.stream(), conn_shut) != 0) {
@@ -105,6 +110,12 @@ void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
   auto *c = static_cast<AdminConn *>(s->data);
   std::unique_ptr<char[]> owned(buf->base);
   if (!c) {
+    return;
+  }
+  if (nread == UV_EOF && c->write) {
+    // A peer may half-close right after its request: the answer still owed must not be cut.
+    c->peer_eof = true;
+    uv_read_stop(s);
     return;
   }
   if (nread < 0) {

@@ -127,9 +127,10 @@ struct LiveAdmin {
   AdminHandlers h;
   std::unique_ptr<AdminServer> s;
   uint16_t port = kal::testing::free_port();
+  std::string metrics = "m 1\n"; // the /metrics body
   LiveAdmin() {
     h.ready = [] { return true; };
-    h.metrics = [] { return std::string("m 1\n"); };
+    h.metrics = [this] { return metrics; };
     h.stats = [] { return std::string("{}"); };
     s = std::make_unique<AdminServer>(&l.loop, h, false);
     REQUIRE(s->listen(kal::testing::loopback(port)).ok());
@@ -212,5 +213,41 @@ TEST_CASE("admin server: after its answer it waits for the peer's FIN, 2 s at mo
   CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(eof); // the server's FIN, right after the answer
   CHECK(a.l.run_until([&] { return a.s->connections() == 0; }, std::chrono::seconds(4)));
+  close(fd);
+}
+
+TEST_CASE("admin server: a peer that half-closes after its request still gets a large answer") {
+  LiveAdmin a;
+  // Far more than the loopback socket buffers hold, so the answer is still being written when
+  // the peer's FIN is read.
+  a.metrics = std::string(8 * 1024 * 1024, 'm');
+  int fd = kal::testing::connect_to(a.port);
+  REQUIRE(fd >= 0);
+  CHECK(a.send_all(fd, "GET /metrics HTTP/1.1\r\n\r\n"));
+  shutdown(fd, SHUT_WR);
+  a.l.run_for(std::chrono::milliseconds(300)); // the server reads the FIN; the peer reads nothing
+  bool reset = false;
+  std::string got = a.read_to_eof(fd, reset);
+  CHECK_FALSE(reset);
+  CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  auto body = got.find("\r\n\r\n");
+  REQUIRE(body != std::string::npos);
+  CHECK(got.size() - body - 4 == a.metrics.size());
+  close(fd);
+  CHECK(a.l.run_until([&] { return a.s->connections() == 0; }, std::chrono::seconds(1)));
+}
+
+TEST_CASE("admin server: closing the server closes a lingering connection") {
+  LiveAdmin a;
+  int fd = kal::testing::connect_to(a.port);
+  REQUIRE(fd >= 0);
+  CHECK(a.send_all(fd, "GET /healthz HTTP/1.1\r\n\r\n"));
+  a.l.run_for(std::chrono::milliseconds(100));
+  bool eof = false;
+  CHECK(kal::testing::drain(fd, eof).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(eof);
+  REQUIRE(a.s->connections() == 1); // half-closed, waiting for the peer's FIN
+  a.s->close();
+  CHECK(a.s->connections() == 0);
   close(fd);
 }
