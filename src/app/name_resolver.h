@@ -32,7 +32,6 @@ public:
   NameResolver(const NameResolver &) = delete;
   NameResolver &operator=(const NameResolver &) = delete;
 
-  bool ok() const { return static_cast<bool>(async_); }
   // Starts a lookup of host (TCP, IPv4 and IPv6) with port. False if no thread could be started.
   bool lookup(std::string key, std::string host, uint16_t port);
 

@@ -170,7 +170,7 @@ void ProxyApp::on_resolve_tick() { resolve_names(false); }
 void ProxyApp::resolve_names(bool all) {
   // Unresolved names are retried at every tick; resolved ones are re-resolved every
   // kReResolveMs (or now, on a reload) so a moved apiserver is followed. One lookup per name
-  // at a time: a resolver that hangs never piles up requests on the thread pool.
+  // at a time: a resolver that hangs never piles up lookup threads.
   const uint64_t now = uv_now(loop_);
   for (const auto &up : *ups_) {
     if (up->address().kind != HostPort::Kind::Name) {
@@ -715,7 +715,7 @@ void ProxyApp::reload(const char *trigger) {
     });
   }
   config_ = n;
-  // New names resolve on the thread pool; until then their dials fail over to other endpoints
+  // New names resolve in the background; until then their dials fail over to other endpoints
   // and their checks report "unresolved". The loop never waits for DNS. Names no endpoint uses
   // any more are forgotten (a lookup still running for one is then ignored when it ends).
   for (auto it = names_.begin(); it != names_.end();) {

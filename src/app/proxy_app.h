@@ -55,8 +55,8 @@ private:
   // Resolves host-name endpoints before anything listens (waiting a second at most). A name that
   // does not resolve leaves its endpoint unresolved (down) and is retried by the resolve timer.
   void resolve_names_at_start();
-  // Starts lookups on the thread pool: unresolved names, and resolved ones due again (all: every
-  // name not being looked up already).
+  // Starts lookups (NameResolver): unresolved names, and resolved ones due again (all: every name
+  // not being looked up already).
   void resolve_names(bool all);
   std::shared_ptr<const UpstreamList> build_upstreams(const Config &c,
                                                       const UpstreamList *previous);

@@ -139,6 +139,17 @@ struct LiveAdmin {
     s->close();
     s.reset();
   }
+  // A connection that sent `request` and, `settle` later, has the server's 200 answer and FIN.
+  int answered(const std::string &request, std::chrono::milliseconds settle) {
+    int fd = kal::testing::connect_to(port);
+    REQUIRE(fd >= 0);
+    CHECK(send_all(fd, request));
+    l.run_for(settle);
+    bool eof = false;
+    CHECK(kal::testing::drain(fd, eof).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    CHECK(eof); // the server's FIN, right after the answer
+    return fd;
+  }
   // Sends all of `data` without blocking the loop; false if the server reset the connection.
   bool send_all(int fd, const std::string &data) {
     size_t off = 0;
@@ -202,16 +213,10 @@ TEST_CASE("admin server: a peer still sending its oversized head gets the 431 wh
 
 TEST_CASE("admin server: after its answer it waits for the peer's FIN, 2 s at most") {
   LiveAdmin a;
-  int fd = kal::testing::connect_to(a.port);
-  REQUIRE(fd >= 0);
-  CHECK(a.send_all(fd, "GET /healthz HTTP/1.1\r\n\r\nextra bytes after the request"));
   // The peer neither reads nor closes: the server's half-close comes with the answer, and its
   // close after the linger (nothing the peer sent is left unread, so no reset).
-  a.l.run_for(std::chrono::milliseconds(300));
-  bool eof = false;
-  std::string got = kal::testing::drain(fd, eof);
-  CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
-  CHECK(eof); // the server's FIN, right after the answer
+  int fd = a.answered("GET /healthz HTTP/1.1\r\n\r\nextra bytes after the request",
+                      std::chrono::milliseconds(300));
   CHECK(a.l.run_until([&] { return a.s->connections() == 0; }, std::chrono::seconds(4)));
   close(fd);
 }
@@ -239,13 +244,7 @@ TEST_CASE("admin server: a peer that half-closes after its request still gets a 
 
 TEST_CASE("admin server: closing the server closes a lingering connection") {
   LiveAdmin a;
-  int fd = kal::testing::connect_to(a.port);
-  REQUIRE(fd >= 0);
-  CHECK(a.send_all(fd, "GET /healthz HTTP/1.1\r\n\r\n"));
-  a.l.run_for(std::chrono::milliseconds(100));
-  bool eof = false;
-  CHECK(kal::testing::drain(fd, eof).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
-  CHECK(eof);
+  int fd = a.answered("GET /healthz HTTP/1.1\r\n\r\n", std::chrono::milliseconds(100));
   REQUIRE(a.s->connections() == 1); // half-closed, waiting for the peer's FIN
   a.s->close();
   CHECK(a.s->connections() == 0);
