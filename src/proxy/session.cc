@@ -6,6 +6,8 @@
 
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -375,13 +377,39 @@ void Session::on_endpoint_killed() {
     dial();
     return;
   }
-  if (u2c_.eof) {
+  if (u2c_.eof || upstream_ended_unread()) {
     // Its answer is complete (FIN or reset): nothing is stuck on it, only still owed to the
     // client. Passed on as if the upstream had reset; the client's further bytes are dropped.
     upstream_takes_no_more();
     return;
   }
   close(CloseReason::EndpointDown);
+}
+
+// The upstream's end (its FIN, or a reset) is in the kernel but not read yet: the session stopped
+// reading at the high watermark, or the rest waits in a splice pipe, while the client takes its
+// time. The kernel's TCP state tells: every state past ESTABLISHED but the two FIN_WAITs (which
+// only mean our own FIN went out) comes from the peer's FIN or reset.
+bool Session::upstream_ended_unread() const {
+  int fd = -1;
+  if (!upstream_connected_ || uv_fileno(upstream_.base(), &fd) != 0) {
+    return false;
+  }
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
+    return false;
+  }
+  switch (info.tcpi_state) {
+  case TCP_CLOSE_WAIT:
+  case TCP_LAST_ACK:
+  case TCP_CLOSING:
+  case TCP_TIME_WAIT:
+  case TCP_CLOSE:
+    return true;
+  default:
+    return false;
+  }
 }
 
 void Session::redial(bool first_byte_timeout) {

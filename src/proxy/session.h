@@ -136,6 +136,8 @@ private:
   // A write to the upstream failed after it answered: pass on what it sent, discard the client's
   // bytes from here on (see upstream_broken_).
   void upstream_takes_no_more();
+  // The upstream sent its FIN (or reset) and the session has not read that far yet.
+  bool upstream_ended_unread() const;
   // shutdown(2) found the destination gone: re-dial if it was an upstream yet to answer.
   void upstream_gone_on_shutdown(bool to_upstream);
   void maybe_finish();

@@ -21,24 +21,39 @@ def inq(s):
     return int.from_bytes(fcntl.ioctl(s.fileno(), termios.FIONREAD, b"\0" * 4), sys.byteorder)
 
 
-def tx_queue(local_port, remote_port):
-    """Send queue (bytes not yet acknowledged) of the IPv4 loopback socket with these ports, read
-    from /proc/net/tcp (the proxy's socket, so without touching it); None if there is none."""
+def outq(s):
+    """Bytes in s's send queue not yet acknowledged by the peer (TIOCOUTQ)."""
+    return int.from_bytes(fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0" * 4), sys.byteorder)
+
+
+def proc_tcp(local_port, remote_port):
+    """(state, send queue, receive queue) of the IPv4 loopback socket with these ports, read from
+    /proc/net/tcp (the proxy's socket, so without touching it); None if there is none. The state
+    is the kernel's number: 1 established, 8 close-wait (the peer's FIN came in)."""
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             cols = line.split()
             if (int(cols[1].rsplit(":", 1)[1], 16) == local_port and
                     int(cols[2].rsplit(":", 1)[1], 16) == remote_port):
-                return int(cols[4].split(":")[0], 16)
+                tx, rx = cols[4].split(":")
+                return int(cols[3], 16), int(tx, 16), int(rx, 16)
     return None
+
+
+def tx_queue(local_port, remote_port):
+    """Send queue (bytes not yet acknowledged) of the proxy's socket with these ports."""
+    t = proc_tcp(local_port, remote_port)
+    return None if t is None else t[1]
 
 
 class HangingApiserver:
     """A loopback stand-in apiserver on one port. TLS connections are the proxy's health checks:
     each GET is answered 200 until hang(); from then on none is (the apiserver hangs: the checks
     time out, a hard failure). Plain connections are clients: "SEND n\n" is answered with n bytes
-    of kal_pattern and a FIN, "WATCH\n" with "OK\n" and then nothing (a watch with no events)."""
+    of kal_pattern and a FIN, "WATCH\n" with "OK\n" and then nothing (a watch with no events).
+    "BLAST n\n" is answered like SEND, but at once; acked is set once the proxy's kernel has
+    acknowledged all of it and the FIN, and proxy_port is the proxy's port of that connection."""
 
     def __init__(self, certs):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -46,6 +61,8 @@ class HangingApiserver:
         self.hung = threading.Event()
         self.stop = threading.Event()
         self.sent = threading.Event()  # a SEND answer and its FIN went out
+        self.acked = threading.Event()  # a BLAST answer and its FIN were acknowledged
+        self.proxy_port = None
         self.l = socket.socket()
         self.l.bind(("127.0.0.1", 0))
         self.l.listen(16)
@@ -120,6 +137,17 @@ class HangingApiserver:
             c.shutdown(socket.SHUT_WR)
             self.sent.set()
             self.held(c)  # until the proxy closes its side
+        elif line.startswith(b"BLAST "):
+            size = int(line.split()[1])
+            self.proxy_port = c.getpeername()[1]
+            c.sendall(kt.kal_pattern.chunk(0, size))
+            c.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 10
+            while outq(c) > 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if outq(c) == 0:
+                self.acked.set()
+            self.held(c)
 
     def hang(self):
         self.hung.set()
@@ -194,6 +222,49 @@ class EndpointDown(unittest.TestCase):
         self.assertEqual(got, kt.kal_pattern.chunk(0, size))
         self.assertEqual(self.counter(p, "closed_on_down_total", srv.endpoint), 1,
                          "the watch, and only the watch, is closed for the endpoint down")
+
+    def test_endpoint_down_after_its_answer_ended_unread_delivers_all_of_it(self):
+        # As above, but the answer is larger than the proxy takes in before it stops reading (its
+        # high watermark): the rest and the apiserver's FIN wait unread in the proxy's socket
+        # when the endpoint goes down, so the proxy cannot know from its reads that the answer
+        # has ended; the kernel's TCP state (close-wait) tells it. The size: the proxy takes in
+        # 330-360 KB before it stops (its 256 KiB watermark, a 64 KiB read, the small share the
+        # kernel holds for this client), and its socket to the apiserver must hold all the rest
+        # and the FIN (233-344 KB seen). Before: the session was closed as if stuck on the
+        # endpoint, and the client got 90,212 of the 480,000 bytes and a silent EOF (3 of 3).
+        size = 480_000
+        srv = HangingApiserver(kt.make_certs())
+        self.addCleanup(srv.close)
+        p = kt.Proxy([srv.endpoint], ["--health-check=https"])
+        self.addCleanup(p.stop_clean)
+        p.wait_ready()
+
+        s = socket.socket()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", p.port))
+        s.sendall(b"BLAST %d\n" % size)
+        self.assertTrue(srv.acked.wait(15),
+                        "the proxy's kernel did not take the whole answer and its FIN")
+        port = int(srv.endpoint.rsplit(":", 1)[1])
+        state = proc_tcp(srv.proxy_port, port)
+        self.assertIsNotNone(state, "the proxy's socket to the apiserver is not in /proc/net/tcp")
+        self.assertEqual(state[0], 8, f"the proxy's socket to the apiserver: {state}")
+        self.assertGreater(state[2], 0, "the proxy has read the whole answer already: the "
+                           "scenario did not set up")
+
+        srv.hang()
+        kt.wait_until(lambda: kt.metric(p.metrics(), "kube_api_lb_endpoint_health_state",
+                                        endpoint=srv.endpoint, state="down") == 1, 10,
+                      what="the endpoint to be marked down")
+        got, err = kt.read_to_eof(s)
+        self.assertIsNone(err, f"{err!r} after {len(got)} of {size} bytes")
+        self.assertEqual(len(got), size, f"got {len(got)} of {size} bytes")
+        self.assertEqual(got, kt.kal_pattern.chunk(0, size))
+        self.assertEqual(self.counter(p, "closed_on_down_total", srv.endpoint), 0,
+                         "a session whose answer had ended was closed for the endpoint down")
 
 
 if __name__ == "__main__":
