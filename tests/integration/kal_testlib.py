@@ -9,6 +9,7 @@ KAL_KEEP_TMP=1 keeps the temporary directory (certs, logs) for inspection.
 """
 import atexit
 import ctypes
+import fcntl
 import hashlib
 import http.client
 import json
@@ -22,6 +23,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import unittest
@@ -618,6 +620,11 @@ def http_get(host, port, path, timeout=5):
         return r.status, r.read().decode(errors="replace")
     finally:
         c.close()
+
+
+def outq(sock):
+    """Bytes in sock's send queue not yet acknowledged by the peer (TIOCOUTQ)."""
+    return int.from_bytes(fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4), sys.byteorder)
 
 
 def read_to_eof(sock):

@@ -21,11 +21,6 @@ def inq(s):
     return int.from_bytes(fcntl.ioctl(s.fileno(), termios.FIONREAD, b"\0" * 4), sys.byteorder)
 
 
-def outq(s):
-    """Bytes in s's send queue not yet acknowledged by the peer (TIOCOUTQ)."""
-    return int.from_bytes(fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0" * 4), sys.byteorder)
-
-
 def proc_tcp(local_port, remote_port):
     """(state, send queue, receive queue) of the IPv4 loopback socket with these ports, read from
     /proc/net/tcp (the proxy's socket, so without touching it); None if there is none. The state
@@ -39,12 +34,6 @@ def proc_tcp(local_port, remote_port):
                 tx, rx = cols[4].split(":")
                 return int(cols[3], 16), int(tx, 16), int(rx, 16)
     return None
-
-
-def tx_queue(local_port, remote_port):
-    """Send queue (bytes not yet acknowledged) of the proxy's socket with these ports."""
-    t = proc_tcp(local_port, remote_port)
-    return None if t is None else t[1]
 
 
 class HangingApiserver:
@@ -143,9 +132,9 @@ class HangingApiserver:
             c.sendall(kt.kal_pattern.chunk(0, size))
             c.shutdown(socket.SHUT_WR)
             deadline = time.monotonic() + 10
-            while outq(c) > 0 and time.monotonic() < deadline:
+            while kt.outq(c) > 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            if outq(c) == 0:
+            if kt.outq(c) == 0:
                 self.acked.set()
             self.held(c)
 
@@ -161,6 +150,41 @@ class EndpointDown(unittest.TestCase):
     def counter(self, p, name, ep):
         return kt.metric(p.metrics(), f"kube_api_lb_endpoint_{name}", endpoint=ep)
 
+    def start(self):
+        """A stand-in apiserver and a ready proxy in front of it, health-checking it."""
+        srv = HangingApiserver(kt.make_certs())
+        self.addCleanup(srv.close)
+        p = kt.Proxy([srv.endpoint], ["--health-check=https"])
+        self.addCleanup(p.stop_clean)
+        p.wait_ready()
+        return srv, p
+
+    def slow_client(self, p, request):
+        """A client connection that sends request and reads nothing yet. A small window and
+        segments, so that the kernel buffers of the proxy's socket to the client take little of
+        the answer (loopback's 64 KiB MSS would let them take all of it)."""
+        s = socket.socket()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", p.port))
+        s.sendall(request)
+        return s
+
+    def mark_down(self, srv, p):
+        """Hangs the apiserver and waits for its health checks to mark it down."""
+        srv.hang()
+        kt.wait_until(lambda: kt.metric(p.metrics(), "kube_api_lb_endpoint_health_state",
+                                        endpoint=srv.endpoint, state="down") == 1, 10,
+                      what="the endpoint to be marked down")
+
+    def assert_whole_answer(self, s, size):
+        got, err = kt.read_to_eof(s)
+        self.assertIsNone(err, f"{err!r} after {len(got)} of {size} bytes")
+        self.assertEqual(len(got), size, f"got {len(got)} of {size} bytes")
+        self.assertEqual(got, kt.kal_pattern.chunk(0, size))
+
     def test_endpoint_down_after_its_answer_ended_delivers_all_of_it(self):
         # The apiserver has sent its whole answer and its FIN; the client has not read yet, so
         # most of the answer is still queued in the proxy when the apiserver hangs and its health
@@ -171,26 +195,14 @@ class EndpointDown(unittest.TestCase):
         # buffer) must leave a good part to the proxy, and the proxy's part must stay under its
         # 256 KiB high watermark, past which it stops reading the upstream and never sees the FIN.
         size = 300_000
-        srv = HangingApiserver(kt.make_certs())
-        self.addCleanup(srv.close)
-        p = kt.Proxy([srv.endpoint], ["--health-check=https"])
-        self.addCleanup(p.stop_clean)
-        p.wait_ready()
+        srv, p = self.start()
 
         w = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         self.addCleanup(w.close)
         w.sendall(b"WATCH\n")
         self.assertEqual(kt.recv_exact(w, 3), b"OK\n")
 
-        s = socket.socket()
-        self.addCleanup(s.close)
-        # A small window and segments, so that the kernel buffers of the proxy's socket to the
-        # client take little of the answer (loopback's 64 KiB MSS would let them take all of it).
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
-        s.settimeout(10)
-        s.connect(("127.0.0.1", p.port))
-        s.sendall(b"SEND %d\n" % size)
+        s = self.slow_client(p, b"SEND %d\n" % size)
         self.assertTrue(srv.sent.wait(5), "the apiserver did not send its answer")
         kt.wait_until(lambda: self.counter(p, "received_bytes_total", srv.endpoint) >= 3 + size,
                       5, what="the proxy to read the whole answer")
@@ -199,27 +211,21 @@ class EndpointDown(unittest.TestCase):
         # its FIN unread, and the proxy could not know the answer had ended.
         self.assertEqual(p.stats()["splicedBytes"], 0,
                          "the answer went through splice(2): the scenario did not set up")
-        sndq = tx_queue(p.port, s.getsockname()[1])
-        self.assertIsNotNone(sndq, "the proxy's socket to the client is not in /proc/net/tcp")
-        kernel = inq(s) + sndq
+        sock = proc_tcp(p.port, s.getsockname()[1])
+        self.assertIsNotNone(sock, "the proxy's socket to the client is not in /proc/net/tcp")
+        kernel = inq(s) + sock[1]
         self.assertLess(kernel, size - 32 * 1024,
                         f"the kernel holds {kernel} of {size} bytes: too little is left queued "
                         "in the proxy for this test to test anything")
 
-        srv.hang()
-        kt.wait_until(lambda: kt.metric(p.metrics(), "kube_api_lb_endpoint_health_state",
-                                        endpoint=srv.endpoint, state="down") == 1, 10,
-                      what="the endpoint to be marked down")
+        self.mark_down(srv, p)
         self.assertIn("close_connections=true", p.log())
         try:
             self.assertEqual(w.recv(100), b"", "the watch was not closed")
         except ConnectionResetError:
             pass
 
-        got, err = kt.read_to_eof(s)
-        self.assertIsNone(err, f"{err!r} after {len(got)} of {size} bytes")
-        self.assertEqual(len(got), size, f"got {len(got)} of {size} bytes")
-        self.assertEqual(got, kt.kal_pattern.chunk(0, size))
+        self.assert_whole_answer(s, size)
         self.assertEqual(self.counter(p, "closed_on_down_total", srv.endpoint), 1,
                          "the watch, and only the watch, is closed for the endpoint down")
 
@@ -233,19 +239,8 @@ class EndpointDown(unittest.TestCase):
         # and the FIN (233-344 KB seen). Before: the session was closed as if stuck on the
         # endpoint, and the client got 90,212 of the 480,000 bytes and a silent EOF (3 of 3).
         size = 480_000
-        srv = HangingApiserver(kt.make_certs())
-        self.addCleanup(srv.close)
-        p = kt.Proxy([srv.endpoint], ["--health-check=https"])
-        self.addCleanup(p.stop_clean)
-        p.wait_ready()
-
-        s = socket.socket()
-        self.addCleanup(s.close)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
-        s.settimeout(10)
-        s.connect(("127.0.0.1", p.port))
-        s.sendall(b"BLAST %d\n" % size)
+        srv, p = self.start()
+        s = self.slow_client(p, b"BLAST %d\n" % size)
         self.assertTrue(srv.acked.wait(15),
                         "the proxy's kernel did not take the whole answer and its FIN")
         port = int(srv.endpoint.rsplit(":", 1)[1])
@@ -255,14 +250,8 @@ class EndpointDown(unittest.TestCase):
         self.assertGreater(state[2], 0, "the proxy has read the whole answer already: the "
                            "scenario did not set up")
 
-        srv.hang()
-        kt.wait_until(lambda: kt.metric(p.metrics(), "kube_api_lb_endpoint_health_state",
-                                        endpoint=srv.endpoint, state="down") == 1, 10,
-                      what="the endpoint to be marked down")
-        got, err = kt.read_to_eof(s)
-        self.assertIsNone(err, f"{err!r} after {len(got)} of {size} bytes")
-        self.assertEqual(len(got), size, f"got {len(got)} of {size} bytes")
-        self.assertEqual(got, kt.kal_pattern.chunk(0, size))
+        self.mark_down(srv, p)
+        self.assert_whole_answer(s, size)
         self.assertEqual(self.counter(p, "closed_on_down_total", srv.endpoint), 0,
                          "a session whose answer had ended was closed for the endpoint down")
 

@@ -5,13 +5,11 @@ timeout, replay), one that closes at once (early close, replay), an error on eit
 both, and --idle-timeout (none by default). An endpoint marked down under an answer it has ended:
 test_core_endpoint_down.py."""
 import contextlib
-import fcntl
 import os
 import signal
 import socket
 import struct
 import sys
-import termios
 import threading
 import time
 import unittest
@@ -24,11 +22,6 @@ def reset(s):
     """Closes s with a TCP reset (SO_LINGER 0) instead of a FIN."""
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
-
-
-def outq(s):
-    """Bytes in s's send queue not yet acknowledged by the peer (SIOCOUTQ)."""
-    return struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
 
 
 def trickle(s, stop):
@@ -520,9 +513,9 @@ class Retry(unittest.TestCase):
         with paused(p):
             up.sendall(tail)
             deadline = time.monotonic() + 5
-            while outq(up) and time.monotonic() < deadline:
+            while kt.outq(up) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            self.assertEqual(outq(up), 0, "the tail did not reach the proxy's socket")
+            self.assertEqual(kt.outq(up), 0, "the tail did not reach the proxy's socket")
             reset(up)
         got, err = kt.read_to_eof(s)
         self.assertIsNone(err, f"{err!r} after {len(got)} of {len(tail)} bytes")
