@@ -7,10 +7,10 @@ bash scripts/install-deps.sh
 ulimit -n 65536 2>/dev/null || true
 
 echo "== clang-format check"
-bad=$(find src tests -name '*.cc' -o -name '*.h' | xargs clang-format --dry-run -Werror 2>&1 | grep -c 'error:' || true)
+bad=$(find src include tests -name '*.cc' -o -name '*.h' | xargs clang-format --dry-run -Werror 2>&1 | grep -c 'error:' || true)
 if [ "$bad" != "0" ]; then
-  find src tests -name '*.cc' -o -name '*.h' | xargs clang-format --dry-run -Werror
-  echo "clang-format: $bad formatting differences (run: clang-format -i src/*/*.{h,cc} tests/unit/*.cc)"
+  find src include tests -name '*.cc' -o -name '*.h' | xargs clang-format --dry-run -Werror
+  echo "clang-format: $bad formatting differences (run: clang-format -i src/*/*.{h,cc} include/kube_api_lb/*/*.h tests/unit/*.cc tests/example/*.cc)"
   exit 1
 fi
 

@@ -1,11 +1,13 @@
 // kube-api-lb: command line, subcommands and process start-up. Everything else is in the library.
-#include "app/proxy_app.h"
-#include "config/flags.h"
-#include "config/load.h"
-#include "config/yaml_config.h"
-#include "health/checker.h"
-#include "log/logger.h"
-#include "manifest/manifest_command.h"
+// It compiles against include/ alone (the library's public surface), so the compiler proves that
+// surface is enough to build the product.
+#include "kube_api_lb/app/app.h"
+#include "kube_api_lb/config/flags.h"
+#include "kube_api_lb/config/load.h"
+#include "kube_api_lb/config/yaml_config.h"
+#include "kube_api_lb/log/logger.h"
+#include "kube_api_lb/manifest/manifest_command.h"
+#include "kube_api_lb/version.h"
 
 #include <CLI/CLI.hpp>
 
@@ -27,51 +29,28 @@ std::vector<std::string> default_search_path() {
   return kal::config_search_path(std::getenv("KUBE_API_LB_CONFIG_SEARCH_PATH"));
 }
 
-// defaults -> config file -> flags. Endpoints given as a flag also seed the file's base, so a
-// file without endpoints is valid when --endpoints supplies them.
-kal::Result<kal::Config> effective_config(const kal::FlagValues &v) {
-  kal::Config base;
-  if (v.given("endpoints")) {
-    auto eps = kal::parse_endpoint_list(v.raw.at("endpoints").back());
-    if (!eps) {
-      return kal::Err{"--endpoints: " + eps.error()};
-    }
-    base.endpoints = *eps;
-  }
-  if (!v.config_path.empty()) {
-    std::optional<kal::ConfigFormat> forced;
-    if (!v.config_format.empty()) {
-      forced = kal::config_format_from_string(v.config_format);
-    }
-    kal::ConfigFormat used{};
-    std::vector<std::string> notes;
-    auto loaded = kal::load_config_file(v.config_path, forced, base, &used, &notes);
-    if (!loaded) {
-      return kal::Err{loaded.error()};
-    }
-    for (const auto &n : notes) {
-      if (kal::log::v(1)) {
-        kal::log::debug("config directive ignored").kv("file", v.config_path).kv("note", n);
-      }
-    }
-    base = *loaded;
-  }
-  auto cfg = kal::apply_flags(v, base);
+// defaults -> config file -> flags (kal::effective_config), then the files the health checker
+// will load: unreadable or mismatched CA, certificate or key files are configuration errors,
+// caught here for start-up, check-config and reloads alike.
+kal::Result<kal::Config> startup_config(const kal::FlagValues &v) {
+  std::vector<std::string> notes;
+  auto cfg = kal::effective_config(v, &notes);
   if (!cfg) {
     return cfg;
   }
-  // Unreadable or mismatched CA, certificate or key files are configuration errors, caught here
-  // for start-up, check-config and reloads alike.
-  if (cfg->health.mode == kal::HealthMode::Https || cfg->health.mode == kal::HealthMode::Tls) {
-    if (auto tls = kal::HealthChecker::make_tls_context(cfg->health); !tls) {
-      return kal::Err{tls.error()};
+  for (const auto &n : notes) {
+    if (kal::log::v(1)) {
+      kal::log::debug("config directive ignored").kv("file", v.config_path).kv("note", n);
     }
+  }
+  if (auto files = kal::check_runtime_files(*cfg); !files) {
+    return kal::Err{files.error()};
   }
   return cfg;
 }
 
 int run_proxy(const kal::FlagValues &v, bool auto_detected) {
-  auto cfg = effective_config(v);
+  auto cfg = startup_config(v);
   if (!cfg) {
     return fail(cfg.error());
   }
@@ -83,11 +62,11 @@ int run_proxy(const kal::FlagValues &v, bool auto_detected) {
         .kv("format", kal::to_string(kal::detect_config_format(v.config_path, "")))
         .kv("searched", std::getenv("KUBE_API_LB_CONFIG_SEARCH_PATH") ? "env" : "default");
   }
-  kal::ProxyApp::ConfigLoader loader;
+  kal::App::ConfigLoader loader;
   if (!v.config_path.empty()) {
-    loader = [&v] { return effective_config(v); };
+    loader = [&v] { return startup_config(v); };
   }
-  kal::ProxyApp app(*cfg, loader, v.config_path);
+  kal::App app(*cfg, loader, v.config_path);
   return app.run();
 }
 
@@ -95,7 +74,7 @@ int run_check_config(const kal::FlagValues &v) {
   if (v.config_path.empty() && !v.given("endpoints")) {
     return fail("check-config: give --config=FILE (and/or flags) to check");
   }
-  auto cfg = effective_config(v);
+  auto cfg = startup_config(v);
   if (!cfg) {
     std::fprintf(stderr, "kube-api-lb: configuration invalid: %s\n", cfg.error().c_str());
     return 1;

@@ -2,8 +2,8 @@
 // A tiny HTTP/1.1 server for /healthz, /readyz, /metrics and /stats on the main loop.
 // One request per connection (Connection: close): kubelet probes and Prometheus scrapes open a
 // connection per request anyway, and it keeps the server trivially bounded.
-#include "core/endpoint.h"
-#include "core/result.h"
+#include "kube_api_lb/core/endpoint.h"
+#include "kube_api_lb/core/result.h"
 #include "uvx/handle.h"
 #include "uvx/listener.h"
 

@@ -1,4 +1,5 @@
 #include "admin/metrics.h"
+#include "kube_api_lb/version.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,7 @@
 #pragma once
 // Renders the proxy's state as Prometheus text (/metrics) and JSON (/stats). Pure functions over
 // a snapshot, so they are unit-tested without sockets.
-#include "core/upstream.h"
+#include "kube_api_lb/core/upstream.h"
 
 #include <memory>
 #include <string>

@@ -1,9 +1,11 @@
 #include "app/proxy_app.h"
+#include "app/settings.h"
+#include "kube_api_lb/version.h"
 #include "sys/resident.h"
 
-#include "config/load.h"
 #include "health/checker.h"
-#include "log/logger.h"
+#include "kube_api_lb/config/load.h"
+#include "kube_api_lb/log/logger.h"
 #include "uvx/sockaddr.h"
 
 #include <sys/resource.h>
@@ -102,9 +104,9 @@ void raise_fd_limit() {
   }
 }
 
-ProxyApp::ProxyApp(Config config, ConfigLoader loader, std::string watch_path)
+ProxyApp::ProxyApp(uv_loop_t *loop, Config config, ConfigLoader loader, std::string watch_path)
     : config_(std::move(config)), loader_(std::move(loader)), watch_path_(std::move(watch_path)),
-      loop_(uv_default_loop()) {}
+      loop_(loop) {}
 
 ProxyApp::~ProxyApp() = default;
 
@@ -331,7 +333,7 @@ Result<bool> ProxyApp::start() {
   config_hash_ = config_hash(config_);
   ups_ = build_upstreams(config_, nullptr);
   resolve_names_at_start();
-  auto settings = ProxySettings::from(config_);
+  auto settings = proxy_settings_from(config_);
   main_worker_ = std::make_unique<Worker>(loop_, 0, settings, ups_);
   main_worker_->share_pick_cursor(&pick_cursor_);
   bool reuseport = Worker::reuseport_for(config_.workers);
@@ -703,7 +705,7 @@ void ProxyApp::reload(const char *trigger) {
       hash = config_hash(n);
     }
   }
-  auto settings = ProxySettings::from(n);
+  auto settings = proxy_settings_from(n);
   auto list = ups_;
   main_worker_->set_settings(settings);
   main_worker_->set_upstreams(list);

@@ -4,7 +4,7 @@
 #include "admin/admin_server.h"
 #include "admin/metrics.h"
 #include "app/name_resolver.h"
-#include "config/config.h"
+#include "kube_api_lb/config/config.h"
 #include "proxy/worker.h"
 
 #include <atomic>
@@ -23,7 +23,8 @@ public:
   // the file and re-applies flags); null when the config came from flags only.
   using ConfigLoader = std::function<Result<Config>()>;
 
-  ProxyApp(Config config, ConfigLoader reload_config, std::string watch_path);
+  // Runs on `loop` (not owned; it must outlive the ProxyApp).
+  ProxyApp(uv_loop_t *loop, Config config, ConfigLoader reload_config, std::string watch_path);
   ~ProxyApp();
 
   // Binds everything and runs until SIGTERM/SIGINT and the grace period are over. Returns the

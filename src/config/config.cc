@@ -1,5 +1,5 @@
-#include "config/config.h"
-#include "config/duration.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/config/duration.h"
 
 #include <set>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "config/duration.h"
+#include "kube_api_lb/config/duration.h"
 
 #include <cstdint>
 

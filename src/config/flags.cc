@@ -1,6 +1,6 @@
-#include "config/flags.h"
+#include "kube_api_lb/config/flags.h"
 
-#include "config/duration.h"
+#include "kube_api_lb/config/duration.h"
 
 #include <charconv>
 

@@ -1,4 +1,4 @@
-#include "config/haproxy_cfg.h"
+#include "kube_api_lb/config/haproxy_cfg.h"
 
 #include "config/reader_common.h"
 

@@ -1,8 +1,8 @@
-#include "config/load.h"
+#include "kube_api_lb/config/load.h"
 
-#include "config/haproxy_cfg.h"
-#include "config/nginx_conf.h"
-#include "config/yaml_config.h"
+#include "kube_api_lb/config/haproxy_cfg.h"
+#include "kube_api_lb/config/nginx_conf.h"
+#include "kube_api_lb/config/yaml_config.h"
 
 #include <openssl/evp.h>
 
@@ -214,22 +214,48 @@ std::optional<std::string> find_default_config(const std::vector<std::string> &s
   return std::nullopt;
 }
 
-std::string config_hash(const Config &c) {
+std::string config_checksum(const Config &c) {
   Config copy = c;
   copy.source.clear();
   const std::string text = to_yaml(copy);
-  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
-    return "";
+  if (EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+    return {};
   }
   static const char hex[] = "0123456789abcdef";
   std::string out;
-  for (unsigned int i = 0; i < len && out.size() < 16; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 0xf];
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
   }
   return out;
+}
+
+std::string config_hash(const Config &c) { return config_checksum(c).substr(0, 16); }
+
+Result<Config> effective_config(const FlagValues &v, std::vector<std::string> *notes) {
+  Config base;
+  if (v.given("endpoints")) {
+    auto eps = parse_endpoint_list(v.raw.at("endpoints").back());
+    if (!eps) {
+      return Err{"--endpoints: " + eps.error()};
+    }
+    base.endpoints = *eps;
+  }
+  if (!v.config_path.empty()) {
+    std::optional<ConfigFormat> forced;
+    if (!v.config_format.empty()) {
+      forced = config_format_from_string(v.config_format);
+    }
+    auto loaded = load_config_file(v.config_path, forced, base, nullptr, notes);
+    if (!loaded) {
+      return Err{loaded.error()};
+    }
+    base = *loaded;
+  }
+  return apply_flags(v, base);
 }
 
 } // namespace kal

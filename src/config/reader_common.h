@@ -1,6 +1,6 @@
 #pragma once
 // Small pieces shared by the YAML, nginx.conf and haproxy.cfg readers.
-#include "config/config.h"
+#include "kube_api_lb/config/config.h"
 
 #include <optional>
 #include <string>

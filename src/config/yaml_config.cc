@@ -1,7 +1,7 @@
-#include "config/yaml_config.h"
+#include "kube_api_lb/config/yaml_config.h"
 
-#include "config/duration.h"
 #include "config/reader_common.h"
+#include "kube_api_lb/config/duration.h"
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>

@@ -1,4 +1,4 @@
-#include "core/endpoint.h"
+#include "kube_api_lb/core/endpoint.h"
 
 #include <arpa/inet.h>
 
@@ -68,6 +68,11 @@ std::string_view trim(std::string_view s) {
 }
 
 } // namespace
+
+bool is_ip_literal(std::string_view s) {
+  const std::string z(s);
+  return is_ipv4(z) || is_ipv6(z);
+}
 
 std::string HostPort::str() const {
   if (kind == Kind::IPv6) {

@@ -1,4 +1,4 @@
-#include "core/health.h"
+#include "kube_api_lb/core/health.h"
 
 namespace kal {
 

@@ -1,4 +1,4 @@
-#include "core/http_response_parser.h"
+#include "kube_api_lb/core/http_response_parser.h"
 
 #include <algorithm>
 #include <cctype>

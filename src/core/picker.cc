@@ -1,4 +1,4 @@
-#include "core/picker.h"
+#include "kube_api_lb/core/picker.h"
 
 #include <vector>
 

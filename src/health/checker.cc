@@ -1,6 +1,6 @@
 #include "health/checker.h"
 
-#include "log/logger.h"
+#include "kube_api_lb/log/logger.h"
 
 #include <sys/stat.h>
 

@@ -4,12 +4,12 @@
 // to the shared Upstream objects the proxy workers read, and tells the owner about them.
 //
 // Lives on the loop it was given: every method but poke() must be called on that loop's thread.
-#include "config/config.h"
-#include "core/check_schedule.h"
-#include "core/health_tracker.h"
-#include "core/upstream.h"
 #include "health/probe.h"
 #include "health/tls_engine.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/core/check_schedule.h"
+#include "kube_api_lb/core/health_tracker.h"
+#include "kube_api_lb/core/upstream.h"
 #include "uvx/handle.h"
 
 #include <uv.h>

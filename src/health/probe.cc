@@ -1,4 +1,5 @@
 #include "health/probe.h"
+#include "kube_api_lb/version.h"
 
 #include "uvx/sockaddr.h"
 
@@ -30,7 +31,7 @@ Probe::Probe(uv_loop_t *loop, std::shared_ptr<Upstream> up, ProbeOptions opts,
   // certificate's IP SANs).
   if (!opts_.server_name.empty()) {
     verify_name_ = opts_.server_name;
-    if (!uvx::is_ip_literal(opts_.server_name)) {
+    if (!is_ip_literal(opts_.server_name)) {
       sni_ = opts_.server_name;
     }
   } else {

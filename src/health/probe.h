@@ -19,11 +19,11 @@
 // was in: L4TOUT (connecting), L6TOUT (handshaking), L7TOUT (waiting for the answer), except that
 // an answer whose status line already said "not ready" (not 2xx, 401 or 403) is reported as that
 // L7STS even if the rest of it never arrives (a draining apiserver, not a hung one).
-#include "config/config.h"
-#include "core/health.h"
-#include "core/http_response_parser.h"
-#include "core/upstream.h"
 #include "health/tls_engine.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/core/health.h"
+#include "kube_api_lb/core/http_response_parser.h"
+#include "kube_api_lb/core/upstream.h"
 #include "uvx/handle.h"
 
 #include <uv.h>

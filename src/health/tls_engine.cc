@@ -1,6 +1,6 @@
 #include "health/tls_engine.h"
 
-#include "uvx/sockaddr.h"
+#include "kube_api_lb/core/endpoint.h"
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -129,7 +129,7 @@ std::unique_ptr<TlsEngine> TlsEngine::client(std::shared_ptr<TlsContext> ctx, st
   if (e->ctx_->verifies_peer() && !verify_name.empty()) {
     X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
     std::string name(verify_name);
-    if (uvx::is_ip_literal(name)) {
+    if (is_ip_literal(name)) {
       X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
     } else {
       X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);

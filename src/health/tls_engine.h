@@ -3,7 +3,7 @@
 // it read from the socket with feed(), drives the handshake, moves plaintext with write()/read(),
 // and sends whatever take_output() returns. Used by the health probe on libuv, and by tests as
 // both ends of an in-memory connection.
-#include "core/result.h"
+#include "kube_api_lb/core/result.h"
 
 #include <openssl/ssl.h>
 

@@ -1,4 +1,4 @@
-#include "log/logger.h"
+#include "kube_api_lb/log/logger.h"
 
 #include <unistd.h>
 

@@ -1,9 +1,8 @@
-#include "manifest/manifest.h"
+#include "kube_api_lb/manifest/manifest.h"
 
-#include "config/duration.h"
-#include "config/yaml_config.h"
+#include "kube_api_lb/config/duration.h"
+#include "kube_api_lb/config/yaml_config.h"
 
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <arpa/inet.h>
@@ -259,23 +258,6 @@ std::string render_config_file(const Config &c) {
   Config copy = c;
   copy.source.clear();
   return to_yaml(copy);
-}
-
-std::string config_checksum(const Config &c) {
-  const std::string text = render_config_file(c);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr) != 1) {
-    return {}; // only on OpenSSL allocation failure; render_manifest reports it
-  }
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
 }
 
 Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {

@@ -1,9 +1,10 @@
-#include "manifest/manifest_command.h"
+#include "kube_api_lb/manifest/manifest_command.h"
+#include "kube_api_lb/version.h"
 
-#include "config/config.h"
-#include "config/flags.h"
-#include "config/load.h"
-#include "manifest/manifest.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/config/flags.h"
+#include "kube_api_lb/config/load.h"
+#include "kube_api_lb/manifest/manifest.h"
 
 #include <CLI/CLI.hpp>
 
@@ -130,29 +131,11 @@ std::vector<std::string> header_for(const Config &c, const ManifestOptions &o) {
 // the flags. Endpoints given as a flag also seed the file's base, so a file without endpoints is
 // valid when --endpoints supplies them.
 Result<Config> load_config(const FlagValues &v) {
-  Config base;
-  if (v.given("endpoints")) {
-    auto eps = parse_endpoint_list(v.raw.at("endpoints").back());
-    if (!eps) {
-      return Err{"--endpoints: " + eps.error()};
-    }
-    base.endpoints = *eps;
-  }
-  if (!v.config_path.empty()) {
-    std::optional<ConfigFormat> forced;
-    if (!v.config_format.empty()) {
-      forced = config_format_from_string(v.config_format);
-    }
-    auto loaded = load_config_file(v.config_path, forced, base);
-    if (!loaded) {
-      return Err{"--config: " + loaded.error()};
-    }
-    base = *loaded;
-  } else if (!v.given("endpoints")) {
+  if (v.config_path.empty() && !v.given("endpoints")) {
     return Err{"--endpoints is required (e.g. --endpoints=10.0.0.11:6443,10.0.0.12:6443) unless "
                "--config names a config file"};
   }
-  return apply_flags(v, base);
+  return effective_config(v);
 }
 
 } // namespace

@@ -1,6 +1,6 @@
 #include "proxy/session.h"
 
-#include "log/logger.h"
+#include "kube_api_lb/log/logger.h"
 #include "proxy/worker.h"
 #include "uvx/sockaddr.h"
 

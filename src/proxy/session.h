@@ -9,7 +9,7 @@
 //
 // Owned by its Worker. Never deleted inside its own callbacks: close() unlinks it and queues it for
 // deletion on a later loop turn.
-#include "core/upstream.h"
+#include "kube_api_lb/core/upstream.h"
 #include "proxy/proxy_settings.h"
 #include "uvx/handle.h"
 

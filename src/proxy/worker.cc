@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 
-#include "log/logger.h"
+#include "kube_api_lb/log/logger.h"
 #include "uvx/sockaddr.h"
 
 #include <malloc.h>

@@ -6,8 +6,8 @@
 // listening sockets, so whichever loop is free accepts (and a WorkerGroup evens out what they
 // hold). Everything in a Worker is touched only from its own loop thread, except post(),
 // take_handed_over() and the atomic figures, which any thread may use.
-#include "core/picker.h"
-#include "core/result.h"
+#include "kube_api_lb/core/picker.h"
+#include "kube_api_lb/core/result.h"
 #include "proxy/buffer_pool.h"
 #include "proxy/session.h"
 #include "uvx/handle.h"

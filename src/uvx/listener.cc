@@ -1,6 +1,6 @@
 #include "uvx/listener.h"
 
-#include "log/logger.h"
+#include "kube_api_lb/log/logger.h"
 #include "uvx/sockaddr.h"
 
 #include <fcntl.h>

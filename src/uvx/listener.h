@@ -8,8 +8,8 @@
 // it kRetryMs later (again and again until that works); meanwhile the kernel's backlog holds new
 // connections. The socket is kept as a descriptor of its own, apart from the duplicate libuv polls,
 // so pausing (closing libuv's handle) never unbinds the address.
-#include "core/endpoint.h"
-#include "core/result.h"
+#include "kube_api_lb/core/endpoint.h"
+#include "kube_api_lb/core/result.h"
 #include "uvx/handle.h"
 
 #include <uv.h>

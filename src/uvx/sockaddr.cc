@@ -8,12 +8,6 @@
 
 namespace kal::uvx {
 
-bool is_ip_literal(std::string_view s) {
-  std::string z(s);
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, z.c_str(), buf) == 1 || inet_pton(AF_INET6, z.c_str(), buf) == 1;
-}
-
 bool literal_sockaddr(const HostPort &hp, sockaddr_storage &out) {
   std::memset(&out, 0, sizeof out);
   if (hp.kind == HostPort::Kind::IPv4) {

@@ -1,6 +1,6 @@
 #pragma once
 // Socket address helpers shared by the listener, the dialer and the health checker.
-#include "core/endpoint.h"
+#include "kube_api_lb/core/endpoint.h"
 
 #include <sys/socket.h>
 
@@ -11,9 +11,6 @@ namespace kal::uvx {
 
 // Fills `out` from an IPv4/IPv6 literal HostPort. Returns false for host names.
 bool literal_sockaddr(const HostPort &hp, sockaddr_storage &out);
-
-// Whether `s` is an IPv4 or IPv6 address literal (no brackets, no port).
-bool is_ip_literal(std::string_view s);
 
 // "1.2.3.4:5" / "[::1]:5".
 std::string to_string(const sockaddr *sa);

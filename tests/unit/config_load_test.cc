@@ -1,6 +1,6 @@
-#include "config/load.h"
+#include "kube_api_lb/config/load.h"
 
-#include "config/yaml_config.h"
+#include "kube_api_lb/config/yaml_config.h"
 
 #include <doctest/doctest.h>
 

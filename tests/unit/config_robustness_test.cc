@@ -1,8 +1,8 @@
 // Every reader must turn any input into a Config or an error, never a crash or an exception:
 // feed them every prefix of the fixtures and a deterministic stream of byte-level mutations.
-#include "config/haproxy_cfg.h"
-#include "config/nginx_conf.h"
-#include "config/yaml_config.h"
+#include "kube_api_lb/config/haproxy_cfg.h"
+#include "kube_api_lb/config/nginx_conf.h"
+#include "kube_api_lb/config/yaml_config.h"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // The checks every source shares: kal::validate() and the flags that feed it.
-#include "config/config.h"
-#include "config/flags.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/config/flags.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "core/endpoint.h"
+#include "kube_api_lb/core/endpoint.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "core/check_schedule.h"
+#include "kube_api_lb/core/check_schedule.h"
 
 #include <doctest/doctest.h>
 

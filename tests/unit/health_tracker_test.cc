@@ -1,4 +1,4 @@
-#include "core/health_tracker.h"
+#include "kube_api_lb/core/health_tracker.h"
 
 #include <doctest/doctest.h>
 

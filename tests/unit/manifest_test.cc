@@ -1,7 +1,8 @@
-#include "config/flags.h"
-#include "config/load.h"
-#include "config/yaml_config.h"
-#include "manifest/manifest.h"
+#include "kube_api_lb/config/flags.h"
+#include "kube_api_lb/config/load.h"
+#include "kube_api_lb/config/yaml_config.h"
+#include "kube_api_lb/manifest/manifest.h"
+#include "kube_api_lb/version.h"
 
 #include <doctest/doctest.h>
 #include <yaml-cpp/yaml.h>

@@ -1,4 +1,4 @@
-#include "config/nginx_conf.h"
+#include "kube_api_lb/config/nginx_conf.h"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 #pragma once
 // Plain loopback sockets for unit tests that drive the proxy's listeners.
-#include "config/config.h"
+#include "kube_api_lb/config/config.h"
 
 #include <doctest/doctest.h>
 

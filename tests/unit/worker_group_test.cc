@@ -1,7 +1,7 @@
 // Workers polling one shared listening socket: the loop that wakes first accepts everything
 // queued, so without the group one loop would hold a whole burst of connections. Here only the
 // first worker's loop runs while the clients connect, which is the worst case made certain.
-#include "core/upstream.h"
+#include "kube_api_lb/core/upstream.h"
 #include "proxy/worker.h"
 #include "test_sockets.h"
 #include "uv_test_loop.h"

@@ -1,6 +1,6 @@
-#include "config/yaml_config.h"
+#include "kube_api_lb/config/yaml_config.h"
 
-#include "config/duration.h"
+#include "kube_api_lb/config/duration.h"
 
 #include <doctest/doctest.h>
 

@@ -1,8 +1,9 @@
 #pragma once
 // Loading a configuration file from disk in any of the three formats, finding one in the drop-in
 // mode (no arguments), and fingerprinting the effective configuration.
-#include "config/config.h"
-#include "core/result.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/config/flags.h"
+#include "kube_api_lb/core/result.h"
 
 #include <optional>
 #include <string>
@@ -50,8 +51,20 @@ std::vector<std::string> config_search_path(const char *env_value);
 // a permission problem is reported rather than skipped), or nullopt.
 std::optional<std::string> find_default_config(const std::vector<std::string> &search_path);
 
-// A short fingerprint of the effective settings: the first 16 hex digits of the SHA-256 of
-// to_yaml(c) with `source` left out, so the same settings hash the same wherever they came from.
+// The configuration the command line asks for: defaults, then the config file of `v` (if any),
+// then the flags of `v`. Endpoints given as a flag also seed the file's base, so a file without
+// endpoints is valid when --endpoints supplies them. Validated (kal::validate()); errors are the
+// one-line messages of parse_endpoint_list ("--endpoints: ..."), load_config_file and
+// apply_flags. `notes` receives load_config_file's notes on ignored directives. Pure: reads the
+// file, nothing else (the TLS files are checked by the app layer, see app/app.h).
+Result<Config> effective_config(const FlagValues &v, std::vector<std::string> *notes = nullptr);
+
+// The SHA-256 of to_yaml(c) with `source` left out, in lower-case hex (64 digits): the same
+// settings digest the same wherever they came from. Empty only if OpenSSL fails to allocate.
+// It is the sha256sum of the config file `manifest --write-config` writes.
+std::string config_checksum(const Config &c);
+
+// A short fingerprint of the effective settings: the first 16 hex digits of config_checksum(c).
 std::string config_hash(const Config &c);
 
 } // namespace kal

@@ -5,8 +5,7 @@
 // left a down endpoint is still tried, so the first apiserver to come back serves at once). The
 // policy chooses inside the best non-empty tier; endpoints already tried for this client are
 // excluded so a retry always moves on.
-#include "config/config.h"
-#include "core/health.h"
+#include "kube_api_lb/core/health.h"
 
 #include <atomic>
 #include <cstdint>
@@ -15,6 +14,9 @@
 #include <span>
 
 namespace kal {
+
+// How a worker picks among the usable endpoints (names in flags and YAML: see config.h).
+enum class Policy { LeastConn, RoundRobin, RandomTwo, First };
 
 struct Candidate {
   Health health = Health::Unknown;

@@ -4,12 +4,16 @@
 //
 //   log::info("endpoint up").kv("endpoint", name).kv("health", "up");   // emitted at end of
 //   statement if (log::v(2)) log::debug("accepted").kv("peer", peer);
-#include "config/config.h"
 
 #include <cstdint>
 #include <sstream>
 #include <string>
 #include <string_view>
+
+namespace kal {
+// Text: key=value lines; Json: one object per line (--log-format).
+enum class LogFormat { Text, Json };
+} // namespace kal
 
 namespace kal::log {
 

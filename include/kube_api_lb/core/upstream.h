@@ -6,8 +6,8 @@
 // cross threads are atomics with relaxed ordering: they are statistics and hints, never used to
 // publish other memory. Upstreams are owned by shared_ptr so that a reload can drop one from the
 // active set while sessions bound to it still run.
-#include "core/endpoint.h"
-#include "core/health.h"
+#include "kube_api_lb/core/endpoint.h"
+#include "kube_api_lb/core/health.h"
 
 #include <sys/socket.h>
 

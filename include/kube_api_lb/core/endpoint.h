@@ -1,14 +1,18 @@
 #pragma once
 // Endpoint addresses as operators write them: "10.0.0.1:6443", "[fd00::1]:6443",
 // "cp1.example:6443".
-#include "core/result.h"
+#include "kube_api_lb/core/result.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace kal {
+
+// At most this many endpoints: a session remembers the endpoints it tried in a 64-bit mask.
+constexpr size_t kMaxEndpoints = 64;
 
 struct HostPort {
   std::string host; // IPv4 literal, IPv6 literal without brackets, or a DNS name
@@ -22,6 +26,9 @@ struct HostPort {
 
 // Parses "host:port". A port is required unless default_port is non-zero. IPv6 literals must be
 // bracketed. Errors name the offending text, e.g. `endpoint "10.0.0.1:99999": port out of range`.
+// True for an IPv4 or IPv6 address literal (no brackets, no port, no zone), false for a name.
+bool is_ip_literal(std::string_view s);
+
 Result<HostPort> parse_host_port(std::string_view text, uint16_t default_port = 0);
 
 // The address a listener binds for `hp`, the one mapping every source of listen addresses (flags,

@@ -2,7 +2,9 @@
 // The effective configuration of kube-api-lb. Defaults live here and nowhere else; the flag parser,
 // the YAML reader and the nginx.conf / haproxy.cfg readers all start from a default Config and
 // overwrite what they were given.
-#include "core/endpoint.h"
+#include "kube_api_lb/core/endpoint.h"
+#include "kube_api_lb/core/picker.h"
+#include "kube_api_lb/log/logger.h"
 
 #include <chrono>
 #include <cstdint>
@@ -14,16 +16,12 @@ namespace kal {
 
 using Millis = std::chrono::milliseconds;
 
-// A session remembers the endpoints it tried in a 64-bit mask.
-constexpr size_t kMaxEndpoints = 64;
 // What the kernel takes: TCP_USER_TIMEOUT is an int of milliseconds, TCP_KEEPIDLE at most
 // 32767 s (MAX_TCP_KEEPIDLE).
 constexpr int64_t kMaxTcpUserTimeoutMs = 2147483647;
 constexpr int64_t kMaxKeepaliveIdleS = 32767;
 
-enum class Policy { LeastConn, RoundRobin, RandomTwo, First };
 enum class HealthMode { Https, Tls, Tcp, None };
-enum class LogFormat { Text, Json };
 
 // Names as written in flags and YAML ("least-conn", "round-robin", "random-two", "first").
 const char *to_string(Policy p);

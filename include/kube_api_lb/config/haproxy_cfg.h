@@ -11,8 +11,8 @@
 // with active health checks cares about is mapped, what does not matter is ignored with a note, and
 // anything whose meaning kube-api-lb would change is an error naming the keyword and line.
 // docs/configuration.md has the mapping table.
-#include "config/config.h"
-#include "core/result.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/core/result.h"
 
 #include <string>
 #include <string_view>

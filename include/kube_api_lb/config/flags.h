@@ -2,8 +2,8 @@
 // The proxy's command-line flags, Kubernetes style (--flag=value), shared by the proxy itself,
 // `check-config` and `manifest`. Registration and application are split so that flags given on the
 // command line override a config file read in between.
-#include "config/config.h"
-#include "core/result.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/core/result.h"
 
 #include <CLI/CLI.hpp>
 

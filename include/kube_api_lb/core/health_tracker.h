@@ -18,7 +18,7 @@
 //    dents the counter but never crosses the up/down threshold: the final word belongs to the
 //    active re-check the caller runs at once, so a burst of unlucky client dials cannot by itself
 //    close every connection to a healthy apiserver.
-#include "core/health.h"
+#include "kube_api_lb/core/health.h"
 
 #include <cstdint>
 #include <string>

@@ -11,7 +11,7 @@
 // instead of another fast_interval later. That is what keeps hang detection under 2 s with the
 // default 1 s interval (see docs/health-checks.md). At most one check per endpoint is ever in
 // flight; the caller starts the next one no earlier than the previous one finished.
-#include "core/health_tracker.h"
+#include "kube_api_lb/core/health_tracker.h"
 
 #include <chrono>
 #include <cstdint>

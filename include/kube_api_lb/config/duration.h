@@ -1,8 +1,8 @@
 #pragma once
 // Durations as Kubernetes writes them ("1s", "500ms", "1m30s", "0"), shared by flags and the YAML
 // reader, so that a value means the same thing wherever an operator writes it.
-#include "config/config.h"
-#include "core/result.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/core/result.h"
 
 #include <string>
 #include <string_view>

@@ -5,8 +5,9 @@
 // The manifest is built with yaml-cpp's emitter from a validated Config, never from a text
 // template, so every value is quoted as YAML needs it and the output is stable byte for byte
 // (manifests/kube-api-lb.yaml is checked against it).
-#include "config/config.h"
-#include "core/result.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/config/load.h"
+#include "kube_api_lb/core/result.h"
 
 #include <string>
 #include <vector>
@@ -59,13 +60,9 @@ std::vector<std::string> config_to_args(const Config &c);
 std::vector<std::string> fields_without_flags(const Config &c);
 
 // The config file (YAML, as --config reads it) that describes `c`: kal::to_yaml() of `c` without
-// its `source`, so the manifest and --write-config always agree on the bytes.
+// its `source`, so the manifest and --write-config always agree on the bytes. Its sha256sum is
+// kal::config_checksum(c) (config/load.h), whose first 16 digits are the running proxy's hash.
 std::string render_config_file(const Config &c);
-
-// Lower-case hex SHA-256 of render_config_file(c): equal to `sha256sum config.yaml` of the file
-// --write-config writes, whichever way the config reaches the pod; its first 16 digits are
-// kal::config_hash(c), the hash the running proxy reports.
-std::string config_checksum(const Config &c);
 
 // The static Pod manifest as a YAML document. Errors (invalid config, malformed options such as
 // a bad quantity, a request above its limit, a relative hostpath, no admin listener for the

@@ -9,8 +9,8 @@
 //
 // Every field is optional except endpoints (unless `base` already has some); docs/configuration.md
 // lists them all with their defaults.
-#include "config/config.h"
-#include "core/result.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/core/result.h"
 
 #include <string>
 #include <string_view>
