@@ -126,7 +126,8 @@ Result<bool> validate(const Config &c) {
     return Err{"health fall must be between 1 and 100"};
   }
   if (!positive(c.health.interval) || !positive(c.health.fast_interval) ||
-      !positive(c.health.down_interval) || !positive(c.health.timeout)) {
+      !positive(c.health.down_interval) || !positive(c.health.timeout) ||
+      !positive(c.health.readyz_interval) || !positive(c.health.flap_window)) {
     return Err{"health intervals and timeout must be > 0"};
   }
   if (c.health.jitter < 0 || c.health.jitter >= 1) {

@@ -37,7 +37,11 @@ const FlagSpec kFlags[] = {
     {"healthz-listen", "Extra address serving only /healthz (repeatable)", true},
     {"health-check", "Active check: https (GET path, expect 200), tls, tcp or none", false},
     {"health-path", "Path of the https check", false},
-    {"health-interval", "Interval between checks of a stable endpoint", false},
+    {"health-interval",
+     "Interval between liveness checks of a stable endpoint (HTTP/2 PING, else GET path)", false},
+    {"health-readyz-interval", "With HTTP/2 liveness, interval between GET path checks", false},
+    {"health-http2", "Offer HTTP/2 on the check connection and use PINGs: true or false", false},
+    {"health-flap-window", "At most one mass close per endpoint within this window", false},
     {"health-fast-interval", "Interval while an endpoint changes state", false},
     {"health-down-interval", "Interval while an endpoint is down", false},
     {"health-timeout", "Timeout of one check", false},
@@ -81,6 +85,9 @@ std::string default_text(const std::string &name) {
       {"health-check", to_string(d.health.mode)},
       {"health-path", d.health.path},
       {"health-interval", format_duration(d.health.interval)},
+      {"health-readyz-interval", format_duration(d.health.readyz_interval)},
+      {"health-http2", d.health.http2 ? "true" : "false"},
+      {"health-flap-window", format_duration(d.health.flap_window)},
       {"health-fast-interval", format_duration(d.health.fast_interval)},
       {"health-down-interval", format_duration(d.health.down_interval)},
       {"health-timeout", format_duration(d.health.timeout)},
@@ -267,6 +274,8 @@ Result<Config> apply_flags(const FlagValues &v, Config c) {
         set_duration("tcp-user-timeout", c.tcp_user_timeout),
         set_duration("keepalive-idle", c.keepalive_idle),
         set_duration("health-interval", c.health.interval),
+        set_duration("health-readyz-interval", c.health.readyz_interval),
+        set_duration("health-flap-window", c.health.flap_window),
         set_duration("health-fast-interval", c.health.fast_interval),
         set_duration("health-down-interval", c.health.down_interval),
         set_duration("health-timeout", c.health.timeout),
@@ -276,6 +285,13 @@ Result<Config> apply_flags(const FlagValues &v, Config c) {
     if (!r) {
       return Err{r.error()};
     }
+  }
+  if (v.given("health-http2")) {
+    const std::string b = one("health-http2");
+    if (b != "true" && b != "false") {
+      return Err{"--health-http2: \"" + b + "\" is not true or false"};
+    }
+    c.health.http2 = b == "true";
   }
   if (v.given("health-path")) {
     if (auto p = check_health_path(one("health-path")); !p) {

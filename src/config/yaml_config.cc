@@ -47,7 +47,8 @@ const std::vector<std::string> kTopFields = {"apiVersion",
                                              "logging"};
 const std::vector<std::string> kHealthFields = {
     "mode", "path",   "interval", "fastInterval", "downInterval", "timeout",    "rise",
-    "fall", "jitter", "caFile",   "clientCert",   "clientKey",    "serverName", "slowStart"};
+    "fall", "jitter", "caFile",   "clientCert",   "clientKey",    "serverName", "slowStart",
+    "readyzInterval", "http2", "flapWindow"};
 const std::vector<std::string> kAdminFields = {"listen", "healthzListen"};
 const std::vector<std::string> kLoggingFields = {"format", "verbosity"};
 
@@ -417,6 +418,16 @@ private:
       }
     } else if (n == "interval") {
       h.interval = duration_of(f, false);
+    } else if (n == "readyzInterval") {
+      h.readyz_interval = duration_of(f, false);
+    } else if (n == "flapWindow") {
+      h.flap_window = duration_of(f, false);
+    } else if (n == "http2") {
+      const std::string b = string_of(f);
+      if (b != "true" && b != "false") {
+        fail(f.mark(), "healthCheck.http2: " + quote(b) + " is not true or false");
+      }
+      h.http2 = b == "true";
     } else if (n == "fastInterval") {
       h.fast_interval = duration_of(f, false);
     } else if (n == "downInterval") {
@@ -641,6 +652,9 @@ std::string to_yaml(const Config &c) {
   e << YAML::Key << "path" << YAML::Value;
   emit_string(e, h.path);
   emit_duration(e, "interval", h.interval);
+  emit_duration(e, "readyzInterval", h.readyz_interval);
+  e << YAML::Key << "http2" << YAML::Value << (h.http2 ? "true" : "false");
+  emit_duration(e, "flapWindow", h.flap_window);
   emit_duration(e, "fastInterval", h.fast_interval);
   emit_duration(e, "downInterval", h.down_interval);
   emit_duration(e, "timeout", h.timeout);

@@ -214,6 +214,11 @@ std::vector<std::string> config_to_args(const Config &c) {
   }
   str("health-path", h.path, hd.path);
   dur("health-interval", h.interval, hd.interval);
+  dur("health-readyz-interval", h.readyz_interval, hd.readyz_interval);
+  if (h.http2 != hd.http2) {
+    a.push_back(std::string("--health-http2=") + (h.http2 ? "true" : "false"));
+  }
+  dur("health-flap-window", h.flap_window, hd.flap_window);
   dur("health-fast-interval", h.fast_interval, hd.fast_interval);
   dur("health-down-interval", h.down_interval, hd.down_interval);
   dur("health-timeout", h.timeout, hd.timeout);

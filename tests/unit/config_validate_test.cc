@@ -138,3 +138,23 @@ TEST_CASE("flags: --half-closed-timeout") {
   REQUIRE_FALSE(r.ok());
   CHECK(r.error() == "timeouts must not be negative");
 }
+
+TEST_CASE("flags: the HTTP/2 liveness settings") {
+  auto dflt = from_flags({});
+  REQUIRE_MESSAGE(dflt.ok(), dflt.error());
+  CHECK(dflt->health.readyz_interval == kal::Millis{10000});
+  CHECK(dflt->health.http2);
+  CHECK(dflt->health.flap_window == kal::Millis{30000});
+  auto set = from_flags(
+      {"--health-readyz-interval=15s", "--health-http2=false", "--health-flap-window=1m"});
+  REQUIRE_MESSAGE(set.ok(), set.error());
+  CHECK(set->health.readyz_interval == kal::Millis{15000});
+  CHECK_FALSE(set->health.http2);
+  CHECK(set->health.flap_window == kal::Millis{60000});
+  auto bad = from_flags({"--health-http2=maybe"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error() == "--health-http2: \"maybe\" is not true or false");
+  auto zero = from_flags({"--health-readyz-interval=0"});
+  REQUIRE_FALSE(zero.ok());
+  CHECK(zero.error().find("health") != std::string::npos);
+}
