@@ -3,7 +3,7 @@
 100, 1,000 and 5,000 nodes (issue 21).
 
     bench/fleet.py [--nodes 40] [--duration 60] [--kal-arg=--health-interval=10s ...] \\
-        [--no-http2] [--assert-budget] [--json out.json]
+        [--apiserver-arg=--readyz-delay-ms=600 ...] [--no-http2] [--assert-budget] [--json out.json]
 
 Starts three counting stand-in apiservers (tests/tools/fake_apiserver.py, TLS with client
 certificates, ALPN h2 + http/1.1 unless --no-http2) on 127.0.0.11-13 and N kube-api-lb processes,
@@ -137,7 +137,7 @@ def admin_status(port, path):
         c.close()
 
 
-def start_apiservers(procs, work, pki, http2):
+def start_apiservers(procs, work, pki, http2, extra):
     servers = {}
     py = kal_python.interpreter("h2") if http2 else sys.executable
     for name, ip in zip(NAMES, APISERVER_IPS):
@@ -145,7 +145,7 @@ def start_apiservers(procs, work, pki, http2):
         argv = [py, os.path.join(TOOLS, "fake_apiserver.py"), "--name", name,
                 "--listen", f"{ip}:0", "--cert", os.path.join(pki, "server.crt"),
                 "--key", os.path.join(pki, "server.key"), "--ca", os.path.join(pki, "ca.crt"),
-                "--counters-file", counters, "--http2" if http2 else "--no-http2"]
+                "--counters-file", counters, "--http2" if http2 else "--no-http2", *extra]
         p = procs.start(argv, os.path.join(work, f"apiserver-{name}.log"))
         servers[name] = {"proc": p, "counters": counters}
     for name, s in servers.items():
@@ -253,7 +253,11 @@ def main():
     ap.add_argument("--kal-bin", default=os.environ.get("KAL_BIN") or
                     os.path.join(REPO, "build", "kube-api-lb"))
     ap.add_argument("--kal-arg", action="append", default=[], metavar="FLAG",
-                    help="extra kube-api-lb flag (repeatable), e.g. --kal-arg=--health-interval=10s")
+                    help="extra kube-api-lb flag (repeatable), "
+                    "e.g. --kal-arg=--health-interval=10s")
+    ap.add_argument("--apiserver-arg", action="append", default=[], metavar="FLAG",
+                    help="extra stand-in apiserver flag for all three (repeatable), "
+                    "e.g. --apiserver-arg=--readyz-delay-ms=600")
     ap.add_argument("--no-http2", action="store_true",
                     help="the stand-ins offer only http/1.1 (default: h2 and http/1.1)")
     ap.add_argument("--budget", type=float, default=0.1,
@@ -281,7 +285,7 @@ def main():
         pki = os.path.join(work, "pki")
         subprocess.run([sys.executable, os.path.join(TOOLS, "gen_certs.py"), pki], check=True,
                        stdout=subprocess.DEVNULL)
-        servers = start_apiservers(procs, work, pki, not a.no_http2)
+        servers = start_apiservers(procs, work, pki, not a.no_http2, a.apiserver_arg)
         endpoints = [s["endpoint"] for s in servers.values()]
         log(f"apiservers {', '.join(endpoints)} ({'h2+http/1.1' if not a.no_http2 else 'http/1.1'}"
             f"); starting {a.nodes} kube-api-lb {' '.join(a.kal_arg)}")
@@ -312,6 +316,7 @@ def main():
         not_ready = sum(1 for p in proxies if admin_status(p["admin"], "/readyz") != 200)
 
         res = {"nodes": a.nodes, "kal_bin": a.kal_bin, "kal_args": a.kal_arg,
+               "apiserver_args": a.apiserver_arg,
                "http2_offered": not a.no_http2, "apiservers": {}, "proxies_not_ready_at_end":
                not_ready}
         for name in NAMES:

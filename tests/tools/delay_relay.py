@@ -41,6 +41,7 @@ import ipaddress
 import json
 import os
 import random
+import resource
 import signal
 import socket
 import sys
@@ -275,6 +276,7 @@ async def amain(args):
         t.cancel()
     sys.stderr.write(f"stats {json.dumps(link.stats)}\n")
     sys.stderr.flush()
+    os._exit(0)  # open connections are closed by the kernel, not drained or cancelled one by one
 
 
 def main():
@@ -297,12 +299,14 @@ def main():
         require_loopback(a.upstream[0])
     except (ValueError, OSError) as e:
         ap.error(str(e))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # two descriptors per relayed connection
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
         asyncio.run(amain(a))
     except OSError as e:
         log(f"cannot listen on {a.listen[0]}:{a.listen[1]}: {e}")
         sys.exit(1)
-    os._exit(0)  # open connections are reset, not drained
 
 
 if __name__ == "__main__":

@@ -39,10 +39,11 @@ Every response carries "X-Apiserver: <name>".
 Counters (for tests and bench/fleet.py): JSON with "name", "pid", "unix_time", "monotonic" (this
 process's clock, for rates), "uptime_s", "http2" (h2 offered), "readyz_delay_ms", "hang", and totals
 since start: "connections" (TCP accepted), "connections_open", "tls_handshakes" (completed),
-"tls_handshake_failures", "connections_h2", "connections_http1", "requests" (every HTTP request but
-/debug/*), "requests_h2", "requests_http1", "readyz", "readyz_h2", "readyz_http1", "pings" (HTTP/2
-PING frames received, not counting ACKs), "goaways_received", "streams_reset", "watches_open",
-"debug_requests", and "paths": {path: requests} (the first 200 distinct paths; then "other").
+"tls_resumed" (of those, session resumptions), "tls_handshake_failures", "connections_h2",
+"connections_http1", "requests" (every HTTP request but /debug/*), "requests_h2",
+"requests_http1", "readyz", "readyz_h2", "readyz_http1", "pings" (HTTP/2 PING frames received, not
+counting ACKs), "goaways_received", "streams_reset", "watches_open", "debug_requests", and
+"paths": {path: requests} (the first 200 distinct paths; then "other").
   GET /debug/counters      on the server itself
   --counters-file PATH     written atomically (temporary file + rename) every 0.5 s and at exit
 
@@ -50,8 +51,9 @@ Fault modes, to turn one apiserver "overloaded" or "hung" while a test runs:
   --readyz-delay-ms N      /readyz answers after N ms (on HTTP/2 only that stream waits); everything
                            else, PINGs included, is answered at once
   --control-file PATH      polled every 100 ms; when its content changes, a JSON object in it sets
-                           any of {"readyz_delay_ms": N, "hang": true|false}; keys left out keep their
-                           value, a missing or unparsable file changes nothing (write it atomically)
+                           any of {"readyz_delay_ms": N, "hang": true|false}; keys left out keep
+                           their value, a missing or unparsable file changes nothing (write it
+                           atomically)
   hang                     the process stops answering anything: no accept(2) (the kernel still
                            completes TCP handshakes into the backlog), no TLS handshake, no request,
                            no PING ACK, no watch event, nothing read or written on any connection;
@@ -166,7 +168,8 @@ class Counters:
         self.started_unix = time.time()
         self.started = time.monotonic()
         self.c = dict.fromkeys((
-            "connections", "connections_open", "tls_handshakes", "tls_handshake_failures",
+            "connections", "connections_open", "tls_handshakes", "tls_resumed",
+            "tls_handshake_failures",
             "connections_h2", "connections_http1", "requests", "requests_h2", "requests_http1",
             "readyz", "readyz_h2", "readyz_http1", "pings", "goaways_received", "streams_reset",
             "watches_open", "debug_requests"), 0)
@@ -402,6 +405,8 @@ class Server:
                 raw.close()
                 return
             self.counters.add("tls_handshakes")
+            if sock.session_reused:
+                self.counters.add("tls_resumed")
             if sock.selected_alpn_protocol() == "h2":
                 self.counters.add("connections_h2")
                 H2Conn(self, sock, peer).run()
@@ -970,7 +975,8 @@ def main():
     ap.add_argument("-v", "--verbose", action="store_true", help="log every request")
     ap.add_argument("--http2", action=argparse.BooleanOptionalAction, default=True,
                     help="offer ALPN h2 before http/1.1 (default); --no-http2: http/1.1 only")
-    ap.add_argument("--counters-file", help="write the counters (JSON) here every 0.5 s and at exit")
+    ap.add_argument("--counters-file",
+                    help="write the counters (JSON) here every 0.5 s and at exit")
     ap.add_argument("--control-file", help='poll this JSON file every 100 ms: '
                     '{"readyz_delay_ms": N, "hang": true|false}')
     ap.add_argument("--readyz-delay-ms", type=float, default=0.0,

@@ -2,7 +2,8 @@
 stand-in) install into /usr/bin/python3's path only, and the first python3 on PATH may be another
 interpreter (pyenv, a virtualenv) that lacks them.
 
-    kal_python.ensure("h2")   # at the top of a script: re-executes it with /usr/bin/python3 if needed
+    kal_python.ensure("h2")       # at the top of a script: re-executes it with /usr/bin/python3
+                                  # if this interpreter lacks h2
     kal_python.interpreter("h2")  # the interpreter a caller should start a tool with
 """
 import importlib.util
@@ -45,8 +46,10 @@ def interpreter(*modules):
 def ensure(*modules):
     """Returns if this interpreter has `modules`. Otherwise re-executes the running script with
     /usr/bin/python3 (same PID, argv and environment, so a caller's PID bookkeeping and
-    PR_SET_PDEATHSIG still hold), once; returns False if that is not possible or was already tried."""
+    PR_SET_PDEATHSIG still hold), once; returns False if that is not possible or was already
+    tried."""
     if has(*modules):
+        os.environ.pop(_MARK, None)  # children may need their own re-exec
         return True
     if os.environ.get(_MARK) == "1" or not os.path.exists(SYSTEM_PYTHON) or \
             os.path.realpath(SYSTEM_PYTHON) == os.path.realpath(sys.executable):
