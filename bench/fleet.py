@@ -17,7 +17,9 @@ difference is divided by the time between the two stamps:
   requests/s (all HTTP requests; /readyz on its own), HTTP/2 PINGs/s, TLS handshakes/s, and new
   TCP connections/s, per apiserver, per node (the per-apiserver rate / N), and per apiserver at
   100, 1,000 and 5,000 nodes (per-node rate x nodes; the checks of one node do not depend on the
-  others', so the cost is linear in nodes).
+  others', so the cost is linear in nodes). Node by node too: the stand-ins count per client
+  connection (--count-peers) and each proxy's connections are found in /proc (its fds and
+  /proc/net/tcp), giving min / median / max over nodes of each node's own rates.
 
 Budget (issue 21): at 5,000 nodes at most ~500 HTTP requests/s per apiserver, i.e. <= 0.1
 requests/s per node per apiserver (--budget). The verdict is always printed; with --assert-budget
@@ -37,6 +39,8 @@ import re
 import shutil
 import signal
 import socket
+import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -145,7 +149,8 @@ def start_apiservers(procs, work, pki, http2, extra):
         argv = [py, os.path.join(TOOLS, "fake_apiserver.py"), "--name", name,
                 "--listen", f"{ip}:0", "--cert", os.path.join(pki, "server.crt"),
                 "--key", os.path.join(pki, "server.key"), "--ca", os.path.join(pki, "ca.crt"),
-                "--counters-file", counters, "--http2" if http2 else "--no-http2", *extra]
+                "--counters-file", counters, "--count-peers", "--http2" if http2 else "--no-http2",
+                *extra]
         p = procs.start(argv, os.path.join(work, f"apiserver-{name}.log"))
         servers[name] = {"proc": p, "counters": counters}
     for name, s in servers.items():
@@ -204,6 +209,70 @@ def rates(before, after):
             "connections_http1_total": after.get("connections_http1", 0)}
 
 
+def tcp_table():
+    """inode -> (local "ip:port", remote "ip:port") of every IPv4 TCP socket in this namespace."""
+    def addr(hexa):
+        ip, port = hexa.split(":")
+        return f"{socket.inet_ntoa(struct.pack('<I', int(ip, 16)))}:{int(port, 16)}"
+    rows = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            rows[cols[9]] = (addr(cols[1]), addr(cols[2]))
+    return rows
+
+
+def local_ports_to(pid, table, endpoint):
+    """The local "ip:port" of each socket of process `pid` connected to `endpoint`."""
+    out = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            row = table.get(link[8:-1])
+            if row and row[1] == endpoint:
+                out.append(row[0])
+    return out
+
+
+def per_node_spread(servers, proxies, before, after):
+    """Per apiserver: min / median / max over nodes of each node's own rates, from the stand-ins'
+    per-connection counters (--count-peers) and the connections each proxy holds at the end (a
+    connection a proxy closed during the window is not attributed: "attributed" says how much
+    of the apiserver's requests and PINGs was)."""
+    table = tcp_table()
+    out = {}
+    for name, s in servers.items():
+        dt = after[name]["monotonic"] - before[name]["monotonic"]
+        b, a = before[name].get("peers", {}), after[name].get("peers", {})
+        zero = {"requests": 0, "readyz": 0, "pings": 0}
+        per = {"requests": [], "readyz": [], "pings": []}
+        seen = 0
+        total = {k: 0 for k in zero}
+        for p in proxies:
+            ports = local_ports_to(p["proc"].pid, table, s["endpoint"])
+            if ports:
+                seen += 1
+            for k in per:
+                n = sum(a.get(l, zero)[k] - b.get(l, zero)[k] for l in ports)
+                per[k].append(n / dt)
+                total[k] += n
+        whole = {k: after[name].get(k, 0) - before[name].get(k, 0) for k in total}
+        got = sum(total[k] for k in ("requests", "pings"))
+        want = sum(whole[k] for k in ("requests", "pings"))
+        out[name] = {k: [min(v), statistics.median(v), max(v)] for k, v in per.items()}
+        out[name]["nodes_connected"] = seen
+        out[name]["attributed"] = got / want if want else 1.0
+    return out
+
+
 def fmt(x):
     if x >= 100:
         return f"{x:,.0f}"
@@ -231,6 +300,14 @@ def report(res, nodes, budget, out=sys.stdout):
           f"{fmt(r['handshakes']):>10}{fmt(r['connections']):>8}{r['connections_open']:>6} | "
           f"{fmt(pn['requests']):>16}{fmt(pn['readyz']):>10}{fmt(pn['pings']):>9}"
           f"{fmt(pn['handshakes']):>10}  {proto}\n")
+    if res.get("spread"):
+        w("\nnode by node (each node's own rate at each apiserver: min / median / max):\n")
+        w(f"{'apiserver':<10}{'requests/s':>24}{'readyz/s':>24}{'PINGs/s':>24}  nodes  "
+          "attributed\n")
+        for name, sp in res["spread"].items():
+            cells = ["/".join(fmt(x) for x in sp[k]) for k in ("requests", "readyz", "pings")]
+            w(f"{name:<10}{cells[0]:>24}{cells[1]:>24}{cells[2]:>24}"
+              f"{sp['nodes_connected']:>7}  {sp['attributed'] * 100:.0f}%\n")
     w("\nprojected per apiserver (the worst apiserver's per-node rate x nodes):\n")
     w(f"{'nodes':>7}{'requests/s':>12}{'readyz/s':>10}{'PINGs/s':>10}{'TLS hs/s':>10}\n")
     for n, p in res["projection"].items():
@@ -313,6 +390,7 @@ def main():
                     raise RuntimeError(f"kube-api-lb #{i} exited ({p['proc'].returncode}) while "
                                        f"measuring:\n{tail(p['proc'].log_path)}")
         after = read_counters(servers)
+        spread = per_node_spread(servers, proxies, before, after)
         not_ready = sum(1 for p in proxies if admin_status(p["admin"], "/readyz") != 200)
 
         res = {"nodes": a.nodes, "kal_bin": a.kal_bin, "kal_args": a.kal_arg,
@@ -324,6 +402,7 @@ def main():
             r["per_node"] = {k: r[k] / a.nodes for k in
                              ("requests", "readyz", "pings", "handshakes", "connections")}
             res["apiservers"][name] = r
+        res["spread"] = spread
         res["measured_s"] = min(r["seconds"] for r in res["apiservers"].values())
         worst = max(NAMES, key=lambda n: res["apiservers"][n]["per_node"]["requests"])
         wpn = res["apiservers"][worst]["per_node"]

@@ -174,6 +174,8 @@ class BenchSmoke(unittest.TestCase):
             # Every node checks every apiserver: some traffic reaches each, whatever the protocol.
             self.assertGreater(a["per_node"]["requests"] + a["per_node"]["pings"], 0, name)
         self.assertEqual(sorted(res["projection"]), ["100", "1000", "5000"])
+        for name, sp in res["spread"].items():  # each node's connections were found in /proc
+            self.assertEqual(sp["nodes_connected"], 3, name)
         self.assertEqual(r.returncode, 0 if res["verdict"]["ok"] else 1, "--assert-budget")
         self.assertIn("budget:", r.stdout)
         self.assertEqual(own_processes(d), [], "proxies or apiservers left running")

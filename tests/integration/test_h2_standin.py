@@ -229,6 +229,20 @@ class H2Standin(unittest.TestCase):
         finally:
             c.close()
 
+    def test_counters_per_connection(self):
+        api = kt.FakeApiserver("peers", self.certs, args=["--count-peers"])
+        c = H2Client("127.0.0.1", api.port, self.certs)
+        try:
+            c.ping()
+            c.ping()
+            self.assertEqual(c.get("/readyz"), (200, b"ok"))
+            me = "%s:%d" % c.sock.getsockname()[:2]
+            self.assertEqual(api.counters()["peers"][me],
+                             {"requests": 1, "readyz": 1, "pings": 2})
+        finally:
+            c.close()
+            api.stop()
+
     def test_counters_file_is_written_at_exit(self):
         api = kt.FakeApiserver("short", self.certs, control=True)
         kt.https_request("127.0.0.1", api.port, "/readyz", self.certs)

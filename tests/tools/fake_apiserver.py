@@ -5,7 +5,8 @@ HTTP/1.1 and HTTP/2, and counters of what it was sent.
     fake_apiserver.py --listen 127.0.0.11:6443 [--listen ...] --name a \\
         --cert server.crt --key server.key --ca ca.crt [--shutdown-delay 15] [--ready-file PATH] \\
         [--no-client-cert-required] [--anonymous-auth=false] [--watch-interval-ms 200] [-v] \\
-        [--no-http2] [--counters-file PATH] [--control-file PATH] [--readyz-delay-ms N]
+        [--no-http2] [--counters-file PATH] [--count-peers] [--control-file PATH] \\
+        [--readyz-delay-ms N]
 
 TLS: client certificates are required and verified against --ca by default (handshake fails without
 one). With --no-client-cert-required they are optional; a request without one is "system:anonymous":
@@ -43,7 +44,8 @@ since start: "connections" (TCP accepted), "connections_open", "tls_handshakes" 
 "connections_http1", "requests" (every HTTP request but /debug/*), "requests_h2",
 "requests_http1", "readyz", "readyz_h2", "readyz_http1", "pings" (HTTP/2 PING frames received, not
 counting ACKs), "goaways_received", "streams_reset", "watches_open", "debug_requests", and
-"paths": {path: requests} (the first 200 distinct paths; then "other").
+"paths": {path: requests} (the first 200 distinct paths; then "other"); with --count-peers also
+"peers": {"ip:port": {"requests", "readyz", "pings"}} per client connection (the first 5,000).
   GET /debug/counters      on the server itself
   --counters-file PATH     written atomically (temporary file + rename) every 0.5 s and at exit
 
@@ -161,9 +163,11 @@ class Counters:
     """What clients sent this server, for tests and bench/fleet.py (thread-safe totals)."""
 
     MAX_PATHS = 200
+    MAX_PEERS = 5000
 
-    def __init__(self, name):
+    def __init__(self, name, per_peer=False):
         self.name = name
+        self.peers = {} if per_peer else None  # "ip:port" -> {"requests", "readyz", "pings"}
         self.lock = threading.Lock()
         self.started_unix = time.time()
         self.started = time.monotonic()
@@ -179,25 +183,49 @@ class Counters:
         with self.lock:
             self.c[key] += n
 
-    def request(self, path, proto):
-        """Counts one request on `path` over `proto` ("h2" or "http1")."""
+    def _peer(self, peer):
+        """The per-connection entry of `peer` (a (host, port) tuple), or None; call locked."""
+        if self.peers is None or not peer:
+            return None
+        key = f"{peer[0]}:{peer[1]}" if ":" not in peer[0] else f"[{peer[0]}]:{peer[1]}"
+        e = self.peers.get(key)
+        if e is None and len(self.peers) < self.MAX_PEERS:
+            e = self.peers[key] = {"requests": 0, "readyz": 0, "pings": 0}
+        return e
+
+    def request(self, path, proto, peer=None):
+        """Counts one request on `path` over `proto` ("h2" or "http1") from `peer`."""
         with self.lock:
             if path.startswith("/debug/"):
                 self.c["debug_requests"] += 1
                 return
             self.c["requests"] += 1
             self.c[f"requests_{proto}"] += 1
+            e = self._peer(peer)
+            if e:
+                e["requests"] += 1
             if path == "/readyz":
                 self.c["readyz"] += 1
                 self.c[f"readyz_{proto}"] += 1
+                if e:
+                    e["readyz"] += 1
             if path not in self.paths and len(self.paths) >= self.MAX_PATHS:
                 path = "other"
             self.paths[path] = self.paths.get(path, 0) + 1
+
+    def ping(self, peer=None):
+        with self.lock:
+            self.c["pings"] += 1
+            e = self._peer(peer)
+            if e:
+                e["pings"] += 1
 
     def snapshot(self, extra):
         with self.lock:
             snap = dict(self.c)
             snap["paths"] = dict(self.paths)
+            if self.peers is not None:
+                snap["peers"] = {k: dict(v) for k, v in self.peers.items()}
         now = time.monotonic()
         snap.update(name=self.name, pid=os.getpid(), unix_time=time.time(), monotonic=now,
                     uptime_s=now - self.started, started_unix=self.started_unix)
@@ -233,7 +261,7 @@ class Server:
         self.handshake_failures = 0
         self.requests = 0
         self.listeners = []
-        self.counters = Counters(self.name)
+        self.counters = Counters(self.name, args.count_peers)
         self.readyz_delay_ms = float(args.readyz_delay_ms)
         self.hanging = False
         self.awake = threading.Event()  # cleared while hanging
@@ -435,7 +463,7 @@ class Server:
                     break
                 self.wait_awake()
                 self.requests += 1
-                if not self.dispatch(sock, rfile, req, ident):
+                if not self.dispatch(sock, rfile, req, ident, peer):
                     break
         except (OSError, ssl.SSLError, BadRequest, ValueError) as e:
             if self.a.verbose:
@@ -466,7 +494,7 @@ class Server:
         self.sendall(sock, ("\r\n".join(head) + "\r\n\r\n").encode() + body)
         return keep
 
-    def dispatch(self, sock, rfile, req, ident):
+    def dispatch(self, sock, rfile, req, ident, peer=None):
         """Answers one HTTP/1.1 request; returns whether the connection stays open."""
         method, target, headers = req
         if self.a.verbose:
@@ -476,11 +504,11 @@ class Server:
         path = urllib.parse.urlsplit(target).path
         if method == "POST" and path == "/sha256":
             n, digest = read_body(rfile, headers, hashlib.sha256())
-            r = self.route(method, target, ident, "http1", (n, digest))
+            r = self.route(method, target, ident, "http1", (n, digest), peer)
             return self.send(sock, r.code, r.body, r.ctype)
         read_body(rfile, headers, None)  # keep the connection in sync whatever the path
         client_close = headers.get("connection", "").lower() == "close"
-        r = self.route(method, target, ident, "http1")
+        r = self.route(method, target, ident, "http1", peer=peer)
         if r.delay:
             time.sleep(r.delay)
             self.wait_awake()
@@ -499,13 +527,13 @@ class Server:
             keep = self.send(sock, r.code, r.body, r.ctype)
         return keep and not client_close
 
-    def route(self, method, target, ident, proto, sha=None):
+    def route(self, method, target, ident, proto, sha=None, peer=None):
         """Counts one request and decides its answer (protocol-neutral). sha: (bytes, hasher) of
-        the body of a POST /sha256."""
+        the body of a POST /sha256; peer: the client's (host, port), for --count-peers."""
         url = urllib.parse.urlsplit(target)
         path = url.path
         q = urllib.parse.parse_qs(url.query)
-        self.counters.request(path, proto)
+        self.counters.request(path, proto, peer)
         if method == "POST" and path == "/sha256":
             n, digest = sha
             body = json.dumps({"sha256": digest.hexdigest(), "bytes": n, "apiserver": self.name})
@@ -758,7 +786,7 @@ class H2Conn:
                     if st:
                         st.reset = True
                 elif isinstance(ev, h2.events.PingReceived):
-                    self.srv.counters.add("pings")  # h2 queued the ACK already
+                    self.srv.counters.ping(self.peer)  # h2 queued the ACK already
                 elif isinstance(ev, h2.events.ConnectionTerminated):
                     self.srv.counters.add("goaways_received")
                     self.closing = True
@@ -777,7 +805,8 @@ class H2Conn:
             srv.requests += 1
             if srv.a.verbose:
                 log(f"h2 {method} {target} user={self.ident['username']}")
-            r = srv.route(method, target, self.ident, "h2", (st.body_bytes, st.hasher))
+            r = srv.route(method, target, self.ident, "h2", (st.body_bytes, st.hasher),
+                          self.peer)
             if r.delay:
                 time.sleep(r.delay)
             head = [(":status", str(r.code)), ("content-type", r.ctype),
@@ -979,6 +1008,8 @@ def main():
                     help="write the counters (JSON) here every 0.5 s and at exit")
     ap.add_argument("--control-file", help='poll this JSON file every 100 ms: '
                     '{"readyz_delay_ms": N, "hang": true|false}')
+    ap.add_argument("--count-peers", action="store_true",
+                    help='counters also per client connection ("peers")')
     ap.add_argument("--readyz-delay-ms", type=float, default=0.0,
                     help="/readyz answers after this many ms (everything else at once)")
     a = ap.parse_args()
