@@ -214,9 +214,9 @@ class NsApiserver:
     def start(self, timeout=10, wait=True):
         """Starts the process; with wait, returns once it listens (else call wait_listen)."""
         cmd = self.ns.prefix() + [
-            sys.executable, os.path.join(self.kt.TOOLS, "fake_apiserver.py"), "--name", self.name,
-            "--listen", self.endpoint, "--cert", self.certs.server_crt, "--key",
-            self.certs.server_key, "--ca", self.certs.ca, *self.args
+            self.kt.tool_python(), os.path.join(self.kt.TOOLS, "fake_apiserver.py"),
+            "--name", self.name, "--listen", self.endpoint, "--cert", self.certs.server_crt,
+            "--key", self.certs.server_key, "--ca", self.certs.ca, *self.args
         ]
         self.spawn_t = time.time()
         self.proc = self.kt.spawn(cmd, label=f"apiserver-{self.name}")

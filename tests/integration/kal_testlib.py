@@ -34,6 +34,15 @@ KAL_BIN = os.environ.get("KAL_BIN") or os.path.join(REPO, "build", "kube-api-lb"
 TOOLS = os.path.join(REPO, "tests", "tools")
 sys.path.insert(0, TOOLS)
 import kal_pattern  # noqa: E402,F401  (re-exported for tests)
+import kal_python  # noqa: E402
+
+
+def tool_python():
+    """The interpreter for the stand-in apiserver: this one if it can import h2 (HTTP/2), else
+    Debian's /usr/bin/python3 where python3-h2 installs (the first python3 on PATH may be a pyenv
+    or virtualenv one). fake_apiserver.py would re-execute itself there anyway; choosing it up
+    front saves that second start."""
+    return kal_python.interpreter("h2")
 
 _procs = []
 _logs = []  # (label, path) of every log file, dumped when a test fails
@@ -256,15 +265,30 @@ def client_context(certs, cert="client", verify=True):
 
 
 # ---------------------------------------------------------------- stand-in servers
-class FakeApiserver:
-    """tests/tools/fake_apiserver.py in a child process."""
+def write_json_atomically(path, obj):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
 
-    def __init__(self, name, certs, listen=("127.0.0.1:0",), args=(), timeout=10):
+
+class FakeApiserver:
+    """tests/tools/fake_apiserver.py in a child process. control=True also gives it a counters
+    file and a control file in tmpdir(): see counters() and set_mode()."""
+
+    def __init__(self, name, certs, listen=("127.0.0.1:0",), args=(), timeout=10, control=False):
         self.name = name
-        cmd = [sys.executable, os.path.join(TOOLS, "fake_apiserver.py"), "--name", name,
+        self.certs = certs
+        cmd = [tool_python(), os.path.join(TOOLS, "fake_apiserver.py"), "--name", name,
                "--cert", certs.server_crt, "--key", certs.server_key, "--ca", certs.ca]
         for l in listen:
             cmd += ["--listen", l]
+        self.counters_file = self.control_file = None
+        if control:
+            d = tempfile.mkdtemp(prefix=f"apiserver-{name}-", dir=tmpdir())
+            self.counters_file = os.path.join(d, "counters.json")
+            self.control_file = os.path.join(d, "control.json")
+            cmd += ["--counters-file", self.counters_file, "--control-file", self.control_file]
         self.proc = spawn(cmd + list(args), label=f"apiserver-{name}")
         want = len(listen)
         self.addrs = wait_until(lambda: self._addrs(want), timeout,
@@ -288,6 +312,80 @@ class FakeApiserver:
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         return stop(self.proc, sig, timeout)
+
+    def log(self):
+        return read_log(self.proc)
+
+    def counters(self):
+        """Its counters (see fake_apiserver.py): from the counters file when started with
+        control=True (readable while it hangs, at most 0.5 s old), else GET /debug/counters."""
+        if self.counters_file:
+            def fresh():
+                try:
+                    with open(self.counters_file) as f:
+                        return json.load(f)
+                except (OSError, ValueError):
+                    return None
+            return wait_until(fresh, 5, what=f"{self.counters_file}")
+        st, _, body = https_request(*self.addrs[0], "/debug/counters", self.certs)
+        if st != 200:
+            raise AssertionError(f"/debug/counters answered {st}")
+        return json.loads(body)
+
+    def set_mode(self, readyz_delay_ms=None, hang=None, timeout=5):
+        """Switches a fault mode at run time (needs control=True) and waits until it applies:
+        readyz_delay_ms: /readyz answers after this many ms; hang: answer nothing at all."""
+        if not self.control_file:
+            raise AssertionError("set_mode needs FakeApiserver(..., control=True)")
+        want = {k: v for k, v in (("readyz_delay_ms", readyz_delay_ms), ("hang", hang))
+                if v is not None}
+        write_json_atomically(self.control_file, want)
+        t0 = time.time()
+
+        def applied():
+            c = self.counters()
+            return c["unix_time"] > t0 and all(c[k] == v for k, v in want.items())
+        wait_until(applied, timeout, what=f"apiserver {self.name} to apply {want}")
+
+
+class DelayRelay:
+    """tests/tools/delay_relay.py in a child process: a TCP relay on loopback in front of
+    `upstream` ("host:port") adding delay_ms ± jitter_ms one way (RTT ~ 2 x delay_ms)."""
+
+    def __init__(self, upstream, delay_ms, jitter_ms=0, seed=1, listen="127.0.0.1:0",
+                 lifetime=900, timeout=10):
+        d = tempfile.mkdtemp(prefix="relay-", dir=tmpdir())
+        self.control_file = os.path.join(d, "control.json")
+        cmd = [sys.executable, os.path.join(TOOLS, "delay_relay.py"), "--listen", listen,
+               "--upstream", upstream, "--delay-ms", str(delay_ms), "--jitter-ms", str(jitter_ms),
+               "--seed", str(seed), "--lifetime", str(lifetime), "--control-file",
+               self.control_file]
+        self.proc = spawn(cmd, label="delay-relay")
+
+        def addr():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"delay relay exited: {read_log(self.proc)}")
+            m = re.search(r"^listening (\[[^\]]+\]|[^:\s]+):(\d+)$", read_log(self.proc), re.M)
+            return m and (m.group(1).strip("[]"), int(m.group(2)))
+        self.addr = wait_until(addr, timeout, what="delay relay to listen")
+
+    @property
+    def port(self):
+        return self.addr[1]
+
+    @property
+    def endpoint(self):
+        return hostport(*self.addr)
+
+    def set(self, hang=None, delay_ms=None, jitter_ms=None):
+        """Changes the link at run time (applies within the relay's 100 ms poll; waits 0.3 s)."""
+        want = {k: v for k, v in (("hang", hang), ("delay_ms", delay_ms),
+                                  ("jitter_ms", jitter_ms)) if v is not None}
+        write_json_atomically(self.control_file, want)
+        time.sleep(0.3)
+
+    def stop(self):
+        return stop(self.proc)
 
     def log(self):
         return read_log(self.proc)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The benchmark suite itself, scaled down so it runs in about a minute: bench/run.sh (every proxy,
 every figure, the report and its raw values), bench/failover.sh (one scenario, kube-api-lb and
-nginx), bench/profile.sh (syscalls per request through kube-api-lb and nginx), and the suite's
-errors for bad knobs. Checks that every figure was measured and the processes the suite started
+nginx), bench/profile.sh (syscalls per request through kube-api-lb and nginx), bench/fleet.py (3
+nodes, 3 s), and the suite's errors for bad knobs. Checks that every figure was measured and the processes the suite started
 are gone; it asserts nothing about speed (the machine is shared, performance is what the full run
 reports side by side)."""
 import json
@@ -157,6 +157,27 @@ class BenchSmoke(unittest.TestCase):
         # kube-api-lb's active checks move clients off the hung apiserver within the window; the
         # probes give the time, whatever it is on this machine.
         self.assertIsNotNone(raw["kube-api-lb"]["hung"][0]["avoid_s"])
+        self.assertEqual(own_processes(d), [], "proxies or apiservers left running")
+
+    def test_fleet_counts_checks_per_node(self):
+        d = workdir()
+        out = os.path.join(d, "fleet.json")
+        r = subprocess.run([sys.executable, os.path.join(BENCH, "fleet.py"), "--nodes", "3",
+                            "--duration", "3", "--warmup", "1", "--json", out,
+                            "--assert-budget"], env=suite_env(d), capture_output=True,
+                           text=True, timeout=120)
+        self.assertIn(r.returncode, (0, 1), r.stdout[-3000:] + r.stderr[-3000:])
+        with open(out) as f:
+            res = json.load(f)
+        self.assertEqual(sorted(res["apiservers"]), ["a", "b", "c"])
+        for name, a in res["apiservers"].items():
+            # Every node checks every apiserver: some traffic reaches each, whatever the protocol.
+            self.assertGreater(a["per_node"]["requests"] + a["per_node"]["pings"], 0, name)
+        self.assertEqual(sorted(res["projection"]), ["100", "1000", "5000"])
+        for name, sp in res["spread"].items():  # each node's connections were found in /proc
+            self.assertEqual(sp["nodes_connected"], 3, name)
+        self.assertEqual(r.returncode, 0 if res["verdict"]["ok"] else 1, "--assert-budget")
+        self.assertIn("budget:", r.stdout)
         self.assertEqual(own_processes(d), [], "proxies or apiservers left running")
 
     def test_bad_knobs_are_named(self):
