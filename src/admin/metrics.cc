@@ -115,6 +115,22 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
       {"kube_api_lb_endpoint_closed_on_down_total", "counter",
        "Client connections closed because the endpoint went down.",
        [](const Upstream &u) { return get(u.counters.closed_on_down); }},
+      {"kube_api_lb_endpoint_closes_prevented_total", "counter",
+       "Connection closes a dead verdict did not make: live traffic from the endpoint "
+       "contradicted it, or its connections were closed once already within the flap window.",
+       [](const Upstream &u) { return get(u.counters.closes_prevented); }},
+      {"kube_api_lb_endpoint_alive", "gauge",
+       "0 while the checker holds a dead verdict (refused or reset connects, no PING answer); "
+       "only then are the endpoint's connections closed.",
+       [](const Upstream &u) -> uint64_t {
+         return u.health_counters.alive.load(std::memory_order_relaxed) ? 1 : 0;
+       }},
+      {"kube_api_lb_endpoint_health_requests_total", "counter",
+       "GET requests (the check path) sent by the health checker.",
+       [](const Upstream &u) { return get(u.health_counters.requests); }},
+      {"kube_api_lb_endpoint_health_pings_total", "counter",
+       "HTTP/2 PING frames sent by the health checker.",
+       [](const Upstream &u) { return get(u.health_counters.pings); }},
       {"kube_api_lb_endpoint_drained_total", "counter",
        "Client connections closed after the drain timeout of a removed endpoint.",
        [](const Upstream &u) { return get(u.counters.drained); }},
@@ -153,6 +169,27 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
   for (const auto &u : ups) {
     o << "kube_api_lb_endpoint_health_check_duration_seconds{endpoint=\"" << label(u->name())
       << "\"} " << static_cast<double>(get(u->health_counters.last_check_micros)) / 1e6 << '\n';
+  }
+  family("kube_api_lb_endpoint_health_rtt_seconds", "gauge",
+         "Smoothed round-trip time of the check connection (0: no sample yet).");
+  for (const auto &u : ups) {
+    o << "kube_api_lb_endpoint_health_rtt_seconds{endpoint=\"" << label(u->name()) << "\"} "
+      << static_cast<double>(get(u->health_counters.rtt_micros)) / 1e6 << '\n';
+  }
+  family("kube_api_lb_endpoint_health_timeout_seconds", "gauge",
+         "Check timeout derived from the round-trip time (never below the configured timeout).");
+  for (const auto &u : ups) {
+    o << "kube_api_lb_endpoint_health_timeout_seconds{endpoint=\"" << label(u->name()) << "\"} "
+      << static_cast<double>(get(u->health_counters.timeout_micros)) / 1e6 << '\n';
+  }
+  family("kube_api_lb_endpoint_health_liveness", "gauge",
+         "How the checker learns the endpoint is alive (1 for the current way).");
+  for (const auto &u : ups) {
+    const auto l = static_cast<Liveness>(u->health_counters.liveness.load());
+    for (auto k : {Liveness::Unknown, Liveness::Http2, Liveness::Http1}) {
+      o << "kube_api_lb_endpoint_health_liveness{endpoint=\"" << label(u->name()) << "\",via=\""
+        << to_string(k) << "\"} " << (l == k ? 1 : 0) << '\n';
+    }
   }
   family("kube_api_lb_endpoint_health_check_failures_total", "counter",
          "Failed health checks by layer and reason (HAProxy's L4CON, L6TOUT, L7STS, ...).");
@@ -204,6 +241,13 @@ std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
         {"earlyCloses", get(u->counters.early_closes)},
         {"closedOnDown", get(u->counters.closed_on_down)},
         {"drained", get(u->counters.drained)},
+        {"closesPrevented", get(u->counters.closes_prevented)},
+        {"alive", u->health_counters.alive.load()},
+        {"liveness", to_string(static_cast<Liveness>(u->health_counters.liveness.load()))},
+        {"rttSeconds", static_cast<double>(get(u->health_counters.rtt_micros)) / 1e6},
+        {"checkTimeoutSeconds", static_cast<double>(get(u->health_counters.timeout_micros)) / 1e6},
+        {"healthRequests", get(u->health_counters.requests)},
+        {"healthPings", get(u->health_counters.pings)},
         {"healthChecks", get(u->health_counters.checks)},
         {"healthTransitions", get(u->health_counters.transitions)},
         {"healthHandshakes", get(u->health_counters.handshakes)},

@@ -30,7 +30,18 @@ struct UpstreamCounters {
   std::atomic<uint64_t> early_closes{0};   // closed/reset before its first byte: re-dialled
   std::atomic<uint64_t> closed_on_down{0}; // client connections closed because it went down
   std::atomic<uint64_t> drained{0};        // closed after drain-timeout once removed by reload
+  // Closes a dead verdict would have made but did not: live traffic contradicted it, or the
+  // endpoint's connections were already closed once within the flap window.
+  std::atomic<uint64_t> closes_prevented{0};
 };
+
+// How the checker learns that an endpoint is alive (reported in /stats and metrics).
+enum class Liveness : uint8_t {
+  Unknown, // no check connection has been established yet
+  Http2,   // HTTP/2 PINGs on the kept-alive check connection; /readyz every readyzInterval
+  Http1,   // every check is a request (the apiserver did not negotiate h2, or http2 is off)
+};
+const char *to_string(Liveness l); // "unknown", "http2-ping", "http1"
 
 struct HealthCounters {
   std::atomic<uint64_t> checks{0};
@@ -43,6 +54,13 @@ struct HealthCounters {
   std::atomic<uint64_t> last_check_micros{0};  // duration of the last completed check
   std::atomic<bool> auth_misconfigured{false}; // last /readyz answered 401/403
   std::atomic<uint8_t> last_result{0};         // CheckResult
+  std::atomic<uint64_t> requests{0};           // GET path requests sent by the checker
+  std::atomic<uint64_t> pings{0};              // HTTP/2 PINGs sent by the checker
+  std::atomic<uint64_t> rtt_micros{0};         // smoothed round trip of the check connection
+  std::atomic<uint64_t> timeout_micros{0};     // the check timeout derived from it
+  std::atomic<uint8_t> liveness{0};            // Liveness
+  // false while the checker holds a dead verdict (process or path gone), see core/verdict.h
+  std::atomic<bool> alive{true};
 };
 
 class Upstream {
