@@ -106,7 +106,7 @@ void raise_fd_limit() {
 
 ProxyApp::ProxyApp(uv_loop_t *loop, Config config, ConfigLoader loader, std::string watch_path)
     : config_(std::move(config)), loader_(std::move(loader)), watch_path_(std::move(watch_path)),
-      loop_(loop) {}
+      loop_(loop), time_(loop) {}
 
 ProxyApp::~ProxyApp() = default;
 
@@ -334,7 +334,7 @@ Result<bool> ProxyApp::start() {
   ups_ = build_upstreams(config_, nullptr);
   resolve_names_at_start();
   auto settings = proxy_settings_from(config_);
-  main_worker_ = std::make_unique<Worker>(loop_, 0, settings, ups_);
+  main_worker_ = std::make_unique<Worker>(loop_, time_, 0, settings, ups_);
   main_worker_->share_pick_cursor(&pick_cursor_);
   bool reuseport = Worker::reuseport_for(config_.workers);
   if (auto r = main_worker_->listen(config_.listen, nullptr, reuseport); !r) {
@@ -343,7 +343,8 @@ Result<bool> ProxyApp::start() {
   for (int i = 1; i < config_.workers; ++i) {
     auto t = std::make_unique<Thread>();
     uv_loop_init(&t->loop);
-    t->worker = std::make_unique<Worker>(&t->loop, i, settings, ups_);
+    t->time = std::make_unique<uvx::UvTimeSource>(&t->loop);
+    t->worker = std::make_unique<Worker>(&t->loop, *t->time, i, settings, ups_);
     t->worker->share_pick_cursor(&pick_cursor_);
     ListenFds shared;
     if (!reuseport) {
@@ -361,7 +362,8 @@ Result<bool> ProxyApp::start() {
     return r;
   }
   checker_ = std::make_unique<HealthChecker>(
-      loop_, config_.health, [this](Upstream &u, Health old_h, Health new_h, CheckResult why) {
+      loop_, time_, config_.health,
+      [this](Upstream &u, Health old_h, Health new_h, CheckResult why) {
         if (new_h == Health::Down && is_hard_failure(why)) {
           close_killed_everywhere();
         }

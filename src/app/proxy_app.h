@@ -6,6 +6,7 @@
 #include "app/name_resolver.h"
 #include "kube_api_lb/config/config.h"
 #include "proxy/worker.h"
+#include "uvx/uv_time_source.h"
 
 #include <atomic>
 #include <map>
@@ -48,6 +49,7 @@ public:
 private:
   struct Thread {
     uv_loop_t loop;
+    std::unique_ptr<uvx::UvTimeSource> time; // of `loop`; outlives the worker
     std::unique_ptr<Worker> worker;
     std::thread thread;
   };
@@ -76,6 +78,7 @@ private:
   ConfigLoader loader_;
   std::string watch_path_;
   uv_loop_t *loop_;
+  uvx::UvTimeSource time_; // of the main loop: the checker's and worker 0's; outlives both
   std::shared_ptr<const UpstreamList> ups_;
   struct Draining {
     std::shared_ptr<Upstream> up;

@@ -6,17 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <random>
 
 namespace kal {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-int64_t steady_ms() {
-  return std::chrono::duration_cast<milliseconds>(Clock::now().time_since_epoch()).count();
-}
 
 bool is_timeout(CheckResult r) {
   return r == CheckResult::L4Tout || r == CheckResult::L6Tout || r == CheckResult::L7Tout;
@@ -60,7 +54,7 @@ struct HealthChecker::Target {
   std::shared_ptr<Upstream> up;
   HealthTracker tracker;
   std::unique_ptr<Probe> probe;
-  uvx::Timer timer;
+  std::unique_ptr<Timer> timer; // the next check
   TimePoint started;
   bool in_flight = false;
   bool recheck_now = false; // passive evidence arrived during a check: run the next one at once
@@ -77,14 +71,13 @@ Result<std::shared_ptr<TlsContext>> HealthChecker::make_tls_context(const Health
   return TlsContext::client({cfg.ca_file, cfg.client_cert, cfg.client_key});
 }
 
-HealthChecker::HealthChecker(uv_loop_t *loop, HealthConfig cfg, TransitionFn on_transition)
-    : loop_(loop), cfg_(std::move(cfg)), on_transition_(std::move(on_transition)),
-      schedule_(schedule_config(cfg_), std::random_device{}()) {
+HealthChecker::HealthChecker(uv_loop_t *loop, TimeSource &time, HealthConfig cfg,
+                             TransitionFn on_transition)
+    : loop_(loop), time_(time), cfg_(std::move(cfg)), on_transition_(std::move(on_transition)),
+      schedule_(schedule_config(cfg_), time_.seed()) {
   load_tls();
-  reaper_.init(loop_, this);
-  if (tls_watch_.init(loop_, this)) {
-    tls_watch_.unref();
-  }
+  reaper_ = time_.create_timer([this] { retired_.clear(); });
+  tls_watch_ = time_.create_timer([this] { on_tls_watch(); }, TimerKind::Background);
   watch_tls();
   auto *a = async_.make(this);
   if (uv_async_init(loop_, a, &HealthChecker::async_cb) != 0) {
@@ -164,7 +157,7 @@ Result<bool> HealthChecker::reconfigure(HealthConfig cfg) {
   }
   const bool thresholds = cfg.rise != cfg_.rise || cfg.fall != cfg_.fall;
   cfg_ = std::move(cfg);
-  schedule_ = CheckSchedule(schedule_config(cfg_), std::random_device{}());
+  schedule_ = CheckSchedule(schedule_config(cfg_), time_.seed());
   tls_ = std::move(tls);
   tls_error_.clear();
   tls_stamps_ = std::move(stamps);
@@ -216,24 +209,21 @@ void HealthChecker::set_tls_watch_interval(std::chrono::milliseconds d) {
 }
 
 void HealthChecker::watch_tls() {
+  if (!tls_watch_) {
+    return; // stopped
+  }
   if (stopped_ || !tls_ || tls_files(cfg_).empty()) {
-    tls_watch_.stop();
+    tls_watch_->disable();
     return;
   }
-  const auto ms = static_cast<uint64_t>(std::max<int64_t>(tls_watch_interval_.count(), 1));
-  tls_watch_.start(&HealthChecker::tls_watch_cb, ms, ms);
-}
-
-void HealthChecker::tls_watch_cb(uv_timer_t *h) noexcept {
-  if (auto *self = uvx::owner_of<HealthChecker>(h)) {
-    self->on_tls_watch();
-  }
+  tls_watch_->enable(std::max(tls_watch_interval_, milliseconds(1)));
 }
 
 void HealthChecker::on_tls_watch() {
   if (stopped_ || !tls_) {
     return;
   }
+  watch_tls(); // the next tick, whatever this one finds
   const std::vector<std::string> files = tls_files(cfg_);
   std::vector<FileStamp> stamps = stamp_files(files);
   if (stamps == tls_stamps_) {
@@ -273,15 +263,15 @@ std::unique_ptr<HealthChecker::Target> HealthChecker::make_target(std::shared_pt
   auto t = std::make_unique<Target>(tracker);
   t->owner = this;
   t->up = up;
-  t->timer.init(loop_, t.get());
+  Target *tp = t.get();
+  t->timer = time_.create_timer([this, tp] { on_timer(*tp); });
   ProbeOptions po;
   po.mode = cfg_.mode;
   po.path = cfg_.path;
   po.timeout = cfg_.timeout;
   po.tls = tls_;
   po.server_name = cfg_.server_name;
-  Target *tp = t.get();
-  t->probe = std::make_unique<Probe>(loop_, std::move(up), std::move(po), [this, tp] {
+  t->probe = std::make_unique<Probe>(loop_, time_, std::move(up), std::move(po), [this, tp] {
     // The apiserver closed our idle check connection: it may be going away. Look now; the
     // re-check's own result (refused, or fine on a fresh connection) is what counts. At most once
     // per interval: a server that closes every kept-alive connection after its answer (or sends a
@@ -290,7 +280,7 @@ std::unique_ptr<HealthChecker::Target> HealthChecker::make_target(std::shared_pt
     if (tp->in_flight || tp->retired || stopped_) {
       return;
     }
-    const TimePoint now = Clock::now();
+    const TimePoint now = time_.now();
     const bool recheck =
         tp->idle_recheck_at == TimePoint{} || now - tp->idle_recheck_at >= cfg_.interval;
     if (log::v(1)) {
@@ -380,27 +370,22 @@ void HealthChecker::retire(std::unique_ptr<Target> t) {
   t->timer.reset();
   t->probe->cancel();
   retired_.push_back(std::move(t));
-  reaper_.start(&HealthChecker::reaper_cb, 0);
-}
-
-void HealthChecker::reaper_cb(uv_timer_t *h) noexcept {
-  auto *self = static_cast<HealthChecker *>(h->data);
-  if (!self) {
-    return;
+  if (reaper_) {
+    reaper_->enable(milliseconds(0));
   }
-  self->retired_.clear();
 }
 
 void HealthChecker::schedule_in(Target &t, milliseconds d) {
-  t.timer.start(&HealthChecker::timer_cb, static_cast<uint64_t>(std::max<int64_t>(d.count(), 0)));
+  if (t.timer) {
+    t.timer->enable(std::max(d, milliseconds(0)));
+  }
 }
 
-void HealthChecker::timer_cb(uv_timer_t *h) noexcept {
-  auto *t = static_cast<Target *>(h->data);
-  if (!t || t->retired || t->in_flight || t->owner->stopped_) {
+void HealthChecker::on_timer(Target &t) {
+  if (t.retired || t.in_flight || stopped_) {
     return;
   }
-  t->owner->run_check(*t);
+  run_check(t);
 }
 
 void HealthChecker::run_check(Target &t) {
@@ -409,7 +394,7 @@ void HealthChecker::run_check(Target &t) {
     // local setup error says nothing about the endpoint, so nothing is checked or recorded.
     return;
   }
-  t.started = Clock::now();
+  t.started = time_.now();
   t.in_flight = true;
   Target *tp = &t;
   t.probe->start([this, tp](const ProbeOutcome &o) { on_result(*tp, o); });
@@ -443,7 +428,7 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
   // was restarted (reconfigure with new thresholds, a reload that re-created the Upstream).
   const Health before = up.health();
   const TrackerUpdate u = t.tracker.record(o.result);
-  const auto now = Clock::now();
+  const TimePoint now = time_.now();
   bool notify = false;
   bool escalated = false;
   if (u.transition == Transition::Changed && before != u.new_health) {
@@ -452,7 +437,7 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
     if (u.new_health == Health::Up) {
       // Slow start ramps only an endpoint seen failed before (as HAProxy: never at start-up,
       // when every endpoint comes up at once and none should be starved).
-      up.set_up_since_ms(before == Health::Down ? steady_ms() : 0);
+      up.set_up_since_ms(before == Health::Down ? mono_ms(now) : 0);
       t.killed = false;
     } else if (u.new_health == Health::Down && closes_connections(o.result, o.refused)) {
       // Crashed, hung or cut off: sessions bound to it will not recover, close them now.
@@ -507,6 +492,14 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
   if (notify && on_transition_) {
     on_transition_(up, escalated ? Health::Down : before, u.new_health, o.result);
   }
+}
+
+size_t HealthChecker::in_flight() const {
+  if (stopped_) {
+    return 0; // stop() cancelled them: none will end
+  }
+  return static_cast<size_t>(std::count_if(targets_.begin(), targets_.end(),
+                                           [](const auto &t) { return t && t->in_flight; }));
 }
 
 void HealthChecker::poke() {

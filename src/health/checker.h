@@ -4,6 +4,24 @@
 // to the shared Upstream objects the proxy workers read, and tells the owner about them.
 //
 // Lives on the loop it was given: every method but poke() must be called on that loop's thread.
+//
+// Time. The checker never reads a clock or std::random_device: everything that waits or measures
+// goes through the TimeSource it is given (uvx/time_source.h), so a test drives it with a
+// ManualTimeSource and fires its timers by hand while the probes' sockets stay real:
+//  - `now`: time_.now(), on the one time base (CLOCK_MONOTONIC as a steady_clock TimePoint). Check
+//    start times, the idle-close re-check limit, and Upstream::set_up_since_ms(mono_ms(now)), which
+//    the workers compare with their own TimeSource's now;
+//  - timers: one per endpoint (the next check, CheckSchedule's delay), each probe's timeout, the
+//    reaper (a zero-delay timer that frees retired endpoints on a later turn), the TLS file watch
+//    (Background: it never keeps a stopping loop alive). All are time_.create_timer() objects,
+//    owned by what they serve and destroyed with it; none fires after stop();
+//  - randomness: CheckSchedule's jitter is seeded from time_.seed() (at construction and at each
+//    reconfigure()).
+// A new per-endpoint check (an HTTP/2 PING liveness check with its RTT estimate, check budget and
+// verdict, all pure core objects over TimePoint) plugs in the same way: take `now` from time_.now()
+// when it sends and when the answer arrives, arm its deadline and its next round on a Timer made
+// by time_.create_timer() and owned by the endpoint's Target (so retire() and stop() drop it), and
+// leave the sockets on loop_. Its tests then advance a ManualTimeSource instead of sleeping.
 #include "health/probe.h"
 #include "health/tls_engine.h"
 #include "kube_api_lb/config/config.h"
@@ -11,6 +29,7 @@
 #include "kube_api_lb/core/health_tracker.h"
 #include "kube_api_lb/core/upstream.h"
 #include "uvx/handle.h"
+#include "uvx/time_source.h"
 
 #include <uv.h>
 
@@ -33,8 +52,10 @@ public:
   // off), and its kill epoch was bumped.
   using TransitionFn = std::function<void(Upstream &, Health old_h, Health new_h, CheckResult why)>;
 
-  // Loads the TLS files of `cfg` now (see tls_error()). Starts nothing until set_upstreams().
-  HealthChecker(uv_loop_t *loop, HealthConfig cfg, TransitionFn on_transition);
+  // Sockets and the poke() wake-up on `loop`; clock, timers and the jitter seed from `time` (see
+  // above). Neither is owned; both must outlive the checker. Loads the TLS files of `cfg` now (see
+  // tls_error()). Starts nothing until set_upstreams().
+  HealthChecker(uv_loop_t *loop, TimeSource &time, HealthConfig cfg, TransitionFn on_transition);
   ~HealthChecker(); // stop()s; must run on the loop thread
   HealthChecker(const HealthChecker &) = delete;
   HealthChecker &operator=(const HealthChecker &) = delete;
@@ -81,6 +102,8 @@ public:
   void stop();
 
   size_t size() const { return targets_.size(); }
+  // Endpoints whose check is running now (waiting on its socket or its timeout).
+  size_t in_flight() const;
 
 private:
   struct Target;
@@ -92,10 +115,7 @@ private:
     int64_t size = 0, mtime_ns = 0;
     bool operator==(const FileStamp &) const = default;
   };
-  static void timer_cb(uv_timer_t *t) noexcept;
   static void async_cb(uv_async_t *a) noexcept;
-  static void reaper_cb(uv_timer_t *t) noexcept;
-  static void tls_watch_cb(uv_timer_t *t) noexcept;
 
   std::unique_ptr<Target> make_target(std::shared_ptr<Upstream> up, HealthTracker tracker);
   static bool needs_tls(const HealthConfig &cfg); // https and tls modes
@@ -106,12 +126,14 @@ private:
   void watch_tls(); // (re)arms or stops the file watch for the running settings
   void on_tls_watch();
   void schedule_in(Target &t, std::chrono::milliseconds d);
+  void on_timer(Target &t);
   void run_check(Target &t);
   void on_result(Target &t, const ProbeOutcome &o);
   void on_passive();
   void retire(std::unique_ptr<Target> t);
 
   uv_loop_t *loop_;
+  TimeSource &time_;
   HealthConfig cfg_;
   TransitionFn on_transition_;
   std::shared_ptr<TlsContext> tls_;
@@ -119,12 +141,12 @@ private:
   std::vector<FileStamp> tls_stamps_; // of tls_files(cfg_), taken just before tls_ was loaded
   std::string tls_reload_error_;      // the last failed rebuild, warned about once
   std::chrono::milliseconds tls_watch_interval_ = kTlsWatchInterval;
-  uvx::Timer tls_watch_; // unref'd: never keeps a stopping loop alive
+  std::unique_ptr<Timer> tls_watch_; // Background: never keeps a stopping loop alive
   CheckSchedule schedule_;
   std::vector<std::unique_ptr<Target>> targets_;
   std::vector<std::shared_ptr<Upstream>> ups_;   // as last given to set_upstreams()
   std::vector<std::unique_ptr<Target>> retired_; // freed on a later loop turn, never in a callback
-  uvx::Timer reaper_;
+  std::unique_ptr<Timer> reaper_;                // a zero-delay timer: that later turn
   std::mutex async_mu_; // guards async_ against poke() from other threads racing stop()
   uvx::Handle<uv_async_t> async_;
   bool stopped_ = false;

@@ -8,8 +8,6 @@
 namespace kal {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 // A write request that owns its bytes and frees itself in the callback.
 struct WriteReq {
   uv_write_t req;
@@ -22,9 +20,9 @@ std::string uv_error(const char *what, int status) {
 
 } // namespace
 
-Probe::Probe(uv_loop_t *loop, std::shared_ptr<Upstream> up, ProbeOptions opts,
+Probe::Probe(uv_loop_t *loop, TimeSource &time, std::shared_ptr<Upstream> up, ProbeOptions opts,
              std::function<void()> on_idle_close)
-    : loop_(loop), up_(std::move(up)), opts_(std::move(opts)),
+    : loop_(loop), time_(time), up_(std::move(up)), opts_(std::move(opts)),
       on_idle_close_(std::move(on_idle_close)), readbuf_(64 * 1024) {
   const HostPort &hp = up_->address();
   // RFC 6066: SNI carries host names only, never IP literals (an IP is still verified, against the
@@ -75,15 +73,15 @@ void Probe::close_gracefully() {
 
 void Probe::start(DoneFn done) {
   done_ = std::move(done);
-  started_ = Clock::now();
-  if (!timer_.get()) {
-    timer_.init(loop_, this); // uv_timer_init cannot fail on a live loop
+  started_ = time_.now();
+  if (!timer_) {
+    timer_ = time_.create_timer([this] { on_timeout(); });
   }
   retried_ = false;
   got_answer_ = false;
   refused_ = false;
   pending_ = false;
-  timer_.start(&Probe::timer_cb, static_cast<uint64_t>(opts_.timeout.count()));
+  timer_->enable(opts_.timeout);
   if (tls_renewed_) {
     // Also a session stored by a check that was in flight during set_tls(): it resumes the old
     // identity.
@@ -112,7 +110,10 @@ void Probe::fail_soon(CheckResult r, std::string detail) {
   pending_ = true;
   pending_result_ = r;
   pending_detail_ = std::move(detail);
-  timer_.start(&Probe::timer_cb, 0);
+  if (!timer_) {
+    timer_ = time_.create_timer([this] { on_timeout(); });
+  }
+  timer_->enable(std::chrono::milliseconds(0));
 }
 
 void Probe::connect() {
@@ -208,14 +209,6 @@ void Probe::write_cb(uv_write_t *req, int status) noexcept {
   self->on_io_error(status);
 }
 
-void Probe::timer_cb(uv_timer_t *t) noexcept {
-  auto *self = static_cast<Probe *>(t->data);
-  if (!self) {
-    return;
-  }
-  self->on_timeout();
-}
-
 void Probe::flush() {
   if (!tls_ || !tcp_) {
     return;
@@ -237,7 +230,7 @@ void Probe::count_handshake(bool resumed) {
   if (resumed) {
     up_->health_counters.resumed_handshakes.fetch_add(1, std::memory_order_relaxed);
   }
-  handshake_times_.push_back(Clock::now());
+  handshake_times_.push_back(time_.now());
 }
 
 void Probe::drive_handshake() {
@@ -456,8 +449,10 @@ void Probe::on_timeout() {
 }
 
 void Probe::finish(CheckResult r, std::string detail, int status) {
-  timer_.stop();
-  const auto now = Clock::now();
+  if (timer_) {
+    timer_->disable();
+  }
+  const auto now = time_.now();
   while (!handshake_times_.empty() && now - handshake_times_.front() > std::chrono::minutes(1)) {
     handshake_times_.pop_front();
   }

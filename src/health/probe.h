@@ -25,6 +25,7 @@
 #include "kube_api_lb/core/http_response_parser.h"
 #include "kube_api_lb/core/upstream.h"
 #include "uvx/handle.h"
+#include "uvx/time_source.h"
 
 #include <uv.h>
 
@@ -59,9 +60,11 @@ class Probe {
 public:
   using DoneFn = std::function<void(const ProbeOutcome &)>;
 
-  // `up` is read for addrs() and address(), and its health_counters get the handshake counts.
-  // `on_idle_close` runs (on the loop) when an idle kept-alive connection was closed by the peer.
-  Probe(uv_loop_t *loop, std::shared_ptr<Upstream> up, ProbeOptions opts,
+  // Sockets on `loop`; the check's timeout, its duration and the handshake counts of the last
+  // minute on `time` (which must outlive the probe). `up` is read for addrs() and address(), and
+  // its health_counters get the handshake counts. `on_idle_close` runs (on the loop) when an idle
+  // kept-alive connection was closed by the peer.
+  Probe(uv_loop_t *loop, TimeSource &time, std::shared_ptr<Upstream> up, ProbeOptions opts,
         std::function<void()> on_idle_close);
   ~Probe();
   Probe(const Probe &) = delete;
@@ -92,7 +95,6 @@ private:
   static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) noexcept;
   static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept;
   static void write_cb(uv_write_t *req, int status) noexcept;
-  static void timer_cb(uv_timer_t *t) noexcept;
 
   void connect();
   void on_connect(int status);
@@ -113,13 +115,14 @@ private:
   void finish(CheckResult r, std::string detail, int status = 0);
 
   uv_loop_t *loop_;
+  TimeSource &time_;
   std::shared_ptr<Upstream> up_;
   ProbeOptions opts_;
   std::function<void()> on_idle_close_;
   std::string sni_, verify_name_, request_;
 
   uvx::Handle<uv_tcp_t> tcp_;
-  uvx::Timer timer_;
+  std::unique_ptr<Timer> timer_; // the check's timeout, and fail_soon()'s next-turn report
   std::unique_ptr<TlsEngine> tls_;
   SslSessionPtr session_; // from the last successful handshake with this endpoint
   HttpResponseParser parser_;
@@ -130,7 +133,7 @@ private:
   bool tls_renewed_ = false;   // set_tls() since the last start(): connect afresh, do not resume
 
   DoneFn done_;
-  std::chrono::steady_clock::time_point started_;
+  TimePoint started_;
   bool reused_ = false;     // this check started on a kept-alive connection
   bool retried_ = false;    // it already re-connected once after a stale kept-alive connection
   bool got_answer_ = false; // some response bytes arrived for the current request
@@ -138,8 +141,8 @@ private:
   bool pending_ = false;    // fail_soon() armed the timer to report pending_result_
   CheckResult pending_result_ = CheckResult::Ok;
   std::string pending_detail_;
-  size_t addr_index_ = 0; // rotates through addrs() after connect failures
-  std::deque<std::chrono::steady_clock::time_point> handshake_times_; // last minute's handshakes
+  size_t addr_index_ = 0;                 // rotates through addrs() after connect failures
+  std::deque<TimePoint> handshake_times_; // last minute's handshakes
   std::vector<char> readbuf_;
 };
 

@@ -189,7 +189,7 @@ void Session::unbind_upstream() {
 void Session::dial() {
   const auto &list = *list_;
   const auto &s = worker_.settings();
-  int64_t now_ms = static_cast<int64_t>(uv_now(worker_.loop()));
+  int64_t now_ms = mono_ms(worker_.now()); // the base the checker's up_since_ms() is on
   Candidate cands[kMaxEndpoints];
   uint64_t epochs[kMaxEndpoints];
   size_t n = std::min(list.size(), kMaxEndpoints); // validate() rejects more

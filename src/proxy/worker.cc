@@ -56,9 +56,9 @@ void trim_heap() {
 
 } // namespace
 
-Worker::Worker(uv_loop_t *loop, int index, ProxySettings settings,
+Worker::Worker(uv_loop_t *loop, TimeSource &time, int index, ProxySettings settings,
                std::shared_ptr<const UpstreamList> ups)
-    : loop_(loop), index_(index), settings_(settings), ups_(std::move(ups)),
+    : loop_(loop), time_(time), index_(index), settings_(settings), ups_(std::move(ups)),
       picker_(settings.policy, 0x6b616c ^ static_cast<uint64_t>(index)) {
   auto *a = async_.make(this);
   if (uv_async_init(loop_, a, async_cb) != 0) {

@@ -12,6 +12,7 @@
 #include "proxy/session.h"
 #include "uvx/handle.h"
 #include "uvx/listener.h"
+#include "uvx/time_source.h"
 
 #include <atomic>
 #include <functional>
@@ -74,7 +75,9 @@ private:
 
 class Worker {
 public:
-  Worker(uv_loop_t *loop, int index, ProxySettings settings,
+  // `time` is the TimeSource of `loop` (not owned; it outlives the worker): the worker's `now`,
+  // on the one time base the health checker writes Upstream::up_since_ms() in.
+  Worker(uv_loop_t *loop, TimeSource &time, int index, ProxySettings settings,
          std::shared_ptr<const UpstreamList> ups);
   ~Worker();
   Worker(const Worker &) = delete;
@@ -127,6 +130,8 @@ public:
 
   // Called by sessions.
   uv_loop_t *loop() const { return loop_; }
+  // Now on the one time base (uvx/time_source.h), e.g. to compare with up_since_ms().
+  TimePoint now() const { return time_.now(); }
   BufferPool &pool() { return pool_; }
   const ProxySettings &settings() const { return settings_; }
   std::shared_ptr<const UpstreamList> upstreams() const { return ups_; }
@@ -162,6 +167,7 @@ private:
   bool hand_over(uv_stream_t *server, Worker &to);
 
   uv_loop_t *loop_;
+  TimeSource &time_;
   int index_;
   ProxySettings settings_;
   std::shared_ptr<const UpstreamList> ups_;

@@ -1,9 +1,15 @@
-// HealthChecker on a real libuv loop against real local TLS servers (127.0.0.1, port 0).
+// HealthChecker against real local TLS servers (127.0.0.1, port 0): its sockets on a real libuv
+// loop, its clock and timers on a ManualTimeSource. Time moves only when a test steps it, so no
+// test waits for an interval, a timeout or a file-watch tick to pass: step_until() lets the
+// sockets finish what they are doing (real I/O, in real time) and then jumps to the next timer.
+// Durations a test measures (kill -> down, hang -> down) are in that manual time.
 #include "health/checker.h"
 #include "health_test_server.h"
+#include "manual_time_source.h"
 #include "tls_test_certs.h"
 #include "uv_test_loop.h"
 #include "uvx/sockaddr.h"
+#include "uvx/uv_time_source.h"
 
 #include <doctest/doctest.h>
 
@@ -28,12 +34,11 @@ using kal::HealthConfig;
 using kal::HealthMode;
 using kal::Upstream;
 using kal::testing::Loop;
+using kal::testing::ManualTimeSource;
 using kal::testing::TestPki;
 using kal::testing::TestTlsServer;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 std::shared_ptr<Upstream> upstream_for(uint16_t port) {
   auto up = std::make_shared<Upstream>(kal::HostPort{"127.0.0.1", port, kal::HostPort::Kind::IPv4});
@@ -59,21 +64,115 @@ struct Event {
   CheckResult why;
 };
 
+// How long (real time) step_until() lets a running check wait on its socket before it moves the
+// manual time on (towards that check's timeout). Only a check against a server that never answers
+// (hang) waits this long; every other one ends as soon as its real I/O does.
+constexpr auto kSettle = 250ms;
+// The same when the test has made its server stall on purpose (hang, a body that never ends): just
+// long enough for the connect and the request to go out, so the timeout names the right phase.
+constexpr auto kStalled = 50ms;
+// How long the loop runs on after a check ended, for the peer's next move to arrive.
+constexpr auto kQuiet = 2ms;
+
 struct Fixture {
   TestPki pki;
   std::shared_ptr<kal::TlsContext> sctx;
   Loop loop;
+  ManualTimeSource time;
+  std::vector<HealthChecker *> checkers; // whose running checks step_until() waits for
+  std::function<bool()> stalled = [] { return false; }; // the server answers nothing on purpose
   std::vector<Event> events;
 
   Fixture() {
     auto s = kal::TlsContext::server(pki.server_crt(), pki.server_key());
     REQUIRE(s.ok());
     sctx = *s;
+    time.set_read_step(1us); // a check's duration is never 0, as on a real clock
   }
   HealthChecker::TransitionFn recorder() {
     return [this](Upstream &, Health o, Health n, CheckResult why) {
       events.push_back({o, n, why});
     };
+  }
+  HealthChecker &watch(HealthChecker &hc) {
+    checkers.push_back(&hc);
+    return hc;
+  }
+  bool busy() const {
+    for (const HealthChecker *c : checkers) {
+      if (c->in_flight() > 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+  // Runs the loop (real I/O) and fires due timers until no check is running and the sockets are
+  // quiet: after a check ends the loop runs kQuiet longer, so that what the peer does right after
+  // answering (closing the connection) is seen before time moves on, as it would be in real time.
+  // A check still running after kSettle is left to its timeout.
+  void settle() {
+    const auto give_up = std::chrono::steady_clock::now() + (stalled() ? kStalled : kSettle);
+    bool checked = false;
+    for (int round = 0; round < 1000; round++) {
+      uv_run(&loop.loop, UV_RUN_NOWAIT);
+      time.fire_due();
+      if (busy()) {
+        checked = true;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            give_up - std::chrono::steady_clock::now());
+        if (left <= 0ms || !loop.run_until(
+                               [&] {
+                                 time.fire_due();
+                                 return !busy();
+                               },
+                               left)) {
+          return;
+        }
+        continue;
+      }
+      if (!checked) {
+        return;
+      }
+      checked = false;
+      loop.run_for(kQuiet);
+    }
+  }
+  // Until `pred` holds: settle, then move the manual time to the next timer's deadline. False when
+  // `limit` of manual time passed first.
+  bool step_until(const std::function<bool()> &pred, std::chrono::milliseconds limit) {
+    const kal::TimePoint end = time.now() + limit;
+    for (int round = 0; round < 100000; round++) {
+      settle();
+      if (pred()) {
+        return true;
+      }
+      const kal::TimePoint now = time.now();
+      if (now >= end) {
+        // The manual time is up. What the test waits for may still be on its way through a real
+        // socket or a server thread (a connection the server has yet to accept): give it the
+        // real time that takes, without moving the manual time.
+        return loop.run_until(
+            [&] {
+              time.fire_due();
+              return pred();
+            },
+            kSettle);
+      }
+      const auto next = time.next_due();
+      const kal::TimePoint to = next && *next < end ? std::max(*next, now) : end;
+      time.advance(to - now);
+    }
+    return false;
+  }
+  void step_for(std::chrono::milliseconds d) {
+    const kal::TimePoint end = time.now() + d;
+    for (int round = 0; round < 100000 && time.now() < end; round++) {
+      settle();
+      const auto next = time.next_due();
+      const kal::TimePoint now = time.now();
+      time.advance((next && *next < end ? std::max(*next, now) : end) - now);
+    }
+    settle();
   }
 };
 
@@ -87,9 +186,12 @@ struct Checked : Fixture {
   HealthConfig cfg = fast_config(pki);
   std::optional<HealthChecker> hc;
 
+  Checked() {
+    stalled = [this] { return srv.hang.load() || srv.truncate_body.load(); };
+  }
   HealthChecker &build() {
-    hc.emplace(&loop.loop, cfg, recorder());
-    return *hc;
+    hc.emplace(&loop.loop, time, cfg, recorder());
+    return watch(*hc);
   }
   HealthChecker &start() {
     if (!hc) {
@@ -100,7 +202,7 @@ struct Checked : Fixture {
   }
   HealthChecker &start_up() {
     start();
-    REQUIRE(loop.run_until([&] { return up->health() == Health::Up; }, 2s));
+    REQUIRE(step_until([&] { return up->health() == Health::Up; }, 2s));
     return *hc;
   }
 };
@@ -159,15 +261,15 @@ TEST_CASE("checker: up on 200, and N checks over one kept-alive TLS connection")
   HealthChecker &hc = f.build();
   CHECK(hc.tls_error().empty());
   f.start();
-  const auto t0 = Clock::now();
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
-  CHECK(Clock::now() - t0 < 500ms); // a fresh proxy knows within one check
+  const auto t0 = f.time.now();
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Up; }, 2s));
+  CHECK(f.time.now() - t0 < 500ms); // a fresh proxy knows within one check
   REQUIRE(f.events.size() == 1);
   CHECK(f.events[0].old_h == Health::Unknown);
   CHECK(f.events[0].new_h == Health::Up);
   CHECK(f.up->up_since_ms() == 0); // slow start never applies to the first up (HAProxy's rule)
 
-  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= 10; }, 3s));
+  REQUIRE(f.step_until([&] { return f.up->health_counters.checks >= 10; }, 3s));
   CHECK(f.up->health() == Health::Up);
   CHECK(f.srv.connections == 1);
   CHECK(f.srv.handshakes == 1);
@@ -185,13 +287,13 @@ TEST_CASE("checker: 500 is a soft down (kill epoch kept), 200 brings it back") {
   Checked f;
   HealthChecker &hc = f.start_up();
   f.srv.status = 500;
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().why == CheckResult::L7Sts);
   CHECK(f.up->kill_epoch() == 0); // draining apiservers keep their connections
   CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 2);
   CHECK(f.up->health_counters.transitions == 2);
   f.srv.status = 200;
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Up; }, 2s));
   CHECK(f.srv.handshakes == 1); // non-200 answers keep the connection too
   hc.stop();
 }
@@ -201,11 +303,11 @@ TEST_CASE("checker: a killed server goes down fast; refused is soft (no kill epo
   f.cfg.interval = 1000ms; // the default: the closed connection, not the interval, must drive it
   f.cfg.fast_interval = 250ms;
   HealthChecker &hc = f.start_up();
-  f.loop.run_for(50ms);
-  const auto killed = Clock::now();
+  f.step_for(50ms);
+  const auto killed = f.time.now();
   f.srv.stop(); // listener closed, connections closed: like kill -9
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 3s));
-  const auto took = Clock::now() - killed;
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 3s));
+  const auto took = f.time.now() - killed;
   MESSAGE("kill -> down in " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                              << " ms");
   CHECK(took < 700ms);
@@ -222,12 +324,12 @@ TEST_CASE("checker: defaults take a server that accepts but never answers down w
   HealthChecker &hc = f.start_up();
   // Hang right after a check answered: the worst phase.
   const int before = f.srv.requests;
-  REQUIRE(f.loop.run_until([&] { return f.srv.requests > before; }, 2s));
-  f.loop.run_for(5ms);
+  REQUIRE(f.step_until([&] { return f.srv.requests > before; }, 2s));
+  f.step_for(5ms);
   f.srv.hang = true;
-  const auto hung = Clock::now();
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 4s));
-  const auto took = Clock::now() - hung;
+  const auto hung = f.time.now();
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 4s));
+  const auto took = f.time.now() - hung;
   MESSAGE("hang -> down in " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                              << " ms");
   CHECK(took < 2000ms);
@@ -242,27 +344,27 @@ TEST_CASE("checker: 401 keeps the endpoint in service and flags the misconfigura
   Checked f;
   f.srv.status = 401;
   HealthChecker &hc = f.start();
-  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= 5; }, 3s));
+  REQUIRE(f.step_until([&] { return f.up->health_counters.checks >= 5; }, 3s));
   CHECK(f.up->health() != Health::Down);
   CHECK(f.up->health_counters.auth_misconfigured);
   CHECK(f.up->kill_epoch() == 0);
   CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Auth)] >= 5);
   f.srv.status = 200;
-  REQUIRE(f.loop.run_until([&] { return !f.up->health_counters.auth_misconfigured; }, 2s));
+  REQUIRE(f.step_until([&] { return !f.up->health_counters.auth_misconfigured; }, 2s));
   hc.stop();
 }
 
 TEST_CASE("checker: a broken connection is re-established with TLS session resumption") {
   Checked f;
   HealthChecker &hc = f.start();
-  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= 3; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health_counters.checks >= 3; }, 2s));
   for (int i = 0; i < 3; i++) {
     const int conns = f.srv.connections;
     f.srv.drop_connections();
-    REQUIRE(f.loop.run_until([&] { return f.srv.connections > conns; }, 2s));
-    f.loop.run_for(50ms);
+    REQUIRE(f.step_until([&] { return f.srv.connections > conns; }, 2s));
+    f.step_for(50ms);
   }
-  REQUIRE(f.loop.run_until([&] { return f.srv.resumed >= 3; }, 2s));
+  REQUIRE(f.step_until([&] { return f.srv.resumed >= 3; }, 2s));
   CHECK(f.up->health_counters.handshakes == 4);
   CHECK(f.up->health_counters.resumed_handshakes == 3);
   CHECK(f.up->health() == Health::Up); // a server closing idle connections is not a failure
@@ -273,10 +375,10 @@ TEST_CASE("checker: a broken connection is re-established with TLS session resum
 TEST_CASE("checker: a kept-alive connection closed under the request is retried, not failed") {
   Checked f;
   HealthChecker &hc = f.start();
-  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= 2; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health_counters.checks >= 2; }, 2s));
   f.srv.close_next_requests = 1;
   const int requests = f.srv.requests;
-  REQUIRE(f.loop.run_until([&] { return f.srv.requests >= requests + 4; }, 2s));
+  REQUIRE(f.step_until([&] { return f.srv.requests >= requests + 4; }, 2s));
   CHECK(f.srv.close_next_requests == 0);
   CHECK(f.srv.connections == 2);
   CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 0);
@@ -285,8 +387,8 @@ TEST_CASE("checker: a kept-alive connection closed under the request is retried,
 
   // Twice in a row within one check is a real failure (L7RSP), counted once.
   f.srv.close_next_requests = 2;
-  REQUIRE(f.loop.run_until([&] { return f.srv.close_next_requests == 0; }, 2s));
-  REQUIRE(f.loop.run_until(
+  REQUIRE(f.step_until([&] { return f.srv.close_next_requests == 0; }, 2s));
+  REQUIRE(f.step_until(
       [&] { return f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 1; },
       2s));
   hc.stop();
@@ -300,7 +402,7 @@ TEST_CASE("checker: passive failures trigger an immediate re-check") {
   f.up->add_passive_failure();
   f.up->add_passive_failure();
   hc.poke();
-  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks > checks; }, 1s));
+  REQUIRE(f.step_until([&] { return f.up->health_counters.checks > checks; }, 1s));
   CHECK(f.up->health() == Health::Up); // passive evidence alone never takes it down
   CHECK(f.up->take_passive_failures() == 0);
 
@@ -309,10 +411,10 @@ TEST_CASE("checker: passive failures trigger an immediate re-check") {
   const uint64_t c2 = f.up->health_counters.checks;
   f.up->add_passive_failure();
   hc.poke();
-  const auto t0 = Clock::now();
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
+  const auto t0 = f.time.now();
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.up->health_counters.checks == c2 + 1);
-  CHECK(Clock::now() - t0 < 600ms);
+  CHECK(f.time.now() - t0 < 600ms);
   f.srv.hang = false;
   hc.stop();
 }
@@ -321,9 +423,10 @@ TEST_CASE("checker: unresolved endpoint is down with L4CON") {
   Fixture f;
   auto up =
       std::make_shared<Upstream>(kal::HostPort{"cp.invalid", 6443, kal::HostPort::Kind::Name});
-  HealthChecker hc(&f.loop.loop, fast_config(f.pki), f.recorder());
+  HealthChecker hc(&f.loop.loop, f.time, fast_config(f.pki), f.recorder());
+  f.watch(hc);
   hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  REQUIRE(f.step_until([&] { return up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().why == CheckResult::L4Con);
   hc.stop();
 }
@@ -334,9 +437,9 @@ TEST_CASE("checker: tcp and tls modes use fresh connections") {
     Checked f;
     f.cfg.mode = mode;
     HealthChecker &hc = f.start();
-    REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= 3; }, 3s));
+    REQUIRE(f.step_until([&] { return f.up->health_counters.checks >= 3; }, 3s));
     CHECK(f.up->health() == Health::Up);
-    CHECK(f.loop.run_until([&] { return f.srv.connections >= 3; }, 1s));
+    CHECK(f.step_until([&] { return f.srv.connections >= 3; }, 1s));
     CHECK(f.srv.requests == 0);
     if (mode == HealthMode::Tls) {
       CHECK(f.up->health_counters.resumed_handshakes >= 1);
@@ -344,7 +447,7 @@ TEST_CASE("checker: tcp and tls modes use fresh connections") {
       CHECK(f.up->health_counters.handshakes == 0);
     }
     f.srv.stop();
-    REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
+    REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
     CHECK(f.events.back().why == CheckResult::L4Con);
     CHECK(f.up->kill_epoch() == 0); // refused: soft
     hc.stop();
@@ -355,7 +458,7 @@ TEST_CASE("checker: wrong CA is an L6 failure; bad CA file is reported") {
   Checked f;
   f.cfg.ca_file = f.pki.other_ca_crt();
   HealthChecker &hc = f.start();
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().why == CheckResult::L6Rsp);
   hc.stop();
 
@@ -364,7 +467,7 @@ TEST_CASE("checker: wrong CA is an L6 failure; bad CA file is reported") {
   auto ctx = HealthChecker::make_tls_context(bad);
   REQUIRE_FALSE(ctx.ok());
   CHECK(ctx.error().find("/nonexistent/ca.crt") != std::string::npos);
-  HealthChecker hc2(&f.loop.loop, bad, f.recorder());
+  HealthChecker hc2(&f.loop.loop, f.time, bad, f.recorder());
   CHECK(hc2.tls_error().find("/nonexistent/ca.crt") != std::string::npos);
   hc2.stop();
 }
@@ -376,28 +479,29 @@ TEST_CASE("checker: set_upstreams keeps, adds and drops; mode none never checks"
   HealthChecker &hc = f.start_up();
   hc.set_upstreams({f.up, ub});
   CHECK(hc.size() == 2);
-  REQUIRE(f.loop.run_until([&] { return ub->health() == Health::Up; }, 2s));
+  REQUIRE(f.step_until([&] { return ub->health() == Health::Up; }, 2s));
   CHECK(f.srv.handshakes == 1); // kept its connection and state
   hc.set_upstreams({ub});
   CHECK(hc.size() == 1);
   const uint64_t checks_a = f.up->health_counters.checks;
-  f.loop.run_for(300ms);
+  f.step_for(300ms);
   CHECK(f.up->health_counters.checks == checks_a);
   // A reload that builds a new Upstream object for the same endpoint keeps the verdict.
   auto ub2 = upstream_for(b.port());
   hc.set_upstreams({ub2});
   CHECK(ub2->health() == Health::Up);
-  REQUIRE(f.loop.run_until([&] { return ub2->health_counters.checks >= 1; }, 2s));
+  REQUIRE(f.step_until([&] { return ub2->health_counters.checks >= 1; }, 2s));
   hc.stop();
 
   HealthConfig none = fast_config(f.pki);
   none.mode = HealthMode::None;
   auto un = upstream_for(f.srv.port());
   un->set_health(Health::Down);
-  HealthChecker hn(&f.loop.loop, none, f.recorder());
+  HealthChecker hn(&f.loop.loop, f.time, none, f.recorder());
+  f.watch(hn);
   hn.set_upstreams({un});
   CHECK(un->health() == Health::Unknown);
-  f.loop.run_for(200ms);
+  f.step_for(200ms);
   CHECK(un->health_counters.checks == 0);
   hn.stop();
 }
@@ -414,11 +518,11 @@ TEST_CASE("checker: reconfigure applies new settings in place and keeps verdicts
   cfg.mode = HealthMode::Tls;
   CHECK(hc.reconfigure(cfg).ok());
   const uint64_t checks = f.up->health_counters.checks;
-  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks > checks + 2; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health_counters.checks > checks + 2; }, 2s));
   CHECK(f.up->health() == Health::Up);
   CHECK(f.events.size() == 1); // verdict kept: no transition
   const int requests = f.srv.requests;
-  f.loop.run_for(200ms);
+  f.step_for(200ms);
   CHECK(f.srv.requests == requests); // tls mode sends no HTTP
 
   // New thresholds keep the verdict; `fall` failures take it down.
@@ -427,7 +531,7 @@ TEST_CASE("checker: reconfigure applies new settings in place and keeps verdicts
   cfg.mode = HealthMode::Https;
   CHECK(hc.reconfigure(cfg).ok());
   f.srv.status = 500;
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().old_h == Health::Up);
   CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Sts)] >= 3);
   f.srv.status = 200;
@@ -442,10 +546,10 @@ TEST_CASE("checker: reconfigure applies new settings in place and keeps verdicts
   cfg.mode = HealthMode::Https;
   cfg.ca_file = f.pki.ca_crt();
   CHECK(hc.reconfigure(cfg).ok());
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Up; }, 2s));
   f.up->add_passive_failure();
   hc.poke();
-  REQUIRE(f.loop.run_until([&] { return f.up->take_passive_failures() == 0; }, 1s));
+  REQUIRE(f.step_until([&] { return f.up->take_passive_failures() == 0; }, 1s));
   hc.stop();
 }
 
@@ -455,7 +559,7 @@ TEST_CASE("checker: a server closing every idle connection gets one immediate re
   f.srv.close_after_answer = true;  // answers 200 without `Connection: close`, then closes
   HealthChecker &hc = f.start_up(); // interval 100 ms
   const uint64_t checks = f.up->health_counters.checks;
-  f.loop.run_for(1000ms);
+  f.step_for(1000ms);
   const uint64_t n = f.up->health_counters.checks - checks;
   MESSAGE(n << " checks in 1 s against a server closing after every answer");
   // The scheduled check and at most one immediate re-check after its close, per interval
@@ -473,7 +577,7 @@ TEST_CASE("checker: TLS files that cannot be loaded never count against the endp
   HealthChecker &hc = f.build();
   CHECK(hc.tls_error().find("/nonexistent/ca.crt") != std::string::npos);
   f.start();
-  f.loop.run_for(300ms);
+  f.step_for(300ms);
   // A local setup error: no check runs, the endpoint is not taken down (the owner refuses to
   // start with tls_error() set).
   CHECK(f.up->health() == Health::Unknown);
@@ -504,7 +608,7 @@ TEST_CASE("checker: reconfigure with unloadable TLS files is rejected; the runni
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().find(which == 2 ? f.pki.server_key() : missing) != std::string::npos);
     const uint64_t checks = f.up->health_counters.checks;
-    REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= checks + 3; }, 2s));
+    REQUIRE(f.step_until([&] { return f.up->health_counters.checks >= checks + 3; }, 2s));
     CHECK(f.up->health() == Health::Up);
     CHECK(f.up->kill_epoch() == 0);
     CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L6Rsp)] == 0);
@@ -538,22 +642,23 @@ TEST_CASE("checker: a client certificate renewed by rename is used without a rec
   cfg.client_cert = crt;
   cfg.client_key = key;
   StderrCapture log(f.pki.path("stderr.log"));
-  HealthChecker hc(&f.loop.loop, cfg, f.recorder());
+  HealthChecker hc(&f.loop.loop, f.time, cfg, f.recorder());
+  f.watch(hc);
   REQUIRE(hc.tls_error().empty());
   hc.set_tls_watch_interval(50ms);
   hc.set_upstreams({up});
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Down; }, 2s));
+  REQUIRE(f.step_until([&] { return up->health() == Health::Down; }, 2s));
   CHECK(srv.handshakes == 0); // every handshake was refused
-  f.loop.run_for(200ms);      // ticks with unchanged files rebuild nothing
+  f.step_for(200ms);          // ticks with unchanged files rebuild nothing
   CHECK(count_of(log.text(), "health-check TLS files") == 0);
 
   // The renewed pair, renamed into place.
   replace_by_rename(ca2.client_key(), key);
   replace_by_rename(ca2.client_crt(), crt);
-  const auto t0 = Clock::now();
-  REQUIRE(f.loop.run_until([&] { return up->health() == Health::Up; }, 3s));
+  const auto t0 = f.time.now();
+  REQUIRE(f.step_until([&] { return up->health() == Health::Up; }, 3s));
   MESSAGE("rename -> up in "
-          << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()
+          << std::chrono::duration_cast<std::chrono::milliseconds>(f.time.now() - t0).count()
           << " ms");
   CHECK(srv.handshakes >= 1);
   const std::string text = log.text();
@@ -579,7 +684,7 @@ TEST_CASE("checker: a half-written or mismatched rotation keeps the running TLS 
   // A new key renamed in before its certificate: it does not match the running certificate.
   replace_by_rename(f.pki.server_key(), key);
   uint64_t checks = f.up->health_counters.checks;
-  f.loop.run_for(300ms); // about 15 ticks
+  f.step_for(300ms); // about 15 ticks
   std::string text = log.text();
   CHECK_MESSAGE(count_of(text, warning) == 1, text);
   CHECK_MESSAGE(text.find("error=\"health client key \\\"" + key) != std::string::npos, text);
@@ -591,7 +696,7 @@ TEST_CASE("checker: a half-written or mismatched rotation keeps the running TLS 
   const std::string pem = slurp(f.pki.client_crt());
   std::ofstream(crt, std::ios::binary | std::ios::trunc) << pem.substr(0, pem.size() / 2);
   checks = f.up->health_counters.checks;
-  f.loop.run_for(300ms);
+  f.step_for(300ms);
   text = log.text();
   CHECK_MESSAGE(count_of(text, warning) == 2, text);
   CHECK_MESSAGE(text.find("error=\"health client certificate \\\"" + crt) != std::string::npos,
@@ -605,8 +710,8 @@ TEST_CASE("checker: a half-written or mismatched rotation keeps the running TLS 
   // instead of keeping (or resuming) the connection made with the old ones.
   replace_by_rename(f.pki.client_crt(), crt);
   replace_by_rename(f.pki.client_key(), key);
-  REQUIRE(f.loop.run_until([&] { return f.srv.handshakes == 2; }, 2s));
-  f.loop.run_for(100ms);
+  REQUIRE(f.step_until([&] { return f.srv.handshakes == 2; }, 2s));
+  f.step_for(100ms);
   text = log.text();
   CHECK_MESSAGE(count_of(text, "health-check TLS files changed; reloaded") == 1, text);
   CHECK(f.srv.resumed == 0);
@@ -621,18 +726,19 @@ TEST_CASE("checker: a refused connect is a soft down; a timeout while down escal
   const uint16_t port = f.srv.port();
   HealthChecker &hc = f.start_up();
   f.srv.stop(); // listener closed: the apiserver's SIGTERM with --shutdown-delay-duration=0
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().why == CheckResult::L4Con);
   CHECK(f.up->kill_epoch() == 0); // in-flight requests on it are left to finish
   const size_t n_events = f.events.size();
-  f.loop.run_for(200ms); // more refused checks while down: no escalation
+  f.step_for(200ms); // more refused checks while down: no escalation
   CHECK(f.up->kill_epoch() == 0);
   CHECK(f.events.size() == n_events);
 
   // The same address now accepts TCP but never answers: hung, so its sessions are closed.
   TestTlsServer hung(f.sctx, port);
   hung.hang = true;
-  REQUIRE(f.loop.run_until([&] { return f.up->kill_epoch() == 1; }, 2s));
+  f.stalled = [&] { return hung.hang.load(); };
+  REQUIRE(f.step_until([&] { return f.up->kill_epoch() == 1; }, 2s));
   REQUIRE(f.events.size() == n_events + 1);
   CHECK(f.events.back().old_h == Health::Down); // "escalated"
   CHECK(f.events.back().new_h == Health::Down);
@@ -650,26 +756,26 @@ TEST_CASE("checker: new rise/fall keep an up endpoint up until `fall` failures")
   cfg.rise = 3;
   cfg.fall = 3;
   REQUIRE(hc.reconfigure(cfg).ok());
-  REQUIRE(f.loop.run_until(
+  REQUIRE(f.step_until(
       [&] { return f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Rsp)] == 1; },
       2s));
   const uint64_t checks = f.up->health_counters.checks;
-  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= checks + 3; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health_counters.checks >= checks + 3; }, 2s));
   CHECK(f.up->health() == Health::Up);
   CHECK(f.up->kill_epoch() == 0);
   CHECK(f.events.size() == 1);
 
   // A down endpoint stays down and needs `rise` passes.
   f.srv.status = 500;
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
   cfg.rise = 2;
   cfg.fall = 2;
   REQUIRE(hc.reconfigure(cfg).ok());
-  f.loop.run_for(100ms);
+  f.step_for(100ms);
   CHECK(f.up->health() == Health::Down);
   const size_t n_events = f.events.size();
   f.srv.status = 200;
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Up; }, 2s));
   CHECK(f.events.size() == n_events + 1);
   CHECK(f.up->health_counters.checks >= 2);
   hc.stop();
@@ -679,20 +785,20 @@ TEST_CASE("checker: reconfigure keeps a hard-failed endpoint's kill: no second e
   Checked f;
   HealthChecker &hc = f.start_up();
   f.srv.hang = true;
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 3s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 3s));
   CHECK(f.up->kill_epoch() == 1);
   const size_t n_events = f.events.size();
   f.cfg.down_interval = 60ms;
   REQUIRE(hc.reconfigure(f.cfg).ok());
   const uint64_t checks = f.up->health_counters.checks;
-  REQUIRE(f.loop.run_until([&] { return f.up->health_counters.checks >= checks + 2; }, 3s));
+  REQUIRE(f.step_until([&] { return f.up->health_counters.checks >= checks + 2; }, 3s));
   CHECK(f.up->kill_epoch() == 1);
   CHECK(f.events.size() == n_events);
   // Likewise when a reload re-creates the Upstream object of the same endpoint.
   auto up2 = upstream_for(f.srv.port());
   hc.set_upstreams({up2});
   CHECK(up2->health() == Health::Down);
-  REQUIRE(f.loop.run_until([&] { return up2->health_counters.checks >= 2; }, 3s));
+  REQUIRE(f.step_until([&] { return up2->health_counters.checks >= 2; }, 3s));
   CHECK(up2->kill_epoch() == 0);
   CHECK(f.events.size() == n_events);
   f.srv.hang = false;
@@ -704,7 +810,7 @@ TEST_CASE("checker: a non-200 head whose body never finishes is L7STS (soft), no
   HealthChecker &hc = f.start_up();
   f.srv.status = 500;
   f.srv.truncate_body = true;
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 3s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 3s));
   CHECK(f.events.back().why == CheckResult::L7Sts);
   CHECK(f.up->kill_epoch() == 0);
   CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L7Tout)] == 0);
@@ -713,9 +819,9 @@ TEST_CASE("checker: a non-200 head whose body never finishes is L7STS (soft), no
   // A 200 whose body never finishes proves nothing: still a timeout (hard).
   f.srv.status = 200;
   f.srv.truncate_body = false;
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Up; }, 2s));
   f.srv.truncate_body = true;
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 3s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 3s));
   CHECK(f.events.back().why == CheckResult::L7Tout);
   CHECK(f.up->kill_epoch() == 1);
   hc.stop();
@@ -731,17 +837,18 @@ TEST_CASE("checker: --health-server-name as an IP literal is verified, never sen
 
   cfg.server_name = "::2"; // not in the certificate: verified as an IP, so it fails
   REQUIRE(hc.reconfigure(cfg).ok());
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Down; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
   CHECK(f.events.back().why == CheckResult::L6Rsp);
 
   cfg.server_name = "localhost"; // a DNS name is sent
   REQUIRE(hc.reconfigure(cfg).ok());
-  REQUIRE(f.loop.run_until([&] { return f.up->health() == Health::Up; }, 2s));
+  REQUIRE(f.step_until([&] { return f.up->health() == Health::Up; }, 2s));
   CHECK(f.srv.last_sni() == "localhost");
   hc.stop();
 }
 
 TEST_CASE("checker: after stop() the loop runs dry and uv_loop_close returns 0") {
+  // On the real time source: stop() must close its uv timers as well as its sockets.
   TestPki pki;
   auto sctx = kal::TlsContext::server(pki.server_crt(), pki.server_key());
   REQUIRE(sctx.ok());
@@ -749,21 +856,29 @@ TEST_CASE("checker: after stop() the loop runs dry and uv_loop_close returns 0")
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
-    HealthChecker hc(&loop, fast_config(pki), nullptr);
+    kal::uvx::UvTimeSource time(&loop);
+    HealthChecker hc(&loop, time, fast_config(pki), nullptr);
     auto up = upstream_for(srv.port());
     auto dead = upstream_for(1); // refused
     hc.set_upstreams({up, dead});
-    uv_timer_t t;
-    uv_timer_init(&loop, &t);
-    t.data = &hc;
-    // Stop in the middle of things: connections open, checks in flight, timers armed.
-    uv_timer_start(
-        &t,
-        [](uv_timer_t *h) {
-          static_cast<HealthChecker *>(h->data)->stop();
-          uv_close(reinterpret_cast<uv_handle_t *>(h), nullptr);
-        },
-        350, 0);
+    struct Stopper {
+      HealthChecker *hc;
+      Upstream *up, *dead;
+      std::chrono::steady_clock::time_point give_up;
+    } stopper{&hc, up.get(), dead.get(), std::chrono::steady_clock::now() + 5s};
+    uv_prepare_t c; // runs after the timers, before the poll: right after checks started
+    uv_prepare_init(&loop, &c);
+    c.data = &stopper;
+    // Stop in the middle of things, as soon as both verdicts are in and a check is running:
+    // connections open, checks in flight, timers armed.
+    uv_prepare_start(&c, [](uv_prepare_t *h) {
+      auto *s = static_cast<Stopper *>(h->data);
+      const bool verdicts = s->up->health() == Health::Up && s->dead->health() == Health::Down;
+      if ((verdicts && s->hc->in_flight() > 0) || std::chrono::steady_clock::now() > s->give_up) {
+        s->hc->stop();
+        uv_close(reinterpret_cast<uv_handle_t *>(h), nullptr);
+      }
+    });
     uv_run(&loop, UV_RUN_DEFAULT); // returns only once every handle is closed
     CHECK(up->health() == Health::Up);
     CHECK(dead->health() == Health::Down);

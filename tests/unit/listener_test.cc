@@ -6,6 +6,7 @@
 #include "proxy/worker.h"
 #include "test_sockets.h"
 #include "uv_test_loop.h"
+#include "uvx/uv_time_source.h"
 
 #include <doctest/doctest.h>
 
@@ -33,7 +34,9 @@ TEST_CASE("worker: a listener whose accept() fails is paused and resumed, the lo
   Loop l;
   uint16_t port = free_port();
   {
-    kal::Worker w(&l.loop, 0, kal::ProxySettings{}, std::make_shared<const kal::UpstreamList>());
+    kal::uvx::UvTimeSource time(&l.loop);
+    kal::Worker w(&l.loop, time, 0, kal::ProxySettings{},
+                  std::make_shared<const kal::UpstreamList>());
     REQUIRE(w.listen({loopback(port)}));
     int fd = listening_fd(port);
     REQUIRE(fd >= 0);

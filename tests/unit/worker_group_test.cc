@@ -6,6 +6,7 @@
 #include "test_sockets.h"
 #include "uv_test_loop.h"
 #include "uvx/sockaddr.h"
+#include "uvx/uv_time_source.h"
 
 #include <doctest/doctest.h>
 
@@ -52,6 +53,7 @@ struct SilentUpstream {
 struct TwoWorkers {
   SilentUpstream upstream;
   Loop la, lb;
+  kal::uvx::UvTimeSource ta{&la.loop}, tb{&lb.loop};
   kal::ProxySettings settings = [] {
     kal::ProxySettings s;
     s.health_checks = false;
@@ -63,8 +65,8 @@ struct TwoWorkers {
   std::vector<int> clients;
 
   TwoWorkers() {
-    a = std::make_unique<kal::Worker>(&la.loop, 0, settings, upstream.list());
-    b = std::make_unique<kal::Worker>(&lb.loop, 1, settings, upstream.list());
+    a = std::make_unique<kal::Worker>(&la.loop, ta, 0, settings, upstream.list());
+    b = std::make_unique<kal::Worker>(&lb.loop, tb, 1, settings, upstream.list());
     REQUIRE(a->listen({loopback(port)}));
     kal::ListenFds shared;
     a->dup_listen_fds(shared);

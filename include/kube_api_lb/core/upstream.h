@@ -82,7 +82,9 @@ public:
   uint64_t kill_epoch() const { return kill_epoch_.load(std::memory_order_acquire); }
   void bump_kill_epoch() { kill_epoch_.fetch_add(1, std::memory_order_acq_rel); }
 
-  // Milliseconds on the steady clock when the endpoint last came up (0: never), for slow start.
+  // When the endpoint last came up (0: never), for slow start: milliseconds on the one time base
+  // of the process (CLOCK_MONOTONIC, see uvx/time_source.h mono_ms()), written by the health
+  // checker from its TimeSource and compared with a worker's TimeSource now on another thread.
   int64_t up_since_ms() const { return up_since_ms_.load(std::memory_order_relaxed); }
   void set_up_since_ms(int64_t v) { up_since_ms_.store(v, std::memory_order_relaxed); }
 
