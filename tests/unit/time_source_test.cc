@@ -108,3 +108,14 @@ TEST_CASE("time source: manual timers fire in deadline order, at their deadline,
   CHECK(r2 - r1 == 1us);
 }
 
+// The loop fixture's own check: a handle still open when the test ends fails the test (the
+// fixture names it, "timer (active, ref)", then closes it so the loop can close).
+TEST_CASE("time source: a timer left open on the test loop fails the test" *
+          doctest::should_fail()) {
+  static uv_timer_t forgotten; // static: the fixture's uv_close(h, nullptr) frees nothing
+  Loop l;
+  kal::uvx::UvTimeSource ts(&l.loop);
+  uv_timer_init(&l.loop, &forgotten);
+  uv_timer_start(
+      &forgotten, [](uv_timer_t *) {}, 60000, 0);
+}
