@@ -23,6 +23,19 @@ std::string drain_errors() {
   return out;
 }
 
+// RFC 7301 wire format: each protocol name preceded by its length byte. Names longer than 255
+// bytes cannot be encoded and are skipped.
+std::string alpn_wire(const std::vector<std::string> &protocols) {
+  std::string out;
+  for (const auto &p : protocols) {
+    if (!p.empty() && p.size() <= 255) {
+      out += static_cast<char>(p.size());
+      out += p;
+    }
+  }
+  return out;
+}
+
 int engine_index() {
   static int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return idx;
@@ -63,6 +76,14 @@ Result<std::shared_ptr<TlsContext>> TlsContext::client(const ClientOptions &o) {
                  o.client_cert + "\""};
     }
   }
+  if (o.offer_h2) {
+    const std::string wire = alpn_wire({"h2", "http/1.1"});
+    // The one OpenSSL call that returns 0 on success.
+    if (SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const unsigned char *>(wire.data()),
+                                static_cast<unsigned>(wire.size())) != 0) {
+      return Err{"TLS: cannot offer ALPN: " + drain_errors()};
+    }
+  }
   // Sessions are kept by the caller per endpoint (see take_new_session), not in OpenSSL's cache.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(ctx, &TlsEngine::new_session_cb);
@@ -71,7 +92,8 @@ Result<std::shared_ptr<TlsContext>> TlsContext::client(const ClientOptions &o) {
 
 Result<std::shared_ptr<TlsContext>> TlsContext::server(const std::string &cert_file,
                                                        const std::string &key_file,
-                                                       const std::string &client_ca_file) {
+                                                       const std::string &client_ca_file,
+                                                       const std::vector<std::string> &alpn) {
   ERR_clear_error();
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) {
@@ -91,9 +113,28 @@ Result<std::shared_ptr<TlsContext>> TlsContext::server(const std::string &cert_f
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
+  out->alpn_wire_ = alpn_wire(alpn);
+  if (!out->alpn_wire_.empty()) {
+    // `out` owns the context, so the callback's argument outlives every use of it.
+    SSL_CTX_set_alpn_select_cb(ctx, &TlsContext::alpn_select_cb, out.get());
+  }
   static const unsigned char sid_ctx[] = "kube-api-lb";
   SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
   return out;
+}
+
+int TlsContext::alpn_select_cb(SSL *, const unsigned char **out, unsigned char *outlen,
+                               const unsigned char *in, unsigned int inlen, void *arg) {
+  const auto *self = static_cast<const TlsContext *>(arg);
+  const auto *ours = reinterpret_cast<const unsigned char *>(self->alpn_wire_.data());
+  unsigned char *chosen = nullptr;
+  // The server's list first: the server's preference wins, as RFC 7301 has it.
+  if (SSL_select_next_proto(&chosen, outlen, ours, static_cast<unsigned>(self->alpn_wire_.size()),
+                            in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK; // nothing in common: carry on without ALPN
+  }
+  *out = chosen;
+  return SSL_TLSEXT_ERR_OK;
 }
 
 TlsEngine::TlsEngine(std::shared_ptr<TlsContext> ctx, SSL *ssl)
@@ -150,6 +191,13 @@ std::unique_ptr<TlsEngine> TlsEngine::server(std::shared_ptr<TlsContext> ctx) {
   std::unique_ptr<TlsEngine> e(new TlsEngine(std::move(ctx), ssl));
   SSL_set_accept_state(ssl);
   return e;
+}
+
+std::string_view TlsEngine::alpn() const {
+  const unsigned char *p = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl_, &p, &len);
+  return p ? std::string_view(reinterpret_cast<const char *>(p), len) : std::string_view();
 }
 
 int TlsEngine::new_session_cb(SSL *ssl, SSL_SESSION *sess) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kal {
 
@@ -27,16 +28,23 @@ public:
     std::string ca_file;     // PEM bundle; non-empty: verify the chain and the peer's name or IP
     std::string client_cert; // PEM chain presented to the server (requires client_key)
     std::string client_key;  // PEM private key
+    // Offer ALPN "h2,http/1.1" in the ClientHello (kube-apiserver always offers h2), so the
+    // checker can send HTTP/2 PINGs; see TlsEngine::alpn() for what the server chose. Off: no
+    // ALPN extension at all, byte for byte the ClientHello of before. HealthConfig::http2.
+    bool offer_h2 = false;
   };
 
   // Loads the files now (blocking file reads: call at startup or reload, not on the data path).
   // Errors name the file and OpenSSL's reason.
   static Result<std::shared_ptr<TlsContext>> client(const ClientOptions &o);
   // A server context from PEM files; `client_ca_file` non-empty: require a client certificate
-  // signed by it. For tests and stand-in servers.
+  // signed by it. `alpn`: protocols the server accepts, its preference first (RFC 7301: the
+  // server chooses); none in common with the client, or empty: no ALPN in the answer. For tests
+  // and stand-in servers.
   static Result<std::shared_ptr<TlsContext>> server(const std::string &cert_file,
                                                     const std::string &key_file,
-                                                    const std::string &client_ca_file = "");
+                                                    const std::string &client_ca_file = "",
+                                                    const std::vector<std::string> &alpn = {});
 
   ~TlsContext();
   TlsContext(const TlsContext &) = delete;
@@ -47,8 +55,11 @@ public:
 
 private:
   TlsContext(SSL_CTX *ctx, bool verify) : ctx_(ctx), verify_(verify) {}
+  static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                            const unsigned char *in, unsigned int inlen, void *arg);
   SSL_CTX *ctx_;
   bool verify_;
+  std::string alpn_wire_; // server: accepted protocols in ALPN wire format (length-prefixed)
 };
 
 class TlsEngine {
@@ -81,6 +92,9 @@ public:
   bool handshake_done() const { return SSL_is_init_finished(ssl_) == 1; }
   // The finished handshake resumed an earlier session (abbreviated handshake).
   bool resumed() const { return SSL_session_reused(ssl_) == 1; }
+  // The protocol ALPN settled on ("h2", "http/1.1"), or empty: none offered, none accepted, or
+  // the handshake is not done. Points into the engine; valid while it lives.
+  std::string_view alpn() const;
 
   // Encrypts `plaintext` into the output. Only after the handshake is done; false on error.
   bool write(std::string_view plaintext);

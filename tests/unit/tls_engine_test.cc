@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 using kal::TlsContext;
 using kal::TlsEngine;
@@ -199,4 +200,39 @@ TEST_CASE("tls engine: garbage from the peer fails the handshake") {
   CHECK(c->handshake() == TlsEngine::Handshake::Failed);
   CHECK_FALSE(c->error().empty());
   CHECK_FALSE(c->write("x"));
+}
+
+TEST_CASE("tls engine: ALPN h2 offered only when asked; the negotiated protocol is reported") {
+  TestPki pki;
+  struct Row {
+    const char *name;
+    bool offer_h2;
+    std::vector<std::string> server; // the server's accepted protocols, its preference first
+    const char *want;                // what both ends report
+  };
+  const std::vector<Row> rows = {
+      {"default: no ALPN even if the server speaks h2", false, {"h2", "http/1.1"}, ""},
+      {"apiserver-like server", true, {"h2", "http/1.1"}, "h2"},
+      {"server preference wins", true, {"http/1.1", "h2"}, "http/1.1"},
+      {"HTTP/1.1-only server", true, {"http/1.1"}, "http/1.1"},
+      {"server without ALPN", true, {}, ""},
+      {"nothing in common: no ALPN, handshake still succeeds", true, {"spdy/3"}, ""},
+  };
+  for (const auto &r : rows) {
+    const std::string name = r.name;
+    CAPTURE(name);
+    auto sctx = TlsContext::server(pki.server_crt(), pki.server_key(), "", r.server);
+    REQUIRE_MESSAGE(sctx.ok(), sctx.error());
+    TlsContext::ClientOptions o{pki.ca_crt(), "", ""};
+    o.offer_h2 = r.offer_h2;
+    auto cctx = TlsContext::client(o);
+    REQUIRE_MESSAGE(cctx.ok(), cctx.error());
+    auto c = TlsEngine::client(*cctx, "", "127.0.0.1", nullptr);
+    auto s = TlsEngine::server(*sctx);
+    CHECK(c->alpn().empty()); // nothing before the handshake
+    REQUIRE(pump_handshake(*c, *s));
+    CHECK(c->alpn() == r.want);
+    CHECK(s->alpn() == r.want);
+    CHECK(transfer(*c, *s, "PRI * HTTP/2.0") == "PRI * HTTP/2.0");
+  }
 }
