@@ -16,7 +16,8 @@ FROM ${BASE_IMAGE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       g++ make cmake pkg-config binutils python3 \
-      libuv1-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev doctest-dev \
+      libuv1-dev libnghttp2-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev \
+      doctest-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

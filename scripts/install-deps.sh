@@ -4,7 +4,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake pkg-config clang-format
-  libuv1-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev doctest-dev libcli11-dev
+  libuv1-dev libnghttp2-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev doctest-dev libcli11-dev
   # demo and tests: real TLS stand-in apiservers (python3; python3-h2 for their HTTP/2), real
   # clients, network namespaces
   python3 python3-h2 openssl curl kubernetes-client iproute2 iptables procps
