@@ -1,3 +1,10 @@
+// One file of ~1,100 lines, on purpose. It is the one reader of haproxy.cfg, and nearly all of it
+// is one Interpreter whose two halves (reading the keywords of defaults/frontend/backend/listen
+// into the Proxy and Server records below; assembling the Config from them, from "assembling the
+// Config" on) share those private records, the notes, and the one error path that names the line.
+// A keyword change almost always touches both halves (read it, then map it); split along that seam
+// the records would become a header read by exactly these two files. The line splitter (HAProxy's
+// quoting) and the server-parameter table are small enough to stay with their only user.
 #include "kube_api_lb/config/haproxy_cfg.h"
 
 #include "config/reader_common.h"
