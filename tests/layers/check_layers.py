@@ -13,7 +13,9 @@ Rules:
   * a room may include only the libraries its row lists (<uv.h>, <openssl/...>, ...); the C and
     C++ standard headers and POSIX headers are always allowed;
   * a public header (include/) never includes a private one (a header found only under src/);
-  * main.cc includes public headers only.
+  * main.cc includes public headers only;
+  * unit tests mirror src/: tests/unit/<room>_<file>[_<aspect>]_test.cc, where <room>/<file> is a
+    source file (src/<room>/<file>.cc or .h, or include/kube_api_lb/<room>/<file>.h).
 """
 import os
 import re
@@ -144,6 +146,27 @@ def check(source_dir):
     return errors, checked
 
 
+def check_test_names(source_dir):
+    """Every tests/unit/*_test.cc names the source it tests: <room>_<file>[_<aspect>]_test.cc."""
+    units = set()
+    for top, strip in (("src", 1), (os.path.join("include", "kube_api_lb"), 2)):
+        for base, _, files in os.walk(os.path.join(source_dir, top)):
+            for f in files:
+                rel = os.path.relpath(os.path.join(base, f), source_dir).split(os.sep)[strip:]
+                if len(rel) == 2 and re.search(r"\.(h|cc)$", f):
+                    units.add(rel[0] + "_" + re.sub(r"\.(h|cc)$", "", rel[1]))
+    errors = []
+    unit_dir = os.path.join(source_dir, "tests", "unit")
+    for f in sorted(os.listdir(unit_dir)) if os.path.isdir(unit_dir) else []:
+        if not f.endswith("_test.cc"):
+            continue
+        stem = f[: -len("_test.cc")]
+        if not any(stem == u or stem.startswith(u + "_") for u in units):
+            errors.append(f"tests/unit/{f}: does not mirror a source file (name it "
+                          f"<room>_<file>[_<aspect>]_test.cc after src/<room>/<file>)")
+    return errors
+
+
 def self_test(source_dir):
     """Copies the tree's headers and sources, adds an upward include to core, and expects a failure."""
     import shutil
@@ -167,6 +190,7 @@ def main():
     source_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     errors, checked = check(source_dir)
+    errors += check_test_names(source_dir)
     for e in errors:
         print("layers: " + e)
     ok = not errors
