@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <memory>
+#include <utility>
 
 namespace kal {
 namespace {
@@ -21,10 +22,12 @@ constexpr size_t kMaxDiscard = 1 << 20;
 
 } // namespace
 
-// One admin connection: reads the request head, writes the answer, closes. The server tracks
-// its connections so that closing the server (reload, shutdown) closes them too: a connection
-// never outlives the server it would answer for.
-struct AdminConn {
+// One admin connection: reads the request head, writes the answer, closes. The server owns its
+// connections (an OwnedList) so that closing the server (reload, shutdown) closes them too: a
+// connection never outlives the server it would answer for. A connection that ends is handed to
+// the server's deferred deleter and freed at the end of the loop iteration, never inside its own
+// callback.
+struct AdminConn : ListHook<AdminConn> {
   // The answer in flight: it lives until libuv's write callback, which may come after the
   // connection itself is gone (a close cancels the write).
   struct Write {
@@ -44,20 +47,23 @@ struct AdminConn {
   bool peer_eof = false;         // the peer's FIN came while the answer was still being written
   size_t discarded = 0;
 
+  // Ends the connection: its callbacks find no owner from here on, and the server frees it at the
+  // end of the loop iteration. Idempotent.
   void finish() {
     if (write) {
       write->conn = nullptr; // its callback (UV_ECANCELED once the socket closes) frees it
+      write = nullptr;
     }
     if (shut) {
       shut->data = nullptr;
-    }
-    if (server) {
-      server->forget(this);
+      shut = nullptr;
     }
     // Handles free themselves after uv_close.
     timer.reset();
     tcp.reset();
-    delete this;
+    if (server) {
+      std::exchange(server, nullptr)->retire(*this);
+    }
   }
 };
 
@@ -158,12 +164,6 @@ void conn_timeout(uv_timer_t *t) noexcept {
   }
 }
 
-void admin_connection_cb(uv_stream_t *server, int status) noexcept {
-  if (auto *self = static_cast<AdminServer *>(server->data)) {
-    self->on_connection(server, status);
-  }
-}
-
 bool is_loopback(const sockaddr *sa) {
   if (sa->sa_family == AF_INET) {
     auto a = ntohl(reinterpret_cast<const sockaddr_in *>(sa)->sin_addr.s_addr);
@@ -193,22 +193,30 @@ std::string http_response(int code, const char *reason, const std::string &conte
 
 } // namespace
 
-AdminServer::AdminServer(uv_loop_t *loop, AdminHandlers handlers, bool healthz_only)
-    : loop_(loop), handlers_(std::move(handlers)), healthz_only_(healthz_only) {}
-
-AdminServer::~AdminServer() { close(); }
-
-void AdminServer::close() {
-  listeners_.clear();
-  auto conns = std::move(conns_);
-  conns_.clear();
-  for (AdminConn *c : conns) {
-    c->server = nullptr;
-    c->finish();
+void AdminServer::connection_cb(uv_stream_t *server, int status) noexcept {
+  if (auto *self = static_cast<AdminServer *>(server->data)) {
+    self->on_connection(server, status);
   }
 }
 
-void AdminServer::forget(AdminConn *c) { conns_.erase(c); }
+AdminServer::AdminServer(uv_loop_t *loop, AdminHandlers handlers, bool healthz_only)
+    : loop_(loop), handlers_(std::move(handlers)), healthz_only_(healthz_only), graveyard_(loop) {}
+
+AdminServer::~AdminServer() {
+  close();
+  graveyard_.flush();
+}
+
+void AdminServer::close() {
+  listeners_.clear();
+  while (AdminConn *c = conns_.front()) {
+    c->finish(); // retires it
+  }
+}
+
+size_t AdminServer::connections() const { return conns_.size(); }
+
+void AdminServer::retire(AdminConn &c) { graveyard_.push(conns_.release(c)); }
 
 Result<bool> AdminServer::listen(const HostPort &addr) {
   auto fd =
@@ -217,7 +225,7 @@ Result<bool> AdminServer::listen(const HostPort &addr) {
     return Err{fd.error()};
   }
   uvx::Listener l;
-  if (int rc = l.open(loop_, *fd, this, admin_connection_cb, 128, "admin listen " + addr.str());
+  if (int rc = l.open(loop_, *fd, this, connection_cb, 128, "admin listen " + addr.str());
       rc != 0) {
     return Err{"admin listen " + addr.str() + ": " + uv_strerror(rc)};
   }
@@ -234,15 +242,13 @@ void AdminServer::on_connection(uv_stream_t *server, int status) {
     }
     return;
   }
-  auto *c = new AdminConn{};
-  auto *t = c->tcp.make(c);
-  if (uv_tcp_init(loop_, t) != 0) {
-    c->tcp.abandon();
-    delete c;
+  auto conn = std::make_unique<AdminConn>();
+  if (uv_tcp_init(loop_, conn->tcp.make(conn.get())) != 0) {
+    conn->tcp.abandon();
     return;
   }
+  AdminConn *c = &conns_.adopt(std::move(conn));
   c->server = this;
-  conns_.insert(c);
   if (uv_accept(server, c->tcp.stream()) != 0 || !c->timer.init(loop_, c)) {
     c->finish();
     return;

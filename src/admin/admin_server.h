@@ -3,13 +3,14 @@
 // One request per connection (Connection: close): kubelet probes and Prometheus scrapes open a
 // connection per request anyway, and it keeps the server trivially bounded.
 #include "kube_api_lb/core/endpoint.h"
+#include "kube_api_lb/core/intrusive_list.h"
 #include "kube_api_lb/core/result.h"
+#include "uvx/deferred_delete.h"
 #include "uvx/handle.h"
 #include "uvx/listener.h"
 
 #include <functional>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 namespace kal {
@@ -42,18 +43,23 @@ public:
   // `loopback_peer`: the request came from 127.0.0.0/8 or ::1.
   std::string respond(std::string_view request, bool loopback_peer = true) const;
 
-  void on_connection(uv_stream_t *server, int status);
-  // A connection that ended takes itself out of the server's set.
-  void forget(AdminConn *c);
   // Connections open now (accepted, not yet finished).
-  size_t connections() const { return conns_.size(); }
+  size_t connections() const;
 
 private:
+  friend struct AdminConn;
+  static void connection_cb(uv_stream_t *server, int status) noexcept;
+  void on_connection(uv_stream_t *server, int status);
+  // A connection that ended leaves the server's list; it is freed at the end of the loop
+  // iteration.
+  void retire(AdminConn &c);
+
   uv_loop_t *loop_;
   AdminHandlers handlers_;
   bool healthz_only_;
   std::vector<uvx::Listener> listeners_;
-  std::unordered_set<AdminConn *> conns_; // open connections, closed with the server
+  uvx::DeferredDelete<AdminConn> graveyard_; // finished connections, freed after this turn
+  OwnedList<AdminConn, AdminConn> conns_;    // open connections, closed with the server
 };
 
 } // namespace kal

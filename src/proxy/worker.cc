@@ -13,37 +13,32 @@
 #include <algorithm>
 
 namespace kal {
-namespace {
 
-void connection_cb(uv_stream_t *server, int status) noexcept {
+void Worker::connection_cb(uv_stream_t *server, int status) noexcept {
   if (auto *self = static_cast<Worker *>(server->data)) {
     self->on_connection(server, status);
   }
 }
 
-void async_cb(uv_async_t *a) noexcept {
+void Worker::async_cb(uv_async_t *a) noexcept {
   if (auto *self = static_cast<Worker *>(a->data)) {
     self->on_async();
   }
 }
 
-void trim_cb(uv_timer_t *t) noexcept {
+void Worker::trim_cb(uv_timer_t *t) noexcept {
   if (auto *self = static_cast<Worker *>(t->data)) {
     self->on_trim_tick();
   }
 }
 
-void liveness_cb(uv_timer_t *t) noexcept {
+void Worker::liveness_cb(uv_timer_t *t) noexcept {
   if (auto *self = static_cast<Worker *>(t->data)) {
     self->on_liveness_timer();
   }
 }
 
-void check_cb(uv_check_t *c) noexcept {
-  if (auto *self = static_cast<Worker *>(c->data)) {
-    self->on_check();
-  }
-}
+namespace {
 
 // glibc returns free pages to the kernel. Not under AddressSanitizer: its allocator owns every
 // block, glibc's heap was never set up, and two worker loops trimming at the same moment would
@@ -59,17 +54,13 @@ void trim_heap() {
 Worker::Worker(uv_loop_t *loop, TimeSource &time, int index, ProxySettings settings,
                std::shared_ptr<const UpstreamList> ups)
     : loop_(loop), time_(time), index_(index), settings_(settings), ups_(std::move(ups)),
-      picker_(settings.policy, 0x6b616c ^ static_cast<uint64_t>(index)) {
+      picker_(settings.policy, 0x6b616c ^ static_cast<uint64_t>(index)), graveyard_(loop) {
   auto *a = async_.make(this);
   if (uv_async_init(loop_, a, async_cb) != 0) {
     async_.abandon();
   } else {
     // The async handle alone must not keep a stopping loop alive.
     uv_unref(async_.base());
-  }
-  auto *c = reaper_.make(this);
-  if (uv_check_init(loop_, c) != 0) {
-    reaper_.abandon();
   }
   if (trim_timer_.init(loop_, this)) {
     trim_timer_.start(trim_cb, 2000, 2000);
@@ -97,7 +88,7 @@ void Worker::on_trim_tick() {
 
 Worker::~Worker() {
   close_all(Session::CloseReason::Shutdown);
-  on_check();
+  graveyard_.flush();
   for (int fd : handed_) {
     ::close(fd);
   }
@@ -192,8 +183,7 @@ void Worker::on_async() {
   }
   for (int fd : fds) {
     if (accepting_) {
-      auto *s = new Session(*this);
-      s->start_handed_over(fd); // counted in sessions_ before the reservation goes
+      new_session().start_handed_over(fd); // counted before the reservation goes
     } else {
       ::close(fd); // shutting down: as if it had still been in the listen queue
     }
@@ -210,21 +200,19 @@ void Worker::stop_accepting() {
 }
 
 void Worker::close_all(Session::CloseReason why) {
-  while (head_) {
-    head_->close(why); // unlinks it
+  while (Session *s = sessions_.front()) {
+    s->close(why); // retires it
   }
 }
 
 void Worker::close_killed_sessions() {
   size_t closed = 0;
-  for (Session *s = head_; s;) {
-    Session *next = s->next;
-    if (s->endpoint_killed()) {
-      s->on_endpoint_killed();
-      closed += s->closed() ? 1 : 0;
+  sessions_.for_each([&](Session &s) {
+    if (s.endpoint_killed()) {
+      s.on_endpoint_killed();
+      closed += s.closed() ? 1 : 0;
     }
-    s = next;
-  }
+  });
   if (closed > 0) {
     log::info("closed connections bound to a down endpoint")
         .kv("worker", index_)
@@ -233,16 +221,14 @@ void Worker::close_killed_sessions() {
 }
 
 void Worker::close_sessions_of(const std::vector<std::shared_ptr<Upstream>> &ups) {
-  for (Session *s = head_; s;) {
-    Session *next = s->next;
+  sessions_.for_each([&](Session &s) {
     for (const auto &u : ups) {
-      if (s->upstream() == u.get()) {
-        s->close(Session::CloseReason::Drained);
+      if (s.upstream() == u.get()) {
+        s.close(Session::CloseReason::Drained);
         break;
       }
     }
-    s = next;
-  }
+  });
 }
 
 void Worker::set_upstreams(std::shared_ptr<const UpstreamList> ups) { ups_ = std::move(ups); }
@@ -270,8 +256,7 @@ void Worker::on_connection(uv_stream_t *server, int status) {
       return;
     }
   }
-  auto *s = new Session(*this);
-  s->start(server);
+  new_session().start(server);
 }
 
 bool Worker::hand_over(uv_stream_t *server, Worker &to) {
@@ -298,8 +283,7 @@ bool Worker::hand_over(uv_stream_t *server, Worker &to) {
     return true;
   }
   to.drop_inbound();
-  auto *s = new Session(*this);
-  s->start_handed_over(fd);
+  new_session().start_handed_over(fd);
   return true;
 }
 
@@ -346,89 +330,44 @@ void WorkerGroup::close() {
   open_ = false;
 }
 
-void Worker::link(Session *s) {
-  s->next = head_;
-  s->prev = nullptr;
-  if (head_) {
-    head_->prev = s;
-  }
-  head_ = s;
-  sessions_.fetch_add(1, std::memory_order_relaxed);
+Session &Worker::new_session() {
+  session_count_.fetch_add(1, std::memory_order_relaxed);
+  return sessions_.adopt(std::make_unique<Session>(*this));
 }
 
-void Worker::queue_liveness(Session *s) {
-  if (s->live_queued) {
-    dequeue_liveness(s);
+// A session is retired from inside its own callbacks (close()), so it is not freed here but at the
+// end of the loop iteration, when no frame of it is left on the stack.
+void Worker::retire(Session &s) {
+  if (auto owned = sessions_.release(s)) {
+    session_count_.fetch_sub(1, std::memory_order_relaxed);
+    ++closed_since_trim_;
+    graveyard_.push(std::move(owned));
   }
+}
+
+void Worker::queue_liveness(Session &s) {
+  live_.erase(s);
   if (!liveness_timer_.get()) {
-    s->tune_upstream_liveness(); // no timer: at once, as before
+    s.tune_upstream_liveness(); // no timer: at once, as before
     return;
   }
-  s->live_queued = true;
-  s->live_prev = live_tail_;
-  s->live_next = nullptr;
-  if (live_tail_) {
-    live_tail_->live_next = s;
-  } else {
-    live_head_ = s;
-  }
-  live_tail_ = s;
+  live_.push_back(s);
   if (!liveness_timer_.active()) {
     liveness_timer_.start(liveness_cb, kLivenessDelayMs);
   }
 }
 
-void Worker::dequeue_liveness(Session *s) {
-  if (!s->live_queued) {
-    return;
-  }
-  (s->live_prev ? s->live_prev->live_next : live_head_) = s->live_next;
-  (s->live_next ? s->live_next->live_prev : live_tail_) = s->live_prev;
-  s->live_prev = s->live_next = nullptr;
-  s->live_queued = false;
-}
+void Worker::dequeue_liveness(Session &s) { live_.erase(s); }
 
 void Worker::on_liveness_timer() {
   uint64_t now = uv_now(loop_);
-  while (live_head_ && live_head_->connected_ms + kLivenessDelayMs <= now) {
-    Session *s = live_head_;
-    dequeue_liveness(s);
+  while (Session *s = live_.front()) {
+    if (s->connected_ms() + kLivenessDelayMs > now) {
+      liveness_timer_.start(liveness_cb, s->connected_ms() + kLivenessDelayMs - now);
+      return;
+    }
+    live_.erase(*s);
     s->tune_upstream_liveness();
-  }
-  if (live_head_) {
-    liveness_timer_.start(liveness_cb, live_head_->connected_ms + kLivenessDelayMs - now);
-  }
-}
-
-void Worker::unlink(Session *s) {
-  if (s->prev) {
-    s->prev->next = s->next;
-  } else if (head_ == s) {
-    head_ = s->next;
-  }
-  if (s->next) {
-    s->next->prev = s->prev;
-  }
-  s->prev = s->next = nullptr;
-  sessions_.fetch_sub(1, std::memory_order_relaxed);
-  ++closed_since_trim_;
-}
-
-void Worker::defer_delete(Session *s) {
-  graveyard_.push_back(s);
-  if (reaper_ && graveyard_.size() == 1) {
-    uv_check_start(reaper_.get(), check_cb);
-  }
-}
-
-void Worker::on_check() {
-  auto dead = std::move(graveyard_);
-  graveyard_.clear();
-  for (Session *s : dead) {
-    delete s;
-  }
-  if (reaper_ && graveyard_.empty()) {
-    uv_check_stop(reaper_.get());
   }
 }
 

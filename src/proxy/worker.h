@@ -6,10 +6,12 @@
 // listening sockets, so whichever loop is free accepts (and a WorkerGroup evens out what they
 // hold). Everything in a Worker is touched only from its own loop thread, except post(),
 // take_handed_over() and the atomic figures, which any thread may use.
+#include "kube_api_lb/core/intrusive_list.h"
 #include "kube_api_lb/core/picker.h"
 #include "kube_api_lb/core/result.h"
 #include "proxy/buffer_pool.h"
 #include "proxy/session.h"
+#include "uvx/deferred_delete.h"
 #include "uvx/handle.h"
 #include "uvx/listener.h"
 #include "uvx/time_source.h"
@@ -106,13 +108,9 @@ public:
   void join(WorkerGroup *group) { group_ = group; }
   // Connections held or on their way here: the figure the group evens out. Thread-safe.
   size_t load() const {
-    return sessions_.load(std::memory_order_relaxed) + inbound_.load(std::memory_order_relaxed);
+    return session_count_.load(std::memory_order_relaxed) +
+           inbound_.load(std::memory_order_relaxed);
   }
-  void reserve_inbound() { inbound_.fetch_add(1, std::memory_order_relaxed); }
-  void drop_inbound() { inbound_.fetch_sub(1, std::memory_order_relaxed); }
-  // Queues a connection another worker accepted; it starts on this loop soon. False when this
-  // worker cannot be woken (the caller keeps `fd`). Thread-safe.
-  bool take_handed_over(int fd);
   uint64_t handed_over_total() const { return handed_over_.load(std::memory_order_relaxed); }
 
   // Runs `fn` on this worker's loop thread (soon). Thread-safe.
@@ -127,8 +125,25 @@ public:
   void close_sessions_of(const std::vector<std::shared_ptr<Upstream>> &ups);
   void set_upstreams(std::shared_ptr<const UpstreamList> ups);
   void set_settings(const ProxySettings &s);
+  void share_pick_cursor(std::atomic<uint64_t> *cursor) { picker_.share_cursor(cursor); }
+  // Passive evidence against an endpoint: hook that wakes the health checker. Thread-safe target.
+  std::function<void()> on_passive_failure;
 
-  // Called by sessions.
+  size_t session_count() const { return session_count_.load(std::memory_order_relaxed); }
+  uint64_t accepted_total() const { return accepted_.load(std::memory_order_relaxed); }
+  uint64_t spliced_total() const { return spliced_.load(std::memory_order_relaxed); }
+  int index() const { return index_; }
+
+  // Upstream sockets get keepalive and TCP_USER_TIMEOUT once their connection has lived
+  // kLivenessDelayMs: a FIFO in connect order, swept by a timer that runs only while it is not
+  // empty. Saves four setsockopt calls on every short connection.
+  static constexpr uint64_t kLivenessDelayMs = 1000;
+
+private:
+  friend class Session;     // the services below
+  friend class WorkerGroup; // reservations and hand-overs
+
+  // For sessions.
   uv_loop_t *loop() const { return loop_; }
   // Now on the one time base (uvx/time_source.h), e.g. to compare with up_since_ms().
   TimePoint now() const { return time_.now(); }
@@ -136,35 +151,33 @@ public:
   const ProxySettings &settings() const { return settings_; }
   std::shared_ptr<const UpstreamList> upstreams() const { return ups_; }
   Picker &picker() { return picker_; }
-  void share_pick_cursor(std::atomic<uint64_t> *cursor) { picker_.share_cursor(cursor); }
-  void link(Session *s);
-  void unlink(Session *s);
-  // Upstream sockets get keepalive and TCP_USER_TIMEOUT once their connection has lived
-  // kLivenessDelayMs: a FIFO in connect order, swept by a timer that runs only while it is not
-  // empty. Saves four setsockopt calls on every short connection.
-  static constexpr uint64_t kLivenessDelayMs = 1000;
-  void queue_liveness(Session *s);
-  void dequeue_liveness(Session *s);
-  void on_liveness_timer();
-  void defer_delete(Session *s);
-  // Passive evidence against an endpoint: hook that wakes the health checker. Thread-safe target.
-  std::function<void()> on_passive_failure;
-
-  size_t session_count() const { return sessions_.load(std::memory_order_relaxed); }
-  uint64_t accepted_total() const { return accepted_.load(std::memory_order_relaxed); }
   void add_spliced(uint64_t n) { spliced_.fetch_add(n, std::memory_order_relaxed); }
-  uint64_t spliced_total() const { return spliced_.load(std::memory_order_relaxed); }
-  int index() const { return index_; }
+  void queue_liveness(Session &s);
+  void dequeue_liveness(Session &s);
+  // A closed session leaves the worker's list; it is freed at the end of this loop iteration.
+  void retire(Session &s);
 
-  void on_connection(uv_stream_t *server, int status);
-  void on_async();
-  void on_check();
-  void on_trim_tick();
+  // For the group.
+  void reserve_inbound() { inbound_.fetch_add(1, std::memory_order_relaxed); }
+  void drop_inbound() { inbound_.fetch_sub(1, std::memory_order_relaxed); }
+  // Queues a connection another worker accepted; it starts on this loop soon. False when this
+  // worker cannot be woken (the caller keeps `fd`). Thread-safe.
+  bool take_handed_over(int fd);
 
-private:
+  // A new session, owned by the worker's list.
+  Session &new_session();
   // Accepts the pending connection and queues it on `to` (reserved by the group); false when it
   // could not be moved (the connection is still pending on `server`, the reservation dropped).
   bool hand_over(uv_stream_t *server, Worker &to);
+
+  static void connection_cb(uv_stream_t *server, int status) noexcept;
+  static void async_cb(uv_async_t *a) noexcept;
+  static void trim_cb(uv_timer_t *t) noexcept;
+  static void liveness_cb(uv_timer_t *t) noexcept;
+  void on_connection(uv_stream_t *server, int status);
+  void on_async();
+  void on_trim_tick();
+  void on_liveness_timer();
 
   uv_loop_t *loop_;
   TimeSource &time_;
@@ -179,20 +192,19 @@ private:
   };
   std::vector<Listener> listeners_;
   uvx::Handle<uv_async_t> async_;
-  uvx::Handle<uv_check_t> reaper_;
   uvx::Timer trim_timer_;
   uvx::Timer liveness_timer_;
-  Session *live_head_ = nullptr;
-  Session *live_tail_ = nullptr;
   uint64_t closed_since_trim_ = 0;
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
   std::vector<int> handed_; // connections handed over by other workers, not yet started
   WorkerGroup *group_ = nullptr;
   bool accepting_ = true;
-  Session *head_ = nullptr;
-  std::vector<Session *> graveyard_;
-  std::atomic<size_t> sessions_{0};
+  // Closed sessions, freed at the end of the loop iteration they closed in; open ones on the list.
+  uvx::DeferredDelete<Session> graveyard_;
+  OwnedList<Session, AllSessions> sessions_;
+  IntrusiveList<Session, LivenessQueue> live_;
+  std::atomic<size_t> session_count_{0};
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> spliced_{0};
   std::atomic<size_t> inbound_{0};       // reserved by other workers' hand-overs
