@@ -88,8 +88,8 @@ void UvTransport::shutdown_cb(uv_shutdown_t *req, int status) noexcept {
 // calls: they return what the socket received before it, then the error itself.
 void UvTransport::splice_poll_cb(uv_poll_t *h, int, int) noexcept {
   if (auto *self = static_cast<Session *>(h->data)) {
-    self->on_splice_ready(self->io_.pipes_[0].owns(h) ? Direction::ToUpstream
-                                                      : Direction::ToClient);
+    const auto &up = self->io_.pipes_[0];
+    self->on_splice_ready(up && up->owns(h) ? Direction::ToUpstream : Direction::ToClient);
   }
 }
 
@@ -135,8 +135,8 @@ int UvTransport::connect(const sockaddr_storage &addr) {
 }
 
 void UvTransport::close_upstream() {
-  pipes_[0].close();
-  pipes_[1].close();
+  pipes_[0].reset();
+  pipes_[1].reset();
   upstream_.reset();
 }
 
@@ -245,9 +245,11 @@ bool UvTransport::splice_open(Direction d) {
   if (write_queue_size(dest_of(d)) != 0 || sfd < 0 || dfd < 0) {
     return false;
   }
-  if (!pipe(d).open(loop_, sfd, dfd, &owner_, splice_poll_cb)) {
+  auto p = std::make_unique<SplicePipe>();
+  if (!p->open(loop_, sfd, dfd, &owner_, splice_poll_cb)) {
     return false;
   }
+  pipe(d) = std::move(p);
   uv_read_stop(src);
   return true;
 }

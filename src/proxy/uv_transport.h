@@ -9,6 +9,8 @@
 
 #include <uv.h>
 
+#include <memory>
+
 namespace kal {
 
 class Session;
@@ -51,10 +53,11 @@ public:
   void tune_liveness(Side s, unsigned keepalive_idle_s, unsigned user_timeout_ms);
 
   bool splice_open(Direction d);
-  void splice_close(Direction d) { pipe(d).close(); }
-  bool splicing(Direction d) const { return pipe(d).active(); }
-  SplicePipe::Pumped splice_pump(Direction d) { return pipe(d).pump(); }
-  size_t splice_held(Direction d) const { return pipe(d).held(); }
+  void splice_close(Direction d) { pipe(d).reset(); }
+  bool splicing(Direction d) const { return pipe(d) != nullptr; }
+  // Only while splicing(d).
+  SplicePipe::Pumped splice_pump(Direction d) { return pipe(d)->pump(); }
+  size_t splice_held(Direction d) const { return pipe(d) ? pipe(d)->held() : 0; }
 
 private:
   static void alloc_cb(uv_handle_t *h, size_t, uv_buf_t *buf) noexcept;
@@ -68,8 +71,12 @@ private:
   const uvx::Handle<uv_tcp_t> &sock(Side s) const {
     return s == Side::Client ? client_ : upstream_;
   }
-  SplicePipe &pipe(Direction d) { return pipes_[d == Direction::ToUpstream ? 0 : 1]; }
-  const SplicePipe &pipe(Direction d) const { return pipes_[d == Direction::ToUpstream ? 0 : 1]; }
+  std::unique_ptr<SplicePipe> &pipe(Direction d) {
+    return pipes_[d == Direction::ToUpstream ? 0 : 1];
+  }
+  const std::unique_ptr<SplicePipe> &pipe(Direction d) const {
+    return pipes_[d == Direction::ToUpstream ? 0 : 1];
+  }
   int fd(Side s) const;
 
   Session &owner_;
@@ -77,7 +84,9 @@ private:
   BufferPool &pool_;
   uvx::Handle<uv_tcp_t> client_;
   uvx::Handle<uv_tcp_t> upstream_;
-  SplicePipe pipes_[2]; // [0] client -> upstream, [1] upstream -> client
+  // [0] client -> upstream, [1] upstream -> client; allocated only while a direction splices
+  // (bulk transfers), so that an idle connection does not carry two pipes' worth of fields.
+  std::unique_ptr<SplicePipe> pipes_[2];
 };
 
 static_assert(SessionTransport<UvTransport>);
