@@ -131,62 +131,6 @@ void Session::on_connect(int status) {
   maybe_resume(kUp);
 }
 
-uint64_t Session::idle_limit() const {
-  const auto &s = worker_.settings();
-  return idle_limit_ms(s.idle_timeout_ms, s.half_closed_timeout_ms, c2u_.eof || u2c_.eof);
-}
-
-void Session::arm_timer() {
-  TimerPlan plan =
-      plan_timer(phase_, replay_.size(), worker_.settings().first_byte_timeout_ms, idle_limit());
-  first_byte_timer_ = plan.kind == TimerPlan::Kind::FirstByte;
-  if (plan.kind == TimerPlan::Kind::Stop) {
-    timer_.stop();
-  } else {
-    timer_.start(timer_cb, plan.period_ms, first_byte_timer_ ? 0 : plan.period_ms);
-  }
-}
-
-void Session::timer_cb(uv_timer_t *t) noexcept {
-  if (auto *self = static_cast<Session *>(t->data)) {
-    self->on_timer();
-  }
-}
-
-void Session::on_timer() {
-  if (closed_) {
-    return;
-  }
-  TimerFacts f{.phase = phase_,
-               .lingering = linger_.active(),
-               .first_byte_timer = first_byte_timer_,
-               .replay_bytes = replay_.size(),
-               .idle_limit_ms = idle_limit(),
-               .last_activity_ms = last_activity_ms_};
-  switch (kal::on_timer(f, uv_now(worker_.loop()))) {
-  case TimerVerdict::LingerTick:
-    on_linger_tick();
-    return;
-  case TimerVerdict::ConnectTimedOut:
-    if (log::v(1)) {
-      log::info("upstream connect timed out").kv("endpoint", up_ ? up_->name() : "?");
-    }
-    on_connect(UV_ETIMEDOUT);
-    return;
-  case TimerVerdict::Redial:
-    redial(true);
-    return;
-  case TimerVerdict::Replan:
-    arm_timer();
-    return;
-  case TimerVerdict::CloseIdle:
-    close(CloseReason::IdleTimeout);
-    return;
-  case TimerVerdict::Wait:
-    return;
-  }
-}
-
 void Session::on_endpoint_killed() {
   if (closed_) {
     return;
@@ -521,64 +465,6 @@ void Session::close(CloseReason why) {
   io_.close_all();
   replay_.release();
   worker_.retire(*this);
-}
-
-// ---------------------------------------------------------------------------------- splice(2)
-
-bool Session::enter_splice(Direction d) {
-  Flow &f = flow(d);
-  if (closed_ || io_.splicing(d) || f.eof || f.paused || f.pending != 0 || !upstream_connected_ ||
-      can_replay(facts()) || (d == kUp && upstream_broken_)) {
-    return false;
-  }
-  return io_.splice_open(d);
-}
-
-void Session::on_splice_ready(Direction d) {
-  if (closed_) {
-    return;
-  }
-  splice_pump(d); // restarts the watchers it still needs
-}
-
-void Session::splice_pump(Direction d) {
-  Flow &f = flow(d);
-  auto r = io_.splice_pump(d);
-  f.pending = io_.splice_held(d);
-  if (r.read > 0) {
-    last_activity_ms_ = uv_now(worker_.loop());
-    worker_.add_spliced(r.read);
-  }
-  ep_.count(d == kUp ? &UpstreamCounters::bytes_to_upstream : &UpstreamCounters::bytes_to_client,
-            r.read);
-  using Stop = SplicePipe::Pumped::Stop;
-  switch (r.stop) {
-  case Stop::Waiting:
-    return;
-  case Stop::DestFailed:
-    if (d == kUp) {
-      upstream_takes_no_more(); // ends this direction's splicing
-    } else {
-      close(CloseReason::ClientError);
-    }
-    return;
-  case Stop::SourceFailed:
-    if (d == kUp) {
-      close(CloseReason::ClientError);
-      return;
-    }
-    [[fallthrough]]; // the upstream's reset ends its bytes like a FIN
-  case Stop::SourceEnded:
-    // Every byte before the end was delivered: on as with read/write.
-    f.eof = true;
-    io_.splice_close(d);
-    half_close(d);
-    if (r.stop == Stop::SourceFailed) {
-      upstream_takes_no_more();
-    }
-    maybe_finish();
-    return;
-  }
 }
 
 } // namespace kal
