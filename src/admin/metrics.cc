@@ -1,6 +1,7 @@
 #include "admin/metrics.h"
 #include "kube_api_lb/version.h"
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include <sstream>
@@ -201,6 +202,20 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
     }
   }
   return o.str();
+}
+
+std::string health_rtt_detail(const Upstream &u) {
+  const auto &hc = u.health_counters;
+  const uint64_t timeout = hc.timeout_micros.load(std::memory_order_relaxed);
+  if (timeout == 0) {
+    return "";
+  }
+  char buf[128];
+  std::snprintf(buf, sizeof buf, " liveness=%s rtt_ms=%.2f timeout_ms=%.0f",
+                to_string(static_cast<Liveness>(hc.liveness.load(std::memory_order_relaxed))),
+                static_cast<double>(hc.rtt_micros.load(std::memory_order_relaxed)) / 1000.0,
+                static_cast<double>(timeout) / 1000.0);
+  return buf;
 }
 
 std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,

@@ -31,6 +31,11 @@ bool any_usable(const std::vector<std::shared_ptr<Upstream>> &ups, bool checks_e
 
 std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
                               const ProcessStats &ps);
+// " liveness=http2-ping rtt_ms=0.21 timeout_ms=400" for one endpoint's line in /readyz?verbose: how
+// the checker learns it is alive, the check connection's smoothed round trip and the check timeout
+// derived from it (empty before the first check).
+std::string health_rtt_detail(const Upstream &u);
+
 std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
                               const ProcessStats &ps);
 

@@ -137,6 +137,7 @@ Result<bool> ProxyApp::start_admin(const Config &c) {
       s += u->name();
       s += ' ';
       s += to_string(u->health());
+      s += health_rtt_detail(*u);
       s += '\n';
     }
     return s;

@@ -27,6 +27,12 @@ RttEstimator::RttEstimator(RttConfig cfg) : cfg_(cfg) {
   cfg_.k = std::max(cfg_.k, 1);
 }
 
+RttEstimator RttEstimator::with_config(RttConfig cfg) const {
+  RttEstimator r = *this;
+  r.cfg_ = RttEstimator(cfg).cfg_;
+  return r;
+}
+
 bool RttEstimator::add_sample(RttSource src, microseconds rtt) {
   if (rtt.count() < 0) {
     return false;

@@ -119,6 +119,13 @@ Verdict::Verdict(VerdictConfig cfg) : cfg_(cfg), tracker_(cfg.rise, cfg.fall) {
   cfg_.flap_window = std::max(cfg_.flap_window, std::chrono::milliseconds(0));
 }
 
+Verdict Verdict::with_config(VerdictConfig cfg) const {
+  Verdict v = *this;
+  v.cfg_ = Verdict(cfg).cfg_;
+  v.tracker_ = tracker_.with_thresholds(cfg.rise, cfg.fall);
+  return v;
+}
+
 VerdictUpdate Verdict::record(Observation o) {
   VerdictUpdate u;
   u.ready_before = ready();

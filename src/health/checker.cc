@@ -1,4 +1,5 @@
 #include "health/checker.h"
+#include "health/checker_target.h"
 
 #include "kube_api_lb/log/logger.h"
 
@@ -6,26 +7,32 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
 namespace kal {
 namespace {
 
 using std::chrono::milliseconds;
 
-bool is_timeout(CheckResult r) {
-  return r == CheckResult::L4Tout || r == CheckResult::L6Tout || r == CheckResult::L7Tout;
-}
-
-// HAProxy-style reason: "L7OK" / "L6OK" / "L4OK" for passes, else the failure's own name.
-std::string reason_of(CheckResult r, HealthMode mode) {
-  if (r == CheckResult::Ok) {
-    return std::string(layer_of(r, mode)) + "OK";
-  }
-  return to_string(r);
-}
-
 ScheduleConfig schedule_config(const HealthConfig &c) {
   return ScheduleConfig{c.interval, c.fast_interval, c.down_interval, c.jitter};
+}
+
+BudgetConfig budget_config(const HealthConfig &c) {
+  BudgetConfig b;
+  b.ping_interval = c.interval;
+  b.readyz_interval = c.readyz_interval;
+  b.fast_interval = c.fast_interval;
+  b.down_interval = c.down_interval;
+  b.http1_interval = c.interval;
+  b.jitter = c.jitter;
+  return b;
+}
+
+RttConfig rtt_config(const HealthConfig &c) {
+  RttConfig r;
+  r.floor = c.timeout;
+  return r;
 }
 
 } // namespace
@@ -49,26 +56,9 @@ const char *layer_of(CheckResult r, HealthMode mode) {
   return mode == HealthMode::Tcp ? "L4" : mode == HealthMode::Tls ? "L6" : "L7";
 }
 
-struct HealthChecker::Target {
-  HealthChecker *owner = nullptr;
-  std::shared_ptr<Upstream> up;
-  HealthTracker tracker;
-  std::unique_ptr<Probe> probe;
-  std::unique_ptr<Timer> timer; // the next check
-  TimePoint started;
-  bool in_flight = false;
-  bool recheck_now = false; // passive evidence arrived during a check: run the next one at once
-  bool auth_warned = false;
-  bool killed = false; // kill epoch bumped during the current down period
-  bool retired = false;
-  // When an idle close last brought a check forward (none yet: the epoch of the clock).
-  TimePoint idle_recheck_at{};
-
-  explicit Target(HealthTracker t) : tracker(t) {}
-};
-
 Result<std::shared_ptr<TlsContext>> HealthChecker::make_tls_context(const HealthConfig &cfg) {
-  return TlsContext::client({cfg.ca_file, cfg.client_cert, cfg.client_key});
+  return TlsContext::client(
+      {cfg.ca_file, cfg.client_cert, cfg.client_key, cfg.mode == HealthMode::Https && cfg.http2});
 }
 
 HealthChecker::HealthChecker(uv_loop_t *loop, TimeSource &time, HealthConfig cfg,
@@ -155,7 +145,6 @@ Result<bool> HealthChecker::reconfigure(HealthConfig cfg) {
     }
     tls = *ctx;
   }
-  const bool thresholds = cfg.rise != cfg_.rise || cfg.fall != cfg_.fall;
   cfg_ = std::move(cfg);
   schedule_ = CheckSchedule(schedule_config(cfg_), time_.seed());
   tls_ = std::move(tls);
@@ -180,19 +169,20 @@ Result<bool> HealthChecker::reconfigure(HealthConfig cfg) {
     if (seen) {
       continue; // null or duplicate, as set_upstreams() skips them
     }
-    HealthTracker tracker(cfg_.rise, cfg_.fall);
-    bool killed = false;
+    Verdict verdict(verdict_config());
+    std::optional<RttEstimator> rtt;
     for (auto &t : old) {
       if (t && t->up == u) {
-        // New thresholds keep the verdict: an up endpoint still needs `fall` failures to go down.
-        tracker = thresholds ? t->tracker.with_thresholds(cfg_.rise, cfg_.fall) : t->tracker;
-        killed = t->killed; // its connections were closed already: no second "escalation"
+        // New thresholds keep the verdict: an up endpoint still needs `fall` failures to go down,
+        // and a dead one whose connections were closed is not closed a second time.
+        verdict = t->verdict.with_config(verdict_config());
+        rtt = t->rtt;
         retire(std::move(t));
       }
     }
-    auto t = make_target(u, tracker);
-    t->killed = killed;
-    schedule_in(*t, milliseconds(0));
+    auto t = make_target(u, verdict, rtt ? &*rtt : nullptr);
+    t->budget.start(time_.now());
+    arm(*t);
     targets_.push_back(std::move(t));
   }
   for (auto &t : old) {
@@ -258,11 +248,25 @@ void HealthChecker::on_tls_watch() {
   log::info("health-check TLS files changed; reloaded").kv("files", changed);
 }
 
+VerdictConfig HealthChecker::verdict_config() const {
+  VerdictConfig v;
+  v.rise = cfg_.rise;
+  v.fall = cfg_.fall;
+  v.dead_after = cfg_.fall;
+  v.flap_window = cfg_.flap_window;
+  return v;
+}
+
 std::unique_ptr<HealthChecker::Target> HealthChecker::make_target(std::shared_ptr<Upstream> up,
-                                                                  HealthTracker tracker) {
-  auto t = std::make_unique<Target>(tracker);
+                                                                  const Verdict &verdict,
+                                                                  const RttEstimator *rtt) {
+  auto t = std::make_unique<Target>(verdict, budget_config(cfg_), rtt_config(cfg_), time_.seed());
+  if (rtt) {
+    t->rtt = rtt->with_config(rtt_config(cfg_));
+  }
   t->owner = this;
   t->up = up;
+  t->bytes_seen = up->counters.bytes_to_client.load(std::memory_order_relaxed);
   Target *tp = t.get();
   t->timer = time_.create_timer([this, tp] { on_timer(*tp); });
   ProbeOptions po;
@@ -271,28 +275,9 @@ std::unique_ptr<HealthChecker::Target> HealthChecker::make_target(std::shared_pt
   po.timeout = cfg_.timeout;
   po.tls = tls_;
   po.server_name = cfg_.server_name;
-  t->probe = std::make_unique<Probe>(loop_, time_, std::move(up), std::move(po), [this, tp] {
-    // The apiserver closed our idle check connection: it may be going away. Look now; the
-    // re-check's own result (refused, or fine on a fresh connection) is what counts. At most once
-    // per interval: a server that closes every kept-alive connection after its answer (or sends a
-    // stray byte) would otherwise be checked back to back at round-trip speed, each check on a new
-    // TLS connection. Otherwise the check already scheduled stands.
-    if (tp->in_flight || tp->retired || stopped_) {
-      return;
-    }
-    const TimePoint now = time_.now();
-    const bool recheck =
-        tp->idle_recheck_at == TimePoint{} || now - tp->idle_recheck_at >= cfg_.interval;
-    if (log::v(1)) {
-      log::debug("health check connection closed by peer")
-          .kv("endpoint", tp->up->name())
-          .kv("recheck_now", recheck);
-    }
-    if (recheck) {
-      tp->idle_recheck_at = now;
-      schedule_in(*tp, milliseconds(0));
-    }
-  });
+  t->probe = std::make_unique<Probe>(loop_, time_, std::move(up), std::move(po),
+                                     [this, tp] { on_idle_close(*tp); });
+  t->probe->set_on_event([this, tp](const ProbeEvent &e) { on_probe_event(*tp, e); });
   return t;
 }
 
@@ -343,18 +328,19 @@ void HealthChecker::set_upstreams(const std::vector<std::shared_ptr<Upstream>> &
     }
     if (found) {
       // Same endpoint, new Upstream object: carry the verdict over, re-check on a new probe.
-      HealthTracker tracker = (*found)->tracker;
-      const bool killed = (*found)->killed;
+      const Verdict verdict = (*found)->verdict;
+      const RttEstimator rtt = (*found)->rtt;
       retire(std::move(*found));
-      u->set_health(tracker.health());
-      auto t = make_target(u, tracker);
-      t->killed = killed;
-      schedule_in(*t, milliseconds(0));
+      u->set_health(verdict.health());
+      auto t = make_target(u, verdict, &rtt);
+      t->budget.start(time_.now());
+      arm(*t);
       next.push_back(std::move(t));
       continue;
     }
-    auto t = make_target(u, HealthTracker(cfg_.rise, cfg_.fall));
-    schedule_in(*t, schedule_.initial_offset());
+    auto t = make_target(u, Verdict(verdict_config()));
+    t->budget.start(time_.now(), schedule_.initial_offset());
+    arm(*t);
     next.push_back(std::move(t));
   }
   for (auto &t : targets_) {
@@ -381,34 +367,85 @@ void HealthChecker::schedule_in(Target &t, milliseconds d) {
   }
 }
 
-void HealthChecker::on_timer(Target &t) {
-  if (t.retired || t.in_flight || stopped_) {
+void HealthChecker::arm(Target &t) {
+  if (t.retired || stopped_ || !t.timer) {
     return;
   }
-  run_check(t);
+  TimePoint at = t.budget.next_wakeup();
+  if (auto p = t.probe->oldest_ping()) {
+    at = std::min(at, *p + t.rtt.timeout());
+  }
+  if (at == TimePoint::max()) {
+    t.timer->disable(); // only an HTTP/1.1 check in flight: its end re-arms
+    return;
+  }
+  schedule_in(t, std::chrono::ceil<milliseconds>(at - time_.now()));
 }
 
-void HealthChecker::run_check(Target &t) {
+void HealthChecker::on_timer(Target &t) {
+  if (t.retired || stopped_) {
+    return;
+  }
   if (!tls_ && needs_tls(cfg_)) {
     // The TLS files could not be loaded at construction (the owner refuses to start then): a
     // local setup error says nothing about the endpoint, so nothing is checked or recorded.
     return;
   }
+  const TimePoint now = time_.now();
+  sample_traffic(t, now);
+  expire_pings(t, now);
+  if (!t.retired && !stopped_) {
+    switch (t.budget.due(now)) {
+    case CheckKind::Readyz:
+      if (!t.in_flight) {
+        t.budget.on_readyz_started(now);
+        run_check(t);
+      }
+      break;
+    case CheckKind::Ping:
+      if (t.probe->ping(now)) {
+        t.up->health_counters.pings.fetch_add(1, std::memory_order_relaxed);
+      }
+      t.budget.on_ping_sent(now);
+      break;
+    case CheckKind::None:
+      if (t.verdict.dead()) {
+        try_close(t, CheckResult::L7Tout, now); // a close held for traffic may be due now
+      }
+      break;
+    }
+    arm(t);
+  }
+  notify_all();
+}
+
+void HealthChecker::run_check(Target &t) {
   t.started = time_.now();
   t.in_flight = true;
+  // A kept connection needs one round trip; a new one a TCP and a TLS handshake first (the very
+  // first check of an endpoint, before any sample: RttConfig::initial).
+  const milliseconds timeout =
+      t.probe->connected() ? t.rtt.timeout() : t.rtt.first_check_timeout(3);
+  t.up->health_counters.timeout_micros.store(
+      micros(std::chrono::duration_cast<std::chrono::microseconds>(t.rtt.timeout())),
+      std::memory_order_relaxed);
   Target *tp = &t;
-  t.probe->start([this, tp](const ProbeOutcome &o) { on_result(*tp, o); });
+  t.probe->start([this, tp](const ProbeOutcome &o) { on_result(*tp, o); }, timeout);
 }
 
 void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
   t.in_flight = false;
   Upstream &up = *t.up;
   auto &hc = up.health_counters;
+  const TimePoint now = time_.now();
   hc.checks.fetch_add(1, std::memory_order_relaxed);
-  hc.last_check_micros.store(static_cast<uint64_t>(o.duration.count()), std::memory_order_relaxed);
+  hc.last_check_micros.store(micros(o.duration), std::memory_order_relaxed);
   hc.last_result.store(static_cast<uint8_t>(o.result), std::memory_order_relaxed);
   if (o.result != CheckResult::Ok) {
     hc.failures[static_cast<size_t>(o.result)].fetch_add(1, std::memory_order_relaxed);
+  }
+  if (cfg_.mode == HealthMode::Https && (o.established || o.status != 0)) {
+    hc.requests.fetch_add(1, std::memory_order_relaxed);
   }
   hc.auth_misconfigured.store(o.result == CheckResult::L7Auth, std::memory_order_relaxed);
   if (o.result == CheckResult::L7Auth && !t.auth_warned) {
@@ -423,75 +460,19 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
   } else if (o.result == CheckResult::Ok) {
     t.auth_warned = false;
   }
-
-  // What the proxy saw before, which differs from the tracker's old state only when the tracker
-  // was restarted (reconfigure with new thresholds, a reload that re-created the Upstream).
-  const Health before = up.health();
-  const TrackerUpdate u = t.tracker.record(o.result);
-  const TimePoint now = time_.now();
-  bool notify = false;
-  bool escalated = false;
-  if (u.transition == Transition::Changed && before != u.new_health) {
-    up.set_health(u.new_health);
-    hc.transitions.fetch_add(1, std::memory_order_relaxed);
-    if (u.new_health == Health::Up) {
-      // Slow start ramps only an endpoint seen failed before (as HAProxy: never at start-up,
-      // when every endpoint comes up at once and none should be starved).
-      up.set_up_since_ms(before == Health::Down ? mono_ms(now) : 0);
-      t.killed = false;
-    } else if (u.new_health == Health::Down && closes_connections(o.result, o.refused)) {
-      // Crashed, hung or cut off: sessions bound to it will not recover, close them now.
-      up.bump_kill_epoch();
-      t.killed = true;
-    }
-    notify = true;
-  } else if (u.new_health == Health::Down && !t.killed && is_timeout(o.result)) {
-    // Down for draining or a refused connect (soft) and now not even answering: a drain or
-    // shutdown that turned into a hang or a cut-off. Its connections will not be closed
-    // gracefully any more. (A refused connect is the normal end of a drain and does not
-    // escalate.)
-    up.bump_kill_epoch();
-    t.killed = true;
-    notify = escalated = true;
+  if (o.kernel_rtt.count() > 0) {
+    t.rtt.add_sample(RttSource::Kernel, o.kernel_rtt);
   }
-
-  if (u.transition != Transition::Unchanged || escalated || log::v(2)) {
-    const char *msg = u.first                               ? "health first check"
-                      : escalated                           ? "health escalated to hard failure"
-                      : u.transition == Transition::Changed ? "health transition"
-                      : u.transition == Transition::ChangePending ? "health check"
-                                                                  : "health check unchanged";
-    auto line =
-        u.transition == Transition::Unchanged && !escalated ? log::debug(msg) : log::info(msg);
-    line.kv("endpoint", up.name())
-        .kv("health", to_string(u.new_health))
-        .kv("progress", t.tracker.progress())
-        .kv("reason", reason_of(o.result, cfg_.mode))
-        .kv("layer", layer_of(o.result, cfg_.mode));
-    if (o.status != 0) {
-      line.kv("status", o.status);
-    }
-    if (!o.detail.empty()) {
-      line.kv("detail", o.detail);
-    }
-    line.kv("check_ms", static_cast<double>(o.duration.count()) / 1000.0);
-    if (u.transition == Transition::Changed && !u.first) {
-      line.kv("was", to_string(u.old_health));
-    }
-    if (t.killed && (escalated || u.transition == Transition::Changed)) {
-      line.kv("close_connections", true);
-    }
+  if (o.rtt.count() > 0) {
+    t.rtt.add_sample(RttSource::Request, o.rtt);
   }
-
+  note_way(t, o, now);
+  apply(t, observation_of(o, o.h2), o.result, now, &o);
   if (!t.retired && !stopped_) {
-    const TimePoint due = t.recheck_now ? now : schedule_.next_due(t.started, now, t.tracker);
-    t.recheck_now = false;
-    schedule_in(t, std::chrono::ceil<milliseconds>(due - now));
+    t.budget.on_readyz_finished(now, cadence_of(t.verdict.tracker()), o.status != 0);
+    arm(t);
   }
-  // Last: the owner may reload (set_upstreams) or stop() from here.
-  if (notify && on_transition_) {
-    on_transition_(up, escalated ? Health::Down : before, u.new_health, o.result);
-  }
+  notify_all(); // last: the owner may reload (set_upstreams) or stop() from here
 }
 
 size_t HealthChecker::in_flight() const {
@@ -521,27 +502,35 @@ void HealthChecker::on_passive() {
   if (stopped_) {
     return;
   }
+  const TimePoint now = time_.now();
   for (auto &tp : targets_) {
     Target &t = *tp;
     const uint32_t n = t.up->take_passive_failures();
     if (n == 0 || cfg_.mode == HealthMode::None) {
       continue;
     }
-    const TrackerUpdate u = t.tracker.record_passive_failures(n, CheckResult::L4Con);
-    if (u.transition != Transition::Unchanged || log::v(1)) {
-      auto line = u.transition != Transition::Unchanged ? log::info("health passive failure")
-                                                        : log::debug("health passive failure");
-      line.kv("endpoint", t.up->name())
+    // Client dials failed against it: counted against the ready tracker (never crossing its
+    // threshold alone), and /readyz asked now, at most once per second per endpoint (a thousand
+    // clients failing at once must cost the apiserver one request). The answer decides.
+    const TrackerUpdate u = t.verdict.record_passive(n);
+    if (u.transition != Transition::Unchanged) {
+      log::info("health passive failure")
+          .kv("endpoint", t.up->name())
           .kv("failures", static_cast<uint64_t>(n))
-          .kv("health", to_string(t.tracker.health()))
-          .kv("progress", t.tracker.progress());
+          .kv("health", to_string(t.verdict.tracker().health()))
+          .kv("progress", t.verdict.tracker().progress());
     }
-    if (t.tracker.health() == Health::Down) {
-      continue; // already out of rotation: the down_interval checks will see it come back
+    if (t.verdict.tracker().health() == Health::Down) {
+      continue; // already out of rotation: the down cadence will see it come back
     }
-    if (t.in_flight) {
-      t.recheck_now = true;
-    } else {
+    const bool forward = t.budget.on_passive(PassiveEvidence::DialRefused, now);
+    if (log::v(1)) {
+      log::debug("health passive failure")
+          .kv("endpoint", t.up->name())
+          .kv("failures", static_cast<uint64_t>(n))
+          .kv("recheck_now", forward);
+    }
+    if (forward && !t.in_flight) {
       schedule_in(t, milliseconds(0));
     }
   }

@@ -1,7 +1,16 @@
 #pragma once
 // Active health checking of every endpoint, on one libuv loop: per endpoint a Probe (I/O), a
-// HealthTracker (rise/fall) and a timer driven by CheckSchedule (when next). Applies transitions
-// to the shared Upstream objects the proxy workers read, and tells the owner about them.
+// Verdict (ready: rise/fall over /readyz; alive: dead evidence, and the close gate), a CheckBudget
+// (when the next PING and the next /readyz are due), an RttEstimator (the timeouts) and one timer.
+// Applies verdicts to the shared Upstream objects the proxy workers read, and tells the owner.
+//
+// In https mode with HealthConfig::http2 the probe's kept-alive connection offers ALPN h2; when the
+// apiserver takes it, liveness is an HTTP/2 PING every `interval` and /readyz runs every
+// `readyz_interval` (jittered), sooner on passive evidence (client dial failures, GOAWAY, the
+// check connection closed); see core/check_budget.h. Without h2 (or in tls/tcp mode) every check
+// is today's request every `interval`, and an answer that times out on a kept connection counts as
+// dead evidence, as it did before (it is the only liveness signal there is). Only a Close from
+// Verdict::decide_close() bumps the kill epoch; not ready (slow or failed /readyz) closes nothing.
 //
 // Lives on the loop it was given: every method but poke() must be called on that loop's thread.
 //
@@ -25,9 +34,12 @@
 #include "health/probe.h"
 #include "health/tls_engine.h"
 #include "kube_api_lb/config/config.h"
+#include "kube_api_lb/core/check_budget.h"
 #include "kube_api_lb/core/check_schedule.h"
 #include "kube_api_lb/core/health_tracker.h"
+#include "kube_api_lb/core/rtt_estimator.h"
 #include "kube_api_lb/core/upstream.h"
+#include "kube_api_lb/core/verdict.h"
 #include "uvx/handle.h"
 #include "uvx/time_source.h"
 
@@ -46,10 +58,10 @@ namespace kal {
 class HealthChecker {
 public:
   // Called on the loop after every change of an endpoint's health, once the Upstream was updated
-  // (set_health, set_up_since_ms, and bump_kill_epoch when it went down for a hard failure other
-  // than a refused connect, see closes_connections()). old_h == new_h == Down means "escalated":
-  // an endpoint down for a soft reason (L7STS, refused L4CON) now also times out (hung or cut
-  // off), and its kill epoch was bumped.
+  // (set_health, set_up_since_ms), and after every mass close (the kill epoch was bumped: the
+  // verdict is dead and the close gate let it through): then old_h == new_h == Down and `why` is
+  // a hard failure (is_hard_failure()), so the owner closes the sessions bound to it. A health
+  // change without a close always has old_h != new_h.
   using TransitionFn = std::function<void(Upstream &, Health old_h, Health new_h, CheckResult why)>;
 
   // Sockets and the poke() wake-up on `loop`; clock, timers and the jitter seed from `time` (see
@@ -117,7 +129,11 @@ private:
   };
   static void async_cb(uv_async_t *a) noexcept;
 
-  std::unique_ptr<Target> make_target(std::shared_ptr<Upstream> up, HealthTracker tracker);
+  // A new check of `up` that starts from `verdict` and, when given, the round-trip measurements of
+  // the check it replaces (`rtt`).
+  std::unique_ptr<Target> make_target(std::shared_ptr<Upstream> up, const Verdict &verdict,
+                                      const RttEstimator *rtt = nullptr);
+  VerdictConfig verdict_config() const;
   static bool needs_tls(const HealthConfig &cfg); // https and tls modes
   void load_tls();
   // The configured CA, client certificate and key files of `cfg`, each once; what stat() says.
@@ -126,11 +142,30 @@ private:
   void watch_tls(); // (re)arms or stops the file watch for the running settings
   void on_tls_watch();
   void schedule_in(Target &t, std::chrono::milliseconds d);
+  void arm(Target &t); // the timer for the budget's next wake-up or the oldest PING's deadline
   void on_timer(Target &t);
   void run_check(Target &t);
   void on_result(Target &t, const ProbeOutcome &o);
+  void on_probe_event(Target &t, const ProbeEvent &e);
+  void on_idle_close(Target &t);
+  void expire_pings(Target &t, TimePoint now);
+  void sample_traffic(Target &t, TimePoint now);
+  void note_way(Target &t, const ProbeOutcome &o, TimePoint now);
+  // Records `o` in the verdict, publishes health and counters, runs the close gate.
+  void apply(Target &t, Observation o, CheckResult why, TimePoint now, const ProbeOutcome *po);
+  void try_close(Target &t, CheckResult why, TimePoint now);
+  bool other_ready(const Target &t) const;
   void on_passive();
   void retire(std::unique_ptr<Target> t);
+
+  // A transition to tell the owner about once the checker's own work for an event is done (the
+  // owner may reload or stop from inside on_transition).
+  struct Notice {
+    std::shared_ptr<Upstream> up;
+    Health old_h, new_h;
+    CheckResult why;
+  };
+  void notify_all();
 
   uv_loop_t *loop_;
   TimeSource &time_;
@@ -149,6 +184,7 @@ private:
   std::unique_ptr<Timer> reaper_;                // a zero-delay timer: that later turn
   std::mutex async_mu_; // guards async_ against poke() from other threads racing stop()
   uvx::Handle<uv_async_t> async_;
+  std::vector<Notice> notices_;
   bool stopped_ = false;
 };
 

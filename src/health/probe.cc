@@ -3,6 +3,10 @@
 
 #include "uvx/sockaddr.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <utility>
 
 namespace kal {
@@ -16,6 +20,20 @@ struct WriteReq {
 
 std::string uv_error(const char *what, int status) {
   return std::string(what) + ": " + uv_strerror(status);
+}
+
+// The kernel's smoothed round trip of a connected socket (0 when it cannot say).
+std::chrono::microseconds kernel_rtt(uv_tcp_t *tcp) {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t *>(tcp), &fd) != 0) {
+    return std::chrono::microseconds(0);
+  }
+  struct tcp_info ti {};
+  socklen_t len = sizeof(ti);
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
+    return std::chrono::microseconds(0);
+  }
+  return std::chrono::microseconds(ti.tcpi_rtt);
 }
 
 } // namespace
@@ -58,6 +76,7 @@ void Probe::close_connection() {
   // write, read) find no owner and only free their requests.
   tcp_.reset();
   tls_.reset();
+  h2_.reset();
   established_ = false;
   linger_ = false;
   phase_ = Phase::Idle;
@@ -71,9 +90,13 @@ void Probe::close_gracefully() {
   close_connection();
 }
 
-void Probe::start(DoneFn done) {
+void Probe::start(DoneFn done) { start(std::move(done), opts_.timeout); }
+
+void Probe::start(DoneFn done, std::chrono::milliseconds timeout) {
   done_ = std::move(done);
   started_ = time_.now();
+  timeout_ = std::max(timeout, std::chrono::milliseconds(1));
+  rtt_ = kernel_rtt_ = std::chrono::microseconds(0);
   if (!timer_) {
     timer_ = time_.create_timer([this] { on_timeout(); });
   }
@@ -81,13 +104,16 @@ void Probe::start(DoneFn done) {
   got_answer_ = false;
   refused_ = false;
   pending_ = false;
-  timer_->enable(opts_.timeout);
+  timer_->enable(timeout_);
   if (tls_renewed_) {
     // Also a session stored by a check that was in flight during set_tls(): it resumes the old
     // identity.
     tls_renewed_ = false;
     session_.reset();
     close_gracefully();
+  }
+  if (h2_ && !h2_->usable()) {
+    close_gracefully(); // after a GOAWAY: the next request needs a new connection
   }
   reused_ = opts_.mode == HealthMode::Https && established_;
   if (reused_) {
@@ -162,6 +188,7 @@ void Probe::on_connect(int status) {
     finish(CheckResult::L4Con, uv_error("connect", status));
     return;
   }
+  kernel_rtt_ = kernel_rtt(tcp_.get());
   if (opts_.mode == HealthMode::Tcp) {
     close_connection();
     finish(CheckResult::Ok, "");
@@ -263,6 +290,15 @@ void Probe::drive_handshake() {
     return;
   }
   established_ = true;
+  if (tls_->alpn() == "h2") {
+    const HostPort &hp = up_->address();
+    h2_ = H2Check::create(opts_.server_name.empty() ? hp.str() : opts_.server_name, opts_.path);
+    if (!h2_) {
+      close_connection();
+      finish(CheckResult::L7Rsp, "cannot create an HTTP/2 session");
+      return;
+    }
+  }
   send_request();
 }
 
@@ -270,6 +306,17 @@ void Probe::send_request() {
   parser_.reset();
   got_answer_ = false;
   phase_ = Phase::Requesting;
+  request_sent_ = time_.now();
+  if (h2_) {
+    if (!h2_->request(request_sent_)) {
+      std::string why = "HTTP/2: cannot start a request: " + h2_->error();
+      close_connection();
+      finish(CheckResult::L7Rsp, why);
+      return;
+    }
+    flush_h2();
+    return;
+  }
   if (!tls_->write(request_)) {
     std::string why = tls_->error();
     close_connection();
@@ -307,6 +354,10 @@ void Probe::on_read(ssize_t nread, const char *data) {
 }
 
 void Probe::on_plaintext(const std::string &plain, TlsEngine::ReadStatus st) {
+  if (h2_) {
+    on_h2_plaintext(plain, st);
+    return;
+  }
   if (phase_ == Phase::Idle && linger_) {
     if (session_fresh_ || st != TlsEngine::ReadStatus::Ok) {
       close_gracefully();
@@ -328,6 +379,9 @@ void Probe::on_plaintext(const std::string &plain, TlsEngine::ReadStatus st) {
     return;
   }
   if (!plain.empty()) {
+    if (!got_answer_) {
+      rtt_ = std::chrono::duration_cast<std::chrono::microseconds>(time_.now() - request_sent_);
+    }
     got_answer_ = true;
     parser_.feed(plain);
   }
@@ -424,8 +478,16 @@ void Probe::on_timeout() {
     return;
   }
   const Phase phase = phase_;
+  const std::string ms = std::to_string(timeout_.count()) + "ms";
+  if (phase == Phase::Requesting && h2_) {
+    // Slow is not dead: cancel the stream, keep the connection and its PINGs.
+    h2_->cancel_request();
+    phase_ = Phase::Idle;
+    flush_h2();
+    finish(CheckResult::L7Tout, "no HTTP/2 answer within " + ms);
+    return;
+  }
   close_connection();
-  const std::string ms = std::to_string(opts_.timeout.count()) + "ms";
   switch (phase) {
   case Phase::Connecting:
     finish(CheckResult::L4Tout, "no TCP connection within " + ms);
@@ -468,6 +530,10 @@ void Probe::finish(CheckResult r, std::string detail, int status) {
   o.detail = std::move(detail);
   o.duration = std::chrono::duration_cast<std::chrono::microseconds>(now - started_);
   o.reused = reused_;
+  o.h2 = h2_ != nullptr;
+  o.established = established_;
+  o.rtt = rtt_;
+  o.kernel_rtt = kernel_rtt_;
   auto done = std::move(done_);
   done_ = nullptr;
   done(o); // last: the callback may cancel or start this probe again

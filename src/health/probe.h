@@ -1,7 +1,9 @@
 #pragma once
 // The I/O half of one endpoint's health check, on libuv: TCP connect, TLS handshake (TlsEngine over
-// memory BIOs), `GET <path>` over HTTP/1.1. Decides nothing: it reports one CheckResult per check
-// and the HealthChecker feeds it to the endpoint's HealthTracker.
+// memory BIOs), `GET <path>` over HTTP/1.1 or, when the handshake negotiated ALPN "h2", over HTTP/2
+// (H2Check, health/h2_check.h) together with HTTP/2 PINGs. Decides nothing: it reports one
+// CheckResult per check and what arrived between checks (PING acks, GOAWAY); the HealthChecker
+// turns both into the endpoint's verdicts (core/verdict.h).
 //
 // Modes:
 //  - https: one TLS connection per endpoint is kept alive between checks and every check is one
@@ -11,6 +13,9 @@
 //    dies closes its sockets, and that is the fastest signal there is.
 //  - tls: a fresh connection per check, handshake (resumed), close_notify, close. The check is
 //    the handshake, so keeping the connection would not re-check anything.
+//    On an h2 connection (the TLS context offers ALPN h2, HealthConfig::http2) a /readyz that times
+//    out only cancels its stream: the connection stays, because a slow /readyz is an overloaded
+//    apiserver, not a dead one, and the PINGs on the same connection tell the two apart.
 //  - tcp: a fresh connect per check, then close. What an L4 check must prove is that the listener
 //    accepts now; a kept connection says nothing about that (a draining apiserver that closed its
 //    listener, or a crashed one behind a stateful firewall, can leave old connections standing).
@@ -19,6 +24,7 @@
 // was in: L4TOUT (connecting), L6TOUT (handshaking), L7TOUT (waiting for the answer), except that
 // an answer whose status line already said "not ready" (not 2xx, 401 or 403) is reported as that
 // L7STS even if the rest of it never arrives (a draining apiserver, not a hung one).
+#include "health/h2_check.h"
 #include "health/tls_engine.h"
 #include "kube_api_lb/config/config.h"
 #include "kube_api_lb/core/health.h"
@@ -33,6 +39,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +61,25 @@ struct ProbeOutcome {
   std::string detail;   // why it failed ("connect: connection refused", "unresolved", ...)
   std::chrono::microseconds duration{0};
   bool reused = false; // the check ran over a connection kept from an earlier check
+  bool h2 = false;     // the check ran over an HTTP/2 connection (ALPN h2)
+  // The check connection's TLS handshake is done (https mode) and the connection is kept: h2
+  // says which protocol it speaks.
+  bool established = false;
+  // Round trip of the request to the first byte (HTTP/1.1) or the response headers (HTTP/2); 0
+  // when no answer arrived. Includes the apiserver's handler time.
+  std::chrono::microseconds rtt{0};
+  // The kernel's smoothed RTT (TCP_INFO tcpi_rtt) of a connection this check opened; 0 if none.
+  std::chrono::microseconds kernel_rtt{0};
+};
+
+// What arrives on a kept-alive h2 check connection between (and during) checks.
+struct ProbeEvent {
+  enum class Kind : uint8_t {
+    PingAck, // rtt: the PING's round trip
+    GoAway,  // the apiserver will take no new streams on this connection
+  };
+  Kind kind = Kind::PingAck;
+  std::chrono::microseconds rtt{0};
 };
 
 class Probe {
@@ -73,7 +99,23 @@ public:
   // Starts one check. `done` runs exactly once, later on the loop (never inside start()), unless
   // cancel() or the destructor comes first. The probe must not be busy().
   void start(DoneFn done);
+  // The same with this check's own timeout instead of ProbeOptions::timeout (the checker derives
+  // it from the link's round-trip time).
+  void start(DoneFn done, std::chrono::milliseconds timeout);
   bool busy() const { return static_cast<bool>(done_); }
+
+  // Runs (on the loop, never inside a call into the probe) for each ProbeEvent. The callback must
+  // not destroy the probe.
+  void set_on_event(std::function<void(const ProbeEvent &)> fn) { on_event_ = std::move(fn); }
+
+  // Whether the kept-alive connection speaks HTTP/2 and can take PINGs now.
+  bool h2() const { return established_ && h2_ != nullptr; }
+  // Sends an HTTP/2 PING stamped `now`; false (nothing sent) when !h2().
+  bool ping(TimePoint now);
+  // Forgets PINGs sent before `deadline`; returns how many timed out (0 without h2).
+  size_t expire_pings(TimePoint deadline);
+  // When the oldest unanswered PING was sent.
+  std::optional<TimePoint> oldest_ping() const;
 
   // Aborts a running check without calling `done` and closes every handle. The object stays
   // usable (start() again) and may be destroyed later; safe to call from inside `done`.
@@ -106,6 +148,8 @@ private:
   void drive_handshake();
   void send_request();
   void on_plaintext(const std::string &plain, TlsEngine::ReadStatus st);
+  void on_h2_plaintext(const std::string &plain, TlsEngine::ReadStatus st);
+  void flush_h2(); // what H2Check queued, through TLS onto the socket
   void flush();
   void close_connection();
   void close_gracefully(); // close_notify, then close
@@ -119,12 +163,14 @@ private:
   std::shared_ptr<Upstream> up_;
   ProbeOptions opts_;
   std::function<void()> on_idle_close_;
+  std::function<void(const ProbeEvent &)> on_event_;
   std::string sni_, verify_name_, request_;
 
   uvx::Handle<uv_tcp_t> tcp_;
   std::unique_ptr<Timer> timer_; // the check's timeout, and fail_soon()'s next-turn report
   std::unique_ptr<TlsEngine> tls_;
-  SslSessionPtr session_; // from the last successful handshake with this endpoint
+  std::unique_ptr<H2Check> h2_; // the connection negotiated h2
+  SslSessionPtr session_;       // from the last successful handshake with this endpoint
   HttpResponseParser parser_;
   Phase phase_ = Phase::Idle;
   bool established_ = false;
@@ -134,7 +180,11 @@ private:
 
   DoneFn done_;
   TimePoint started_;
-  bool reused_ = false;     // this check started on a kept-alive connection
+  std::chrono::milliseconds timeout_{0}; // of the check running now
+  TimePoint request_sent_{};
+  std::chrono::microseconds rtt_{0};        // of the current check's request
+  std::chrono::microseconds kernel_rtt_{0}; // of the connection the current check opened
+  bool reused_ = false;                     // this check started on a kept-alive connection
   bool retried_ = false;    // it already re-connected once after a stale kept-alive connection
   bool got_answer_ = false; // some response bytes arrived for the current request
   bool refused_ = false;    // the last connect was refused (reported with L4CON)

@@ -151,12 +151,22 @@ class EndpointDown(unittest.TestCase):
         return kt.metric(p.metrics(), f"kube_api_lb_endpoint_{name}", endpoint=ep)
 
     def start(self):
-        """A stand-in apiserver and a ready proxy in front of it, health-checking it."""
-        srv = HangingApiserver(kt.make_certs())
+        """A stand-in apiserver and a ready proxy in front of it, health-checking it. A second
+        stand-in, listed after it, stays ready and takes no client (--policy=first): a dead
+        verdict closes connections only while another endpoint is ready (issue 21: when none is,
+        the proxy keeps serving through all of them and closes nothing)."""
+        certs = kt.make_certs()
+        srv = HangingApiserver(certs)
         self.addCleanup(srv.close)
-        p = kt.Proxy([srv.endpoint], ["--health-check=https"])
+        spare = HangingApiserver(certs)
+        self.addCleanup(spare.close)
+        p = kt.Proxy([srv.endpoint, spare.endpoint], ["--health-check=https", "--policy=first"])
         self.addCleanup(p.stop_clean)
         p.wait_ready()
+        kt.wait_until(lambda: all(
+            kt.metric(p.metrics(), "kube_api_lb_endpoint_health_state", endpoint=e,
+                      state="up") == 1 for e in (srv.endpoint, spare.endpoint)), 10,
+            what="both endpoints up")
         return srv, p
 
     def slow_client(self, p, request):

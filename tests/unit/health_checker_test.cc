@@ -186,25 +186,47 @@ struct Checked : Fixture {
   TestTlsServer srv{sctx};
   std::shared_ptr<Upstream> up = upstream_for(srv.port());
   HealthConfig cfg = fast_config(pki);
+  // A second endpoint that stays ready (with_ready_peer()): a dead verdict closes connections only
+  // while another endpoint is ready (core/verdict.h), so tests of the close path need one. Its
+  // transitions are not recorded in `events`.
+  std::optional<TestTlsServer> peer_srv;
+  std::shared_ptr<Upstream> peer;
   std::optional<HealthChecker> hc;
+
+  Checked &with_ready_peer() {
+    peer_srv.emplace(sctx);
+    peer = upstream_for(peer_srv->port());
+    return *this;
+  }
 
   Checked() {
     stalled = [this] { return srv.hang.load(); };
   }
   HealthChecker &build() {
-    hc.emplace(&loop.loop, time, cfg, recorder());
+    auto record = recorder();
+    hc.emplace(&loop.loop, time, cfg,
+               [this, record](Upstream &u, Health o, Health n, CheckResult w) {
+                 if (&u != peer.get()) {
+                   record(u, o, n, w);
+                 }
+               });
     return watch(*hc);
   }
   HealthChecker &start() {
     if (!hc) {
       build();
     }
-    hc->set_upstreams({up});
+    if (peer) {
+      hc->set_upstreams({up, peer});
+    } else {
+      hc->set_upstreams({up});
+    }
     return *hc;
   }
   HealthChecker &start_up() {
     start();
-    REQUIRE(step_until([&] { return up->health() == Health::Up; }, 2s));
+    REQUIRE(step_until(
+        [&] { return up->health() == Health::Up && (!peer || peer->health() == Health::Up); }, 2s));
     return *hc;
   }
 };
@@ -321,8 +343,10 @@ TEST_CASE("checker: a killed server goes down fast; refused is soft (no kill epo
 
 TEST_CASE("checker: defaults take a server that accepts but never answers down within 2 s") {
   Checked f;
+  f.with_ready_peer();
   f.cfg = HealthConfig{}; // shipped defaults
   f.cfg.ca_file = f.pki.ca_crt();
+  f.cfg.http2 = false; // the test server speaks HTTP/1.1 only: no ALPN
   HealthChecker &hc = f.start_up();
   // Hang right after a check answered: the worst phase.
   const int before = f.srv.requests;
@@ -411,6 +435,7 @@ TEST_CASE("checker: passive failures trigger an immediate re-check") {
   // Against a dead server, passive evidence + one failing re-check takes it down at once.
   f.srv.hang = true;
   const uint64_t c2 = f.up->health_counters.checks;
+  f.step_for(1000ms); // passive evidence brings a check forward at most once a second
   f.up->add_passive_failure();
   hc.poke();
   const auto t0 = f.time.now();
@@ -725,6 +750,7 @@ TEST_CASE("checker: a half-written or mismatched rotation keeps the running TLS 
 
 TEST_CASE("checker: a refused connect is a soft down; a timeout while down escalates") {
   Checked f;
+  f.with_ready_peer();
   const uint16_t port = f.srv.port();
   HealthChecker &hc = f.start_up();
   f.srv.stop(); // listener closed: the apiserver's SIGTERM with --shutdown-delay-duration=0
@@ -785,6 +811,7 @@ TEST_CASE("checker: new rise/fall keep an up endpoint up until `fall` failures")
 
 TEST_CASE("checker: reconfigure keeps a hard-failed endpoint's kill: no second escalation") {
   Checked f;
+  f.with_ready_peer();
   HealthChecker &hc = f.start_up();
   f.srv.hang = true;
   REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 3s));
@@ -798,7 +825,7 @@ TEST_CASE("checker: reconfigure keeps a hard-failed endpoint's kill: no second e
   CHECK(f.events.size() == n_events);
   // Likewise when a reload re-creates the Upstream object of the same endpoint.
   auto up2 = upstream_for(f.srv.port());
-  hc.set_upstreams({up2});
+  hc.set_upstreams({up2, f.peer});
   CHECK(up2->health() == Health::Down);
   REQUIRE(f.step_until([&] { return up2->health_counters.checks >= 2; }, 3s));
   CHECK(up2->kill_epoch() == 0);
@@ -809,6 +836,7 @@ TEST_CASE("checker: reconfigure keeps a hard-failed endpoint's kill: no second e
 
 TEST_CASE("checker: a non-200 head whose body never finishes is L7STS (soft), not L7TOUT") {
   Checked f;
+  f.with_ready_peer();
   HealthChecker &hc = f.start_up();
   f.srv.status = 500;
   f.srv.truncate_body = true;

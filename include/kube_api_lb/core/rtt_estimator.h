@@ -66,6 +66,10 @@ public:
   explicit RttEstimator(RttConfig cfg = {});
 
   const RttConfig &config() const { return cfg_; }
+  // The same measurements under new settings (a live reload: a new floor): the path's round-trip
+  // time did not change with the configuration, so a re-created check keeps it and its first
+  // check on a new connection is not given RttConfig::initial again.
+  RttEstimator with_config(RttConfig cfg) const;
 
   // Feeds one measured round trip. Returns whether it was used: negative samples are ignored, and
   // Request samples once a Ping or Kernel sample was seen.

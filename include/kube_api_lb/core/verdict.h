@@ -118,10 +118,20 @@ public:
   explicit Verdict(VerdictConfig cfg = {});
 
   const VerdictConfig &config() const { return cfg_; }
+  // The same verdict under new settings (a live reload): the ready tracker keeps its state with the
+  // new rise/fall (HealthTracker::with_thresholds), life, close history and traffic are kept.
+  Verdict with_config(VerdictConfig cfg) const;
 
   // Records one observation (see the table above). Time plays no part: evidence is consecutive
   // until alive evidence interrupts it, and a PING answered every second interrupts it soon.
   VerdictUpdate record(Observation o);
+
+  // `n` passive failures (client dials that failed against the endpoint) counted against the ready
+  // tracker without crossing its threshold (HealthTracker::record_passive_failures), so the next
+  // failed check confirms a failure the clients already saw. Life is untouched.
+  TrackerUpdate record_passive(uint32_t n) {
+    return tracker_.record_passive_failures(n, CheckResult::L4Con);
+  }
 
   // Bytes arrived from the endpoint on the proxy's sessions at `at` (the checker may sample the
   // Upstream's byte counter and pass the sampling time when it moved). Never makes the endpoint
