@@ -53,6 +53,18 @@ milliseconds CheckBudget::readyz_delay(Cadence c) const {
   return way_ == Liveness::Http2 ? cfg_.readyz_interval : cfg_.http1_interval;
 }
 
+milliseconds CheckBudget::readyz_jittered(Cadence c) {
+  const milliseconds d = readyz_delay(c);
+  if (c == Cadence::Normal && way_ == Liveness::Http2) {
+    // The budget's interval is a minimum: jitter only lengthens it (uniform in [d, d + 2 x
+    // jitter x d], 10-12 s by default, 11 s on average), so a fleet's steady state stays at or
+    // under one /readyz per readyz_interval per node per apiserver however the phases fall.
+    return jitter_.jittered(d) +
+           std::chrono::duration_cast<milliseconds>(d * std::max(cfg_.jitter, 0.0));
+  }
+  return jitter_.jittered(d);
+}
+
 void CheckBudget::start(TimePoint now, milliseconds offset) {
   started_ = true;
   in_flight_ = false;
@@ -67,7 +79,7 @@ void CheckBudget::set_way(Liveness way, TimePoint now) {
       way == Liveness::Http2 ? now + jitter_.jittered(cfg_.ping_interval) : TimePoint::max();
   if (started_ && !in_flight_) {
     // Without PINGs /readyz is the liveness check again: never leave it 10 s away.
-    const TimePoint by_cadence = readyz_started_ + jitter_.jittered(readyz_delay(cadence_));
+    const TimePoint by_cadence = readyz_started_ + readyz_jittered(cadence_);
     readyz_due_ = std::max(now, std::min(readyz_due_, by_cadence));
   }
 }
@@ -105,7 +117,7 @@ void CheckBudget::on_readyz_finished(TimePoint now, Cadence cadence, bool answer
     pending_ = false;
     readyz_due_ = now;
   } else {
-    readyz_due_ = std::max(now, readyz_started_ + jitter_.jittered(readyz_delay(cadence)));
+    readyz_due_ = std::max(now, readyz_started_ + readyz_jittered(cadence));
   }
   if (answered && way_ == Liveness::Http2) {
     ping_due_ = std::max(ping_due_, now + jitter_.jittered(cfg_.ping_interval));
@@ -115,7 +127,7 @@ void CheckBudget::on_readyz_finished(TimePoint now, Cadence cadence, bool answer
 void CheckBudget::on_cadence(TimePoint now, Cadence cadence) {
   cadence_ = cadence;
   if (started_ && !in_flight_) {
-    const TimePoint by_cadence = readyz_started_ + jitter_.jittered(readyz_delay(cadence));
+    const TimePoint by_cadence = readyz_started_ + readyz_jittered(cadence);
     readyz_due_ = std::max(now, std::min(readyz_due_, by_cadence));
   }
 }

@@ -460,11 +460,17 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
   } else if (o.result == CheckResult::Ok) {
     t.auth_warned = false;
   }
-  if (o.kernel_rtt.count() > 0) {
-    t.rtt.add_sample(RttSource::Kernel, o.kernel_rtt);
-  }
+  // The kernel's RTT measures the path to whatever terminates TCP, which is not the apiserver
+  // behind a local relay, a VPN endpoint or a TCP proxy (a loopback RTT in front of a 400 ms
+  // link). It counts only when this check's request round trip agrees with it (within 4x plus
+  // 100 ms of handler time); otherwise the request's round trip stands until the first PING ack,
+  // a network sample from the apiserver itself, replaces it (RttEstimator).
   if (o.rtt.count() > 0) {
     t.rtt.add_sample(RttSource::Request, o.rtt);
+  }
+  if (o.kernel_rtt.count() > 0 &&
+      (o.rtt.count() == 0 || o.rtt <= 4 * o.kernel_rtt + std::chrono::milliseconds(100))) {
+    t.rtt.add_sample(RttSource::Kernel, o.kernel_rtt);
   }
   note_way(t, o, now);
   apply(t, observation_of(o, o.h2), o.result, now, &o);

@@ -250,7 +250,8 @@ TEST_CASE("budget: h2 lost or never negotiated falls back to /readyz every secon
   CHECK(b.next_wakeup() == at(1060));
 }
 
-TEST_CASE("budget: jitter within +-10%, reproducible with a seed; fleet rates") {
+TEST_CASE("budget: jitter within +-10% (/readyz on h2: +0-20%), reproducible with a seed; fleet "
+          "rates") {
   for (Liveness proto : {P::Http2, P::Http1}) {
     const std::string label3 = kal::to_string(proto);
     CAPTURE(label3);
@@ -299,15 +300,17 @@ TEST_CASE("budget: jitter within +-10%, reproducible with a seed; fleet rates") 
       }
     }
     if (proto == P::Http2) {
-      CHECK(lo_r >= 9000);
-      CHECK(hi_r <= 11000);
-      CHECK(lo_r < 9200); // it actually spreads
-      CHECK(hi_r > 10800);
+      // Jittered upwards only: readyz_interval is a floor, the budget a ceiling.
+      CHECK(lo_r >= 10000);
+      CHECK(hi_r <= 12000);
+      CHECK(lo_r < 10200); // it actually spreads
+      CHECK(hi_r > 11800);
       CHECK(lo_p >= 900);
       CHECK(hi_p <= 2 + 1100 + 1100); // a /readyz between two PINGs defers the second
-      // ≤ 0.1 requests/s per node per apiserver: ≤ 500/s at 5,000 nodes (today: 5,000/s).
-      CHECK(readyz >= 340);
-      CHECK(readyz <= 365);
+      // ≤ 0.1 requests/s per node per apiserver: ≤ 500/s at 5,000 nodes (today: 5,000/s); one
+      // per 11 s on average: ~327 an hour.
+      CHECK(readyz >= 315);
+      CHECK(readyz <= 340);
       CHECK(pings >= 3000);
       CHECK(pings <= 3600);
     } else {

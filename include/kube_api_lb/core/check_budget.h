@@ -10,6 +10,7 @@
 //
 //   PING      every ping_interval (1 s)        liveness: hang and blackhole detection
 //   /readyz   every readyz_interval (10 s)     readiness: draining, etcd, post-start hooks
+//             (jittered upwards only: 10-12 s, so the interval is a floor and the budget a ceiling)
 //
 // i.e. at most one request per ~10 s per apiserver per node (≤ ~500/s at 5,000 nodes), while the
 // PINGs keep hang detection within 2 s on a LAN. Everything else keeps today's cadences:
@@ -142,6 +143,8 @@ public:
 
 private:
   std::chrono::milliseconds readyz_delay(Cadence c) const;
+  // readyz_delay(c) jittered; in the Normal cadence on h2 jittered upwards only (see the .cc).
+  std::chrono::milliseconds readyz_jittered(Cadence c);
   void bring_readyz_forward(TimePoint now);
 
   BudgetConfig cfg_;
