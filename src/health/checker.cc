@@ -472,6 +472,7 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
       (o.rtt.count() == 0 || o.rtt <= 4 * o.kernel_rtt + std::chrono::milliseconds(100))) {
     t.rtt.add_sample(RttSource::Kernel, o.kernel_rtt);
   }
+  t.last_refused = o.result == CheckResult::L4Con && o.refused;
   note_way(t, o, now);
   apply(t, observation_of(o, o.h2), o.result, now, &o);
   if (!t.retired && !stopped_) {
@@ -529,7 +530,16 @@ void HealthChecker::on_passive() {
     if (t.verdict.tracker().health() == Health::Down) {
       continue; // already out of rotation: the down cadence will see it come back
     }
-    const bool forward = t.budget.on_passive(PassiveEvidence::DialRefused, now);
+    // The rate limit keeps a thousand failing clients from costing the apiserver a thousand
+    // requests. Without a check connection (it broke: refused, reset, closed) there is no request
+    // to save: a re-check is a connect, refused or reset at once where nothing listens, and it
+    // confirms a crash at once rather than a fast interval later.
+    bool forward = true;
+    if (t.last_refused || !t.probe->connected()) {
+      t.budget.recheck_now(now);
+    } else {
+      forward = t.budget.on_passive(PassiveEvidence::DialRefused, now);
+    }
     if (log::v(1)) {
       log::debug("health passive failure")
           .kv("endpoint", t.up->name())

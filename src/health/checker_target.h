@@ -28,6 +28,7 @@ struct HealthChecker::Target {
   bool auth_warned = false;
   bool retired = false;
   bool http1_logged = false; // "no h2, HTTP/1.1 checks" said once for this endpoint
+  bool last_refused = false; // the last check's connect was refused: nothing listens there
   uint64_t bytes_seen = 0;   // Upstream::counters.bytes_to_client at the last sample
   uint64_t prevented_published = 0;
 
