@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The benchmark suite itself, scaled down so it runs in about a minute: bench/run.sh (every proxy,
 every figure, the report and its raw values), bench/failover.sh (one scenario, kube-api-lb and
-nginx), bench/profile.sh (syscalls per request through kube-api-lb and nginx), bench/fleet.py (3
-nodes, 3 s), and the suite's errors for bad knobs. Checks that every figure was measured and the processes the suite started
-are gone; it asserts nothing about speed (the machine is shared, performance is what the full run
-reports side by side)."""
+nginx), bench/profile.sh (syscalls per request through kube-api-lb and nginx), bench/fleet.py (4
+nodes, 21 s), and the suite's errors for bad knobs. Checks that every figure was measured and the
+processes the suite started are gone; it asserts nothing about speed (the machine is shared,
+performance is what the full run reports side by side), but it does assert the health checks'
+request budget per node, which is a count, not a speed."""
 import json
 import os
 import re
@@ -162,20 +163,28 @@ class BenchSmoke(unittest.TestCase):
     def test_fleet_counts_checks_per_node(self):
         d = workdir()
         out = os.path.join(d, "fleet.json")
-        r = subprocess.run([sys.executable, os.path.join(BENCH, "fleet.py"), "--nodes", "3",
-                            "--duration", "3", "--warmup", "1", "--json", out,
-                            "--assert-budget"], env=suite_env(d), capture_output=True,
-                           text=True, timeout=120)
-        self.assertIn(r.returncode, (0, 1), r.stdout[-3000:] + r.stderr[-3000:])
+        # The budget, asserted (issue 21): with the defaults a node sends each apiserver one
+        # /readyz per 10-12 s (0.089/s measured over 40 nodes x 60 s) and a PING per second. A
+        # 21 s window holds at most 3 /readyz per node at >= 10 s spacing, so 3/21 = 0.143 is the
+        # most this short run can show: --budget 0.15 is exact for it, not a tolerance (today's
+        # 1 s checks show 1.0).
+        r = subprocess.run([sys.executable, os.path.join(BENCH, "fleet.py"), "--nodes", "4",
+                            "--duration", "21", "--warmup", "1", "--json", out, "--budget",
+                            "0.15", "--assert-budget"], env=suite_env(d), capture_output=True,
+                           text=True, timeout=180)
+        self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
         with open(out) as f:
             res = json.load(f)
         self.assertEqual(sorted(res["apiservers"]), ["a", "b", "c"])
         for name, a in res["apiservers"].items():
             # Every node checks every apiserver: some traffic reaches each, whatever the protocol.
             self.assertGreater(a["per_node"]["requests"] + a["per_node"]["pings"], 0, name)
+            self.assertLessEqual(a["per_node"]["readyz"], 0.15, name)
+            self.assertGreater(a["per_node"]["pings"], 0.7, name)  # PINGs ~1/s per node
+            self.assertLess(a["per_node"]["pings"], 1.3, name)
         self.assertEqual(sorted(res["projection"]), ["100", "1000", "5000"])
         for name, sp in res["spread"].items():  # each node's connections were found in /proc
-            self.assertEqual(sp["nodes_connected"], 3, name)
+            self.assertEqual(sp["nodes_connected"], 4, name)
         self.assertEqual(r.returncode, 0 if res["verdict"]["ok"] else 1, "--assert-budget")
         self.assertIn("budget:", r.stdout)
         self.assertEqual(own_processes(d), [], "proxies or apiservers left running")
