@@ -19,9 +19,10 @@ Every scenario runs twice (issue 21): against stand-ins that offer HTTP/2 (ALPN 
 kube-apiserver does: the checker sends PINGs every second and /readyz every 10 s) and against
 stand-ins started with --no-http2 (HTTP/1.1 only: today's /readyz every second). Hang, blackhole and
 crash detection limits are the same for both. A drain is seen by /readyz (500, L7STS) within 2.5 s
-over HTTP/1.1; over h2, /readyz runs every 10 s, so the drain is seen by that /readyz or when the
-apiserver closes its listener and its connections at the end of its shutdown delay (GOAWAY, then a
-refused connect: L4CON), within the delay + 2.5 s; either way nothing is closed by the proxy.
+over HTTP/1.1; over h2, /readyz runs every 10-12 s, so it is seen within 12 + 2.5 s, and the drain
+scenarios give those stand-ins a 15 s shutdown delay (the issue's "well inside a 15 s
+--shutdown-delay-duration"): with a delay shorter than the /readyz interval, new connections may
+still go to the apiserver when it closes them (a request then fails after its TLS handshake).
 The measured times are printed as a table at the end and written as JSON to $KAL_FAULT_REPORT.
 KAL_SANITIZED=1 (or an ASan binary) scales the timing limits by 1.3, never the zero-failure
 assertions.
@@ -55,6 +56,9 @@ FACTOR = 1.3 if SANITIZED else 1.0
 STREAM_CLOSE_LIMIT = 2.0 * FACTOR  # stream bound to a hard-failed apiserver closed within
 DETECT_LIMIT = 2.0 * FACTOR  # hung / cut-off / crashed apiserver marked down within
 DRAIN_DETECT_LIMIT = 2.5 * FACTOR  # draining apiserver (/readyz 500) marked down within (HTTP/1.1)
+# h2: the next /readyz comes within readyz_interval x 1.2 (jittered upwards), then as over HTTP/1.1.
+H2_DRAIN_DETECT_LIMIT = 12.0 * FACTOR + DRAIN_DETECT_LIMIT
+H2_SHUTDOWN_DELAY = 15.0  # the drain scenarios' shutdown delay against h2 stand-ins
 RECOVERY_LIMIT = 0.5 * FACTOR  # all-down: first success after an apiserver listens again
 RECONNECT_LIMIT = 1.0 * FACTOR  # a closed stream's reconnect succeeded within
 EXCUSABLE_MAX = 3  # "rare": answered-in-part requests lost at a kill, per scenario
@@ -144,12 +148,11 @@ class Scenario:
             f"--health-client-key={certs.health_key}", "--shutdown-grace=2s"])
         for n in NAMES:
             self.proxy.wait_health(self.ep[n], "up", timeout=10 * FACTOR)
-        self.drain_limit = DRAIN_DETECT_LIMIT if not self.http2 else shutdown_delay + DRAIN_DETECT_LIMIT
-        self.drain_reasons = ("L7STS",) if not self.http2 else ("L7STS", "L4CON")
+        self.drain_limit = H2_DRAIN_DETECT_LIMIT if self.http2 else DRAIN_DETECT_LIMIT
         self.load = kn.LoadClient(kt, self.ns, certs, args=[
             "--req-threads", "3", "--req-interval", "0.05", "--streams", "6",
             "--watch-interval-ms", "100", "--timeout", f"{5 * FACTOR:g}", "--stall", "6",
-            "--max-seconds", "60"])
+            "--max-seconds", "120"])
         self.load.wait_for(lambda evs: any(e["ev"] == "ready" for e in evs), 15 * FACTOR,
                            "every watch stream to open")
         self.load.wait_for(lambda evs: sum(1 for e in evs if e["ev"] == "req" and e["ok"]) >= 20,
@@ -468,7 +471,7 @@ class NetnsFailover(unittest.TestCase):
         self.hard_fault("iptables DROP one", "drop")
 
     def test_4_graceful_drain_one(self):
-        delay = 5.0
+        delay = H2_SHUTDOWN_DELAY if self.HTTP2 else 5.0
         sc = Scenario(self, "graceful drain one", shutdown_delay=delay)
         (target,) = sc.busiest(1)
         sc.r["targets"] = [target]
@@ -480,7 +483,7 @@ class NetnsFailover(unittest.TestCase):
             sc.problems.append(f"draining apiserver exited with {rc}")
         time.sleep(1.0)
         sc.finish()
-        ev = sc.detection(target, t, sc.drain_limit, want_reason=sc.drain_reasons)
+        ev = sc.detection(target, t, sc.drain_limit, want_reason=("L7STS",))
         if ev is not None and ev.get("close_connections") == "true":
             sc.problems.append(f"draining {target} was marked down as a hard failure: {ev}")
         sc.check_failures()
@@ -607,7 +610,7 @@ class NetnsFailover(unittest.TestCase):
         sc.verdict()
 
     def test_7_rolling_restart(self):
-        delay = 3.0
+        delay = H2_SHUTDOWN_DELAY if self.HTTP2 else 3.0
         sc = Scenario(self, "rolling graceful restart", shutdown_delay=delay)
         rounds = []
         for n in NAMES:
@@ -617,25 +620,14 @@ class NetnsFailover(unittest.TestCase):
                 sc.problems.append(f"{n} exited with {rc} after SIGTERM")
             sc.apis[n].start()
             t_listen = sc.apis[n].listen_t
-            if sc.http2 and not sc.proxy.transitions(sc.ep[n], "down", since=t):
-                # h2: /readyz runs every 10 s, so a 3 s drain is seen only when the apiserver
-                # closes its listener and connections (a refused re-check, 1/2). Restarted within
-                # the next fast interval, it passes again and was never out of rotation: clients
-                # saw refused dials, re-dialled elsewhere, and nothing was closed.
-                ev = sc.proxy.transitions(sc.ep[n], "up", since=t_listen)
-                up_s = round(ev[0]["t"] - t_listen, 3) if ev else 0.0
-            else:
-                up = sc.proxy.wait_health(sc.ep[n], "up", since=t_listen, timeout=6 * FACTOR)
-                up_s = round(up["t"] - t_listen, 3)
-            rounds.append({"server": n, "t": t, "listen_t": t_listen, "up_after_listen_s": up_s})
+            up = sc.proxy.wait_health(sc.ep[n], "up", since=t_listen, timeout=6 * FACTOR)
+            rounds.append({"server": n, "t": t, "listen_t": t_listen,
+                           "up_after_listen_s": round(up["t"] - t_listen, 3)})
             time.sleep(0.3)
         time.sleep(0.5)
         sc.finish()
         for rd in rounds:
-            if sc.http2 and not sc.proxy.transitions(sc.ep[rd["server"]], "down", since=rd["t"]):
-                rd["detect_s"] = "never down"
-                continue
-            ev = sc.detection(rd["server"], rd["t"], sc.drain_limit, want_reason=sc.drain_reasons)
+            ev = sc.detection(rd["server"], rd["t"], sc.drain_limit, want_reason=("L7STS",))
             if ev:
                 rd["detect_s"] = round(ev["t"] - rd["t"], 3)
         sc.check_failures()
