@@ -82,10 +82,19 @@ class Workers(unittest.TestCase):
     def test_hard_down_closes_streams_on_every_loop(self):
         victim = kt.FakeApiserver("v", self.certs, listen=["127.0.0.13:0"],
                                   args=["--watch-interval-ms", "100"])
-        p = kt.Proxy([victim.endpoint], ["--workers=2"] + self.health_flags())
+        # A second apiserver, listed after the victim, stays ready and takes no client
+        # (--policy=first): a dead verdict closes connections only while another endpoint is
+        # ready (issue 21: when none is, the proxy keeps serving through all and closes nothing).
+        spare = kt.FakeApiserver("s", self.certs, listen=["127.0.0.12:0"])
+        p = kt.Proxy([victim.endpoint, spare.endpoint],
+                     ["--workers=2", "--policy=first"] + self.health_flags())
         streams = []
         try:
             p.wait_ready(15)
+            kt.wait_until(lambda: all(kt.metric(p.metrics(), "kube_api_lb_endpoint_health_state",
+                                                endpoint=e, state="up") == 1
+                                      for e in (victim.endpoint, spare.endpoint)), 10,
+                          what="both apiservers up before the streams are opened")
             # Enough streams that both loops are likely to hold some (whichever is free accepts).
             for _ in range(12):
                 c = kt.HeldConnection("127.0.0.1", p.port, self.certs)
@@ -118,6 +127,7 @@ class Workers(unittest.TestCase):
                 c.close()
             p.stop_clean()
             victim.stop(signal.SIGKILL)
+            spare.stop(signal.SIGKILL)
 
     def test_reload_reaches_every_loop(self):
         d = kt.tmpdir()
