@@ -51,6 +51,7 @@ REPO = os.path.dirname(HERE)
 TOOLS = os.path.join(REPO, "tests", "tools")
 sys.path.insert(0, TOOLS)
 import kal_python  # noqa: E402
+from kal_wait import wait_until  # noqa: E402
 
 APISERVER_IPS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 NAMES = ("a", "b", "c")
@@ -117,17 +118,6 @@ def tail(path, n=15):
         return ""
 
 
-def wait_for(pred, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
 def admin_status(port, path):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
@@ -159,8 +149,9 @@ def start_apiservers(procs, work, pki, http2, extra):
                 raise RuntimeError(f"apiserver {name} exited:\n{tail(s['proc'].log_path)}")
             m = re.search(r"^listening (\S+):(\d+)$", tail(s["proc"].log_path, 50), re.M)
             return m and f"{m.group(1)}:{m.group(2)}"
-        s["endpoint"] = wait_for(listening, 20, f"apiserver {name} to listen")
-        wait_for(lambda: os.path.exists(s["counters"]), 10, f"apiserver {name}'s counters")
+        s["endpoint"] = wait_until(listening, 20, what=f"apiserver {name} to listen", interval=0.1)
+        wait_until(lambda: os.path.exists(s["counters"]), 10,
+                   what=f"apiserver {name}'s counters", interval=0.1)
     return servers
 
 
@@ -377,7 +368,8 @@ def main():
                 if not p.get("ready"):
                     p["ready"] = admin_status(p["admin"], "/readyz") == 200
             return all(p["ready"] for p in proxies)
-        wait_for(all_ready, a.ready_timeout, f"all {a.nodes} proxies to be ready", 0.2)
+        wait_until(all_ready, a.ready_timeout, what=f"all {a.nodes} proxies to be ready",
+                   interval=0.2)
         log(f"all {a.nodes} ready after {time.monotonic() - t_start:.1f} s; warming up "
             f"{a.warmup:g} s, then measuring {a.duration:g} s")
         time.sleep(a.warmup)
@@ -426,7 +418,7 @@ def main():
     except KeyboardInterrupt:
         log("interrupted")
         status = 130
-    except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+    except (RuntimeError, AssertionError, OSError, subprocess.CalledProcessError) as e:
         log(f"error: {e} (logs in {work})")
         a.keep = True
         status = 2

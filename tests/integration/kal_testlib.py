@@ -35,6 +35,7 @@ TOOLS = os.path.join(REPO, "tests", "tools")
 sys.path.insert(0, TOOLS)
 import kal_pattern  # noqa: E402,F401  (re-exported for tests)
 import kal_python  # noqa: E402
+from kal_wait import wait_until  # noqa: E402,F401  (re-exported for tests)
 
 
 def tool_python():
@@ -184,18 +185,6 @@ def free_port_both():
 
 def hostport(host, port):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def wait_until(pred, timeout, interval=0.05, what="condition"):
-    """Polls pred() until truthy; returns its value or raises AssertionError after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def is_listening(port, host=None):
