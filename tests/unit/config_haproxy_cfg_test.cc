@@ -1,37 +1,22 @@
 #include "kube_api_lb/config/haproxy_cfg.h"
 
+#include "config_test_data.h"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 using kal::Config;
 using kal::HostPort;
 using kal::Millis;
+using kal_test::data;
+using kal_test::name;
+using kal_test::slurp;
+using kal_test::v4;
+using kal_test::v6;
 
 namespace {
-
-HostPort v4(const char *h, uint16_t p) { return HostPort{h, p, HostPort::Kind::IPv4}; }
-HostPort v6(const char *h, uint16_t p) { return HostPort{h, p, HostPort::Kind::IPv6}; }
-HostPort name(const char *h, uint16_t p) { return HostPort{h, p, HostPort::Kind::Name}; }
-
-std::optional<std::string> slurp(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return std::nullopt;
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string data(const std::string &rel) {
-  auto text = slurp(std::string(KAL_SOURCE_DIR) + "/tests/data/" + rel);
-  REQUIRE_MESSAGE(text.has_value(), "missing test data " << rel);
-  return *text;
-}
 
 Config parse_ok(const std::string &text, std::vector<std::string> *notes = nullptr) {
   auto r = kal::parse_haproxy_cfg(text, "haproxy.cfg", {}, notes);

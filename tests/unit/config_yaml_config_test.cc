@@ -2,6 +2,8 @@
 
 #include "kube_api_lb/config/duration.h"
 
+#include "config_test_data.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
@@ -9,14 +11,13 @@
 using kal::Config;
 using kal::HostPort;
 using kal::Millis;
+using kal_test::v4;
+using kal_test::v6;
 
 namespace {
 
 const std::string kHead = "apiVersion: kubeapilb.config.k8s.io/v1alpha1\n"
                           "kind: KubeAPILBConfiguration\n";
-
-HostPort v4(const char *h, uint16_t p) { return HostPort{h, p, HostPort::Kind::IPv4}; }
-HostPort v6(const char *h, uint16_t p) { return HostPort{h, p, HostPort::Kind::IPv6}; }
 
 Config parse_ok(const std::string &text, Config base = {}) {
   auto r = kal::parse_yaml_config(text, "test.yaml", std::move(base));
