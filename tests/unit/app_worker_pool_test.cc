@@ -3,6 +3,7 @@
 // closes the sessions and joins the thread.
 #include "app/worker_pool.h"
 #include "kube_api_lb/core/upstream.h"
+#include "silent_upstream.h"
 #include "test_sockets.h"
 #include "uv_test_loop.h"
 #include "uvx/sockaddr.h"
@@ -22,31 +23,10 @@ using kal::testing::connect_to;
 using kal::testing::free_port;
 using kal::testing::Loop;
 using kal::testing::loopback;
+using kal::testing::SilentUpstream;
 using kal::testing::Watchdog;
 
 namespace {
-
-// An apiserver stand-in that never answers: its backlog completes the proxy's connects.
-struct SilentUpstream {
-  uint16_t port = free_port();
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  SilentUpstream() {
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_storage ss;
-    REQUIRE(kal::uvx::literal_sockaddr(loopback(port), ss));
-    REQUIRE(bind(fd, reinterpret_cast<sockaddr *>(&ss), sizeof(sockaddr_in)) == 0);
-    REQUIRE(::listen(fd, 128) == 0);
-  }
-  ~SilentUpstream() { close(fd); }
-  std::shared_ptr<const kal::UpstreamList> list() const {
-    auto up = std::make_shared<kal::Upstream>(loopback(port));
-    sockaddr_storage ss;
-    kal::uvx::literal_sockaddr(loopback(port), ss);
-    up->set_addrs({ss});
-    return std::make_shared<const kal::UpstreamList>(kal::UpstreamList{up});
-  }
-};
 
 kal::ProxySettings settings() {
   kal::ProxySettings s;
