@@ -280,6 +280,9 @@ void ProxyApp::begin_shutdown(int signum) {
 }
 
 void ProxyApp::on_shutdown_tick() {
+  // Connections between exchanges (idle watches, idle keep-alives) end now so that their clients
+  // reconnect to the process that replaces this one; the rest finish within the grace.
+  pool_.close_quiet();
   auto active = process_stats().active;
   if (active == 0 || uv_now(loop_) >= shutdown_deadline_) {
     if (active > 0) {

@@ -117,6 +117,10 @@ void WorkerPool::close_all() {
   });
 }
 
+void WorkerPool::close_quiet() {
+  post_to_all([](Worker &w) { w.close_quiet_sessions(); });
+}
+
 WorkerPool::Totals WorkerPool::totals() const {
   Totals t;
   auto add = [&t](const Worker &w) {

@@ -56,6 +56,9 @@ public:
   void stop_accepting();
   // stop_accepting(), and every worker closes all its sessions.
   void close_all();
+  // Every worker closes the sessions that are between exchanges (shutdown; see
+  // core/shutdown_drain.h). Asynchronous for the threads' workers.
+  void close_quiet();
 
   Totals totals() const;
 

@@ -40,7 +40,7 @@ bool Session::begin() {
     return false;
   }
   ep_.set_list(worker_.upstreams());
-  last_activity_ms_ = uv_now(worker_.loop());
+  last_activity_ms_ = accepted_ms_ = uv_now(worker_.loop());
   // Read the client at once: its bytes (the TLS ClientHello) are held while we dial.
   io_.read_start(Side::Client);
   dial();
@@ -54,6 +54,15 @@ ExchangeFacts Session::facts() const {
           .replay_bytes = replay_.size(),
           .client_eof = c2u_.eof,
           .upstream_eof = u2c_.eof};
+}
+
+DrainFacts Session::drain_facts() const {
+  return {.phase = phase_,
+          .queued = c2u_.pending + u2c_.pending,
+          .client_sent = last_from_client_ms_ != 0,
+          .accepted_ms = accepted_ms_,
+          .last_from_client_ms = last_from_client_ms_,
+          .last_from_upstream_ms = last_from_upstream_ms_};
 }
 
 void Session::dial() {
@@ -212,6 +221,7 @@ void Session::on_read(Side from, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread > 0) {
     last_activity_ms_ = uv_now(worker_.loop());
+    (from == Side::Client ? last_from_client_ms_ : last_from_upstream_ms_) = last_activity_ms_;
   }
   if (from == Side::Client) {
     on_client_read(nread, buf);

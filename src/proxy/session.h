@@ -19,6 +19,7 @@
 #include "kube_api_lb/core/lingering_close.h"
 #include "kube_api_lb/core/session_policy.h"
 #include "kube_api_lb/core/session_timers.h"
+#include "kube_api_lb/core/shutdown_drain.h"
 #include "kube_api_lb/core/upstream.h"
 #include "proxy/endpoint_binding.h"
 #include "proxy/proxy_settings.h"
@@ -88,6 +89,9 @@ public:
   // When the upstream connection was made (the loop's clock), and the keepalive and
   // TCP_USER_TIMEOUT it gets once it has lived a second (called by the worker).
   uint64_t connected_ms() const { return connected_ms_; }
+  // What a stopping proxy reads to tell whether this connection is between exchanges
+  // (core/shutdown_drain.h).
+  DrainFacts drain_facts() const;
   void tune_upstream_liveness();
 
 private:
@@ -173,6 +177,9 @@ private:
   ReplayBuffer replay_; // client bytes not yet confirmed by an upstream answer
   Flow c2u_, u2c_;      // in splice mode `pending` counts the bytes in the pipe
   uint64_t last_activity_ms_ = 0;
+  uint64_t accepted_ms_ = 0;
+  uint64_t last_from_client_ms_ = 0;   // the latest byte read from the client (0: none yet)
+  uint64_t last_from_upstream_ms_ = 0; // the latest byte read from the upstream (0: none yet)
   uint64_t connected_ms_ = 0;
 };
 

@@ -35,6 +35,8 @@ void Session::splice_pump(Direction d) {
   f.pending = io_.splice_held(d);
   if (r.read > 0) {
     last_activity_ms_ = uv_now(worker_.loop());
+    (d == Direction::ToUpstream ? last_from_client_ms_ : last_from_upstream_ms_) =
+        last_activity_ms_;
     worker_.add_spliced(r.read);
   }
   ep_.count(d == kUp ? &UpstreamCounters::bytes_to_upstream : &UpstreamCounters::bytes_to_client,

@@ -196,6 +196,27 @@ void Worker::on_async() {
 
 void Worker::stop_accepting() {
   accepting_ = false;
+  // Connections the kernel has completed but nobody has accepted yet are reset when the last
+  // descriptor of the listening socket closes: a client that connected a moment before the stop
+  // signal would see its request fail instead of being served. Take them first; they are served
+  // like any other (and closed by the shutdown drain once between exchanges).
+  size_t taken = 0;
+  for (auto &l : listeners_) {
+    for (;;) {
+      int fd = accept4(l.sock.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        break; // EAGAIN: the queue is empty (any other error: nothing more to take either)
+      }
+      accepted_.fetch_add(1, std::memory_order_relaxed);
+      ++taken;
+      new_session().start_handed_over(fd);
+    }
+  }
+  if (taken > 0 && log::v(1)) {
+    log::info("took the connections queued on the listener before closing it")
+        .kv("worker", index_)
+        .kv("connections", static_cast<uint64_t>(taken));
+  }
   listeners_.clear();
 }
 
@@ -203,6 +224,23 @@ void Worker::close_all(Session::CloseReason why) {
   while (Session *s = sessions_.front()) {
     s->close(why); // retires it
   }
+}
+
+size_t Worker::close_quiet_sessions() {
+  const uint64_t now = uv_now(loop_);
+  size_t closed = 0;
+  sessions_.for_each([&](Session &s) {
+    if (quiet_enough_to_close(s.drain_facts(), now)) {
+      s.close(Session::CloseReason::Shutdown);
+      ++closed;
+    }
+  });
+  if (closed > 0 && log::v(1)) {
+    log::info("shutdown: closed connections between exchanges")
+        .kv("worker", index_)
+        .kv("connections", static_cast<uint64_t>(closed));
+  }
+  return closed;
 }
 
 void Worker::close_killed_sessions() {

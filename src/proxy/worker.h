@@ -119,6 +119,9 @@ public:
   // The following run on the worker's own thread.
   void stop_accepting();
   void close_all(Session::CloseReason why);
+  // Shutdown: closes the sessions that are between exchanges (core/shutdown_drain.h) and returns
+  // how many it closed. Called again and again while the process drains.
+  size_t close_quiet_sessions();
   // Closes sessions bound to an endpoint that was marked down for a hard failure since.
   void close_killed_sessions();
   // Closes sessions bound to these endpoints (removed by a reload, drain timeout over).
