@@ -885,10 +885,11 @@ def write_report(path, stats, results, proxies, info, versions, rounds_done, ela
         "",
     ]
     text = "\n".join(out)
-    # Keep the section bench/failover.sh wrote, if any.
-    kept = read_section(path, "failover")
-    if kept is not None:
-        text += "\n" + section(kept, "failover")
+    # Keep the sections bench/failover.sh and bench/replace.sh wrote, if any.
+    for name in ("failover", "replace"):
+        kept = read_section(path, name)
+        if kept is not None:
+            text += "\n" + section(kept, name)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         f.write(text)

@@ -2,7 +2,7 @@
 """The benchmark suite itself, scaled down so it runs in about a minute: bench/run.sh (every proxy,
 every figure, the report and its raw values), bench/failover.sh (one scenario, kube-api-lb and
 nginx), bench/profile.sh (syscalls per request through kube-api-lb and nginx), bench/fleet.py (4
-nodes, 21 s), and the suite's errors for bad knobs. Checks that every figure was measured and the
+nodes, 21 s), bench/replace.sh (every proxy once, 3 s grace), and the suite's errors for bad knobs. Checks that every figure was measured and the
 processes the suite started are gone; it asserts nothing about speed (the machine is shared,
 performance is what the full run reports side by side), but it does assert the health checks'
 request budget per node, which is a count, not a speed."""
@@ -160,6 +160,25 @@ class BenchSmoke(unittest.TestCase):
         self.assertIsNotNone(raw["kube-api-lb"]["hung"][0]["avoid_s"])
         self.assertEqual(own_processes(d), [], "proxies or apiservers left running")
 
+    def test_replace_measures_every_proxy(self):
+        d = workdir()
+        out = os.path.join(d, "replace.json")
+        # A 3 s grace keeps it short: nginx (worker_shutdown_timeout 10 s) and HAProxy (its soft stop
+        # waits for the watches) are then killed at the grace, as kubelet would.
+        env = suite_env(d, REPLACE_TRIALS=1, REPLACE_GRACE=3, REPLACE_DOC="-", REPLACE_JSON=out)
+        r = run("replace.sh", env, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
+        with open(out) as f:
+            res = json.load(f)
+        self.assertEqual(sorted(res), ["haproxy", "kube-api-lb", "nginx"])
+        for name, trials in res.items():
+            (t,) = trials
+            self.assertGreater(t["ok"], 0, name)  # requests were served before and after
+            self.assertGreaterEqual(t["ends"], 6, name)  # every watch ended and reconnected
+            self.assertGreaterEqual(t["exit"], 0.0, name)
+        self.assertIn("| kube-api-lb |", r.stdout)
+        self.assertEqual(own_processes(d), [], "proxies or apiservers left running")
+
     def test_fleet_counts_checks_per_node(self):
         d = workdir()
         out = os.path.join(d, "fleet.json")
@@ -197,6 +216,8 @@ class BenchSmoke(unittest.TestCase):
             ("run.sh", {"BENCH_PROXIES": "kube-api-lb,envoy"}, "unknown proxy 'envoy'"),
             ("run.sh", {"KAL_BIN": os.path.join(d, "nope")}, "not found or not executable"),
             ("run.sh", {"KAL_BIN_2": os.path.join(d, "nope2")}, "nope2 not found or not executable"),
+            ("replace.sh", {"REPLACE_PROXIES": "envoy"}, "unknown proxy 'envoy'"),
+            ("replace.sh", {"REPLACE_GRACE": "soon"}, "REPLACE_GRACE='soon' is not an integer"),
         ]
         if os.geteuid() == 0:  # failover.sh checks for root before its knobs
             cases.append(("failover.sh", {"FAILOVER_SCENARIOS": "meteor"},
