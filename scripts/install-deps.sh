@@ -14,7 +14,17 @@ PACKAGES=(
   nftables strace valgrind linux-perf
   # the container image: built and run with buildah (vfs storage, chroot isolation)
   buildah
+  # the linux/arm64 image: cross-compiled with Debian's multiarch packages
+  # (cmake/toolchain-aarch64-linux-gnu.cmake; yaml-cpp's arm64 archive comes below) and tested
+  # under qemu-aarch64-static, called directly (no binfmt registration)
+  crossbuild-essential-arm64 pkg-config:arm64
+  libuv1-dev:arm64 libnghttp2-dev:arm64 libssl-dev:arm64
+  qemu-user-static
 )
+# The :arm64 packages need the arm64 package lists.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +38,26 @@ if [ "${#missing[@]}" -gt 0 ] && [ -n "$(echo "${missing[@]}" | tr -d ' ')" ]; t
   apt-get update -qq
   # shellcheck disable=SC2068
   apt-get install -y -qq --no-install-recommends ${missing[@]} >/dev/null
+fi
+# yaml-cpp's arm64 archive. libyaml-cpp-dev is not Multi-Arch: same, so its :arm64 package would
+# replace the amd64 one (and the next install of the amd64 one would remove it again). Instead, the
+# very same Debian package, at the amd64 one's version, is unpacked into a directory of its own that
+# the arm64 toolchain file searches (KAL_ARM64_ROOT there).
+arm64_root=/opt/kube-api-lb/arm64
+yaml_version=$(dpkg-query -W -f='${Version}' libyaml-cpp-dev)
+if [ "$(cat "$arm64_root/libyaml-cpp-dev.version" 2>/dev/null)" != "$yaml_version" ] ||
+  [ ! -f "$arm64_root/usr/lib/aarch64-linux-gnu/libyaml-cpp.a" ]; then
+  tmp=$(mktemp -d)
+  chown _apt "$tmp" 2>/dev/null || true # apt downloads as _apt
+  if ! (cd "$tmp" && apt-get download -qq "libyaml-cpp-dev:arm64=$yaml_version" 2>/dev/null); then
+    apt-get update -qq
+    (cd "$tmp" && apt-get download -qq "libyaml-cpp-dev:arm64=$yaml_version")
+  fi
+  rm -rf "$arm64_root"
+  mkdir -p "$arm64_root"
+  dpkg-deb -x "$tmp"/libyaml-cpp-dev_*_arm64.deb "$arm64_root"
+  echo "$yaml_version" >"$arm64_root/libyaml-cpp-dev.version"
+  rm -rf "$tmp"
 fi
 # Debian's nginx package starts a default server on port 80 where a service manager exists; the
 # project never uses it, and it must not hold ports our tests use.

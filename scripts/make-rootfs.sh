@@ -28,9 +28,15 @@ if readelf -dW "$bin" 2>/dev/null | grep -q '(NEEDED)'; then
   echo "make-rootfs: $bin needs shared libraries; build with -DKAL_STATIC=ON" >&2
   exit 1
 fi
+# The binutils for the binary's architecture: the host's strip cannot read another machine's ELF.
+case $(readelf -hW "$bin" | sed -n 's/^ *Machine: *//p') in
+AArch64) strip=aarch64-linux-gnu-strip ;;
+*) strip=strip ;;
+esac
+command -v "$strip" >/dev/null || strip=strip
 rm -rf "$out"
 mkdir -p "$out/etc"
-strip --strip-all -o "$out/kube-api-lb" "$bin"
+"$strip" --strip-all -o "$out/kube-api-lb" "$bin"
 chmod 0755 "$out/kube-api-lb"
 printf 'root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n' \
   >"$out/etc/passwd"
