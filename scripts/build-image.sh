@@ -165,6 +165,8 @@ for arch in "${arches[@]}"; do
   id=$("${buildah[@]}" images --no-trunc --quiet "$tag-$arch")
   "${buildah[@]}" manifest add "$tag" "containers-storage:${id#sha256:}" >/dev/null
 done
+# Earlier builds' images, untagged by this one.
+"${buildah[@]}" rmi --prune >/dev/null 2>&1 || true
 archive=$work/kube-api-lb-$version.oci.tar
 rm -f "$archive"
 "${buildah[@]}" manifest push --quiet --all --format oci "$tag" "oci-archive:$archive:$tag"

@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """The container image, run with buildah (chroot isolation, the host's network; loopback only).
 
+KAL_IMAGE names the manifest list (amd64 + arm64); `buildah from` on it gives this machine's own
+image (checked), on which the tests below run. The arm64 image is checked from its config and
+files, and its binary run under qemu-aarch64-static, proxying to stand-in apiservers.
+
 - drop-in: started with no arguments and a Kubespray-rendered nginx.conf mounted at /etc/nginx
   (upstreams rewritten to stand-in apiservers on 127.0.0.11-13), it finds the file, proxies TLS
   untouched (the client certificate reaches the apiserver) and serves /healthz on the health port.
@@ -28,6 +32,8 @@ WORK = os.environ.get("KAL_IMAGE_DIR") or os.path.join(lib.REPO, "build-image")
 BUILDAH = ["buildah", "--root", os.path.join(WORK, "containers"), "--runroot",
            os.path.join(WORK, "run"), "--storage-driver", "vfs"]
 CONTROL_PLANES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+HOST_ARCH = subprocess.run(["dpkg", "--print-architecture"], stdout=subprocess.PIPE, text=True,
+                           check=True).stdout.strip()
 
 _ctr = None
 _tag = None
@@ -118,6 +124,50 @@ def endpoints():
 
 
 class ImageTest(unittest.TestCase):
+    def test_list_gives_this_machines_image(self):
+        arch = buildah("inspect", "--format", "{{.OCIv1.OS}}/{{.OCIv1.Architecture}}",
+                       _ctr).strip()
+        self.assertEqual(arch, f"linux/{HOST_ARCH}")
+        from_id = buildah("inspect", "--format", "{{.FromImageID}}", _ctr).strip()
+        native = buildah("images", "--no-trunc", "--quiet", f"{_tag}-{HOST_ARCH}").strip()
+        self.assertEqual(f"sha256:{from_id}", native)
+
+    def test_arm64_image(self):
+        image = f"{_tag}-arm64"
+        cfg = buildah("inspect", "--type", "image", "--format",
+                      "{{.OCIv1.OS}}/{{.OCIv1.Architecture}}|{{.OCIv1.Config.Entrypoint}}|"
+                      "{{.OCIv1.Config.User}}|{{.OCIv1.Config.Cmd}}", image).strip()
+        self.assertEqual(cfg, "linux/arm64|[/kube-api-lb]||[]")
+        ctr = buildah("from", "--platform", "linux/arm64", "--name",
+                      f"kal-test-image-arm64-{os.getpid()}", image).strip()
+        try:
+            mnt = buildah("mount", ctr).strip()
+            files = sorted(os.path.relpath(os.path.join(d, f), mnt)
+                           for d, _, fs in os.walk(mnt) for f in fs)
+            self.assertEqual(files, ["etc/group", "etc/passwd", "kube-api-lb"])
+            binary = os.path.join(mnt, "kube-api-lb")
+            header = subprocess.run(["readelf", "-hlW", binary], stdout=subprocess.PIPE,
+                                    text=True, check=True).stdout
+            self.assertRegex(header, r"Machine:\s+AArch64")
+            self.assertNotIn("INTERP", header)
+            # The image's own (stripped) bytes, under emulation: version, then proxying.
+            out = subprocess.run(["qemu-aarch64-static", binary, "--version"],
+                                 stdout=subprocess.PIPE, text=True, timeout=60, check=True)
+            self.assertEqual(out.stdout.strip(), f"kube-api-lb {project_version()}")
+            port, admin = lib.free_port(), lib.free_port()
+            p = lib.spawn(["qemu-aarch64-static", binary, f"--endpoints={endpoints()}",
+                           f"--listen=127.0.0.1:{port}", f"--admin-listen=127.0.0.1:{admin}"],
+                          label="image-arm64")
+            lib.wait_until(lambda: lib.is_listening(port) and lib.is_listening(admin)
+                           or p.poll() is not None, 30, what="the arm64 image's binary to listen")
+            self.assertIsNone(p.poll(), lib.read_log(p))
+            lib.wait_until(lambda: http_get(admin, "/readyz")[0] == 200, 30, what="/readyz 200")
+            self.check_proxying(port)
+            lib.stop(p, timeout=20)
+        finally:
+            subprocess.run(BUILDAH + ["rm", ctr], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
     def check_proxying(self, port):
         names = {a.name for a in _apiservers}
         seen = set()
