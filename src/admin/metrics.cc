@@ -64,6 +64,10 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
   family("kube_api_lb_handed_over_connections_total", "counter",
          "Client connections accepted by one worker and handed to a worker holding fewer.");
   o << "kube_api_lb_handed_over_connections_total " << ps.handed_over << '\n';
+  family("kube_api_lb_resource_exhausted_connections_total", "counter",
+         "Client connections closed because the process had no descriptor (or memory) left for "
+         "their upstream socket (RLIMIT_NOFILE reached); no endpoint is blamed for them.");
+  o << "kube_api_lb_resource_exhausted_connections_total " << ps.out_of_resources << '\n';
   family("kube_api_lb_spliced_bytes_total", "counter",
          "Bytes relayed by splice(2) inside the kernel (bulk transfers), both directions.");
   o << "kube_api_lb_spliced_bytes_total " << ps.spliced_bytes << '\n';
@@ -229,6 +233,7 @@ std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
   j["activeConnections"] = ps.active;
   j["splicedBytes"] = ps.spliced_bytes;
   j["handedOverConnections"] = ps.handed_over;
+  j["resourceExhaustedConnections"] = ps.out_of_resources;
   j["drainedConnections"] = ps.drained;
   j["closedOnDownConnections"] = ps.closed_on_down;
   j["config"] = {{"hash", ps.config_hash},

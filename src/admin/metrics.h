@@ -10,14 +10,15 @@
 namespace kal {
 
 struct ProcessStats {
-  uint64_t accepted = 0;        // client connections accepted, all workers
-  uint64_t active = 0;          // client connections open now
-  uint64_t spliced_bytes = 0;   // bytes moved by splice(2), both directions, all workers
-  uint64_t handed_over = 0;     // connections one worker accepted and another served
-  uint64_t drained = 0;         // connections closed at a removed endpoint's drain timeout, ever
-  uint64_t closed_on_down = 0;  // connections closed because their endpoint went down, ever
-  uint64_t reloads = 0;         // successful configuration reloads
-  uint64_t reload_failures = 0; // rejected reloads (the running config stayed)
+  uint64_t accepted = 0;         // client connections accepted, all workers
+  uint64_t active = 0;           // client connections open now
+  uint64_t spliced_bytes = 0;    // bytes moved by splice(2), both directions, all workers
+  uint64_t handed_over = 0;      // connections one worker accepted and another served
+  uint64_t out_of_resources = 0; // connections closed: no descriptor left for their upstream
+  uint64_t drained = 0;          // connections closed at a removed endpoint's drain timeout, ever
+  uint64_t closed_on_down = 0;   // connections closed because their endpoint went down, ever
+  uint64_t reloads = 0;          // successful configuration reloads
+  uint64_t reload_failures = 0;  // rejected reloads (the running config stayed)
   std::string config_hash;
   std::string config_source;
   double start_time_seconds = 0; // Unix time the process started

@@ -116,6 +116,7 @@ ProcessStats ProxyApp::process_stats() const {
   ps.accepted = t.accepted;
   ps.active = t.active;
   ps.spliced_bytes = t.spliced_bytes;
+  ps.out_of_resources = t.out_of_resources;
   ps.handed_over = t.handed_over;
   return ps;
 }

@@ -128,6 +128,7 @@ WorkerPool::Totals WorkerPool::totals() const {
     t.active += w.session_count();
     t.spliced_bytes += w.spliced_total();
     t.handed_over += w.handed_over_total();
+    t.out_of_resources += w.out_of_resources_total();
   };
   if (main_) {
     add(*main_);

@@ -23,6 +23,7 @@ public:
     uint64_t active = 0;
     uint64_t spliced_bytes = 0;
     uint64_t handed_over = 0;
+    uint64_t out_of_resources = 0;
   };
 
   // Worker 0 will run on `main_loop` with `main_time`, that loop's TimeSource (neither owned; both

@@ -65,6 +65,12 @@ DrainFacts Session::drain_facts() const {
           .last_from_upstream_ms = last_from_upstream_ms_};
 }
 
+namespace {
+bool local_shortage(int uv_err) {
+  return uv_err == UV_EMFILE || uv_err == UV_ENFILE || uv_err == UV_ENOBUFS || uv_err == UV_ENOMEM;
+}
+} // namespace
+
 void Session::dial() {
   const auto &s = worker_.settings();
   // The base the checker's up_since_ms() is on (slow start).
@@ -87,6 +93,15 @@ void Session::dial() {
   phase_ = SessionPhase::Dialing;
   first_byte_timer_ = false;
   if (int rc = io_.connect(addr); rc != 0) {
+    if (local_shortage(rc)) {
+      // No descriptor (or memory) for the upstream socket: this process's limit, not the
+      // endpoint's fault. Trying the others would fail the same way and blame each of them.
+      worker_.note_out_of_resources(rc);
+      io_.close_upstream();
+      unbind_upstream();
+      close(CloseReason::NoUpstream);
+      return;
+    }
     on_connect(rc);
     return;
   }

@@ -226,6 +226,19 @@ void Worker::close_all(Session::CloseReason why) {
   }
 }
 
+void Worker::note_out_of_resources(int uv_err) {
+  out_of_resources_.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t now = uv_now(loop_);
+  if (out_of_resources_warned_ms_ == 0 || now - out_of_resources_warned_ms_ >= 10000) {
+    out_of_resources_warned_ms_ = now;
+    log::warn("no descriptor left for an upstream socket: closing new connections until some "
+              "are free")
+        .kv("worker", index_)
+        .kv("error", uv_strerror(uv_err))
+        .kv("closed_total", out_of_resources_.load(std::memory_order_relaxed));
+  }
+}
+
 size_t Worker::close_quiet_sessions() {
   const uint64_t now = uv_now(loop_);
   size_t closed = 0;

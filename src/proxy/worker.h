@@ -112,6 +112,14 @@ public:
            inbound_.load(std::memory_order_relaxed);
   }
   uint64_t handed_over_total() const { return handed_over_.load(std::memory_order_relaxed); }
+  // Client connections closed because the process had no descriptor (or memory) left for their
+  // upstream socket. Thread-safe read.
+  uint64_t out_of_resources_total() const {
+    return out_of_resources_.load(std::memory_order_relaxed);
+  }
+  // A session could not open its upstream socket for lack of descriptors or memory (`uv_err`):
+  // counted, and logged at most once per 10 s per worker.
+  void note_out_of_resources(int uv_err);
 
   // Runs `fn` on this worker's loop thread (soon). Thread-safe.
   void post(std::function<void()> fn);
@@ -212,6 +220,8 @@ private:
   std::atomic<uint64_t> spliced_{0};
   std::atomic<size_t> inbound_{0};       // reserved by other workers' hand-overs
   std::atomic<uint64_t> handed_over_{0}; // connections this worker accepted and handed over
+  std::atomic<uint64_t> out_of_resources_{0};
+  uint64_t out_of_resources_warned_ms_ = 0;
 };
 
 } // namespace kal

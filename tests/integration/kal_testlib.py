@@ -96,7 +96,9 @@ PR_SET_PDEATHSIG = 1
 def _child_setup(nofile=None):
     def fn():
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if nofile is not None:
+        if isinstance(nofile, tuple):  # (soft, hard): a hard limit the process cannot raise
+            resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+        elif nofile is not None:
             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(nofile, hard), hard))
     return fn
@@ -104,7 +106,8 @@ def _child_setup(nofile=None):
 
 def spawn(args, stdout=subprocess.DEVNULL, stderr=None, env=None, nofile=None, label=None):
     """Starts a process that is stopped at exit. stderr: None -> a log file in tmpdir() (path in
-    proc.log_path). nofile: soft RLIMIT_NOFILE for the child (default: inherited)."""
+    proc.log_path). nofile: soft RLIMIT_NOFILE for the child (default: inherited), or a
+    (soft, hard) tuple."""
     log_path = None
     if stderr is None:
         label = label or os.path.basename(args[0])
@@ -488,7 +491,8 @@ class Proxy:
 
     endpoints: list of "host:port" strings (joined into --endpoints), or None to pass none.
     args: extra flags. listen: list of listen specs (default one free 127.0.0.1 port).
-    nofile: soft RLIMIT_NOFILE to start it with (to check that it raises its own).
+    nofile: soft RLIMIT_NOFILE to start it with (to check that it raises its own), or a
+    (soft, hard) tuple (descriptor exhaustion).
     """
 
     def __init__(self, endpoints, args=(), listen=None, admin=True, nofile=None, env=None,
