@@ -29,9 +29,43 @@ int fail(const std::string &msg, int code) {
   return code;
 }
 
+// Writes all of `data` to `fd`; false with errno set on failure.
+bool write_all(int fd, const std::string &data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 // Writes `data` to `path` so that a reader never sees a partial file: a hidden temporary file
 // in the same directory (kubelet ignores dot-files in its manifest directory), fsync, rename.
+// A path that exists and is not a regular file (/dev/stdout, /dev/null, a FIFO) is written as it
+// is: renaming over it would replace the device or pipe with a file.
 Result<bool> write_file_atomic(const std::string &path, const std::string &data, mode_t mode) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) {
+      return Err{"\"" + path + "\": is a directory, not a file"};
+    }
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || !write_all(fd, data)) {
+      int e = errno;
+      if (fd >= 0) {
+        ::close(fd);
+      }
+      return Err{"cannot write \"" + path + "\": " + std::strerror(e)};
+    }
+    ::close(fd);
+    return true;
+  }
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
   const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
@@ -44,19 +78,11 @@ Result<bool> write_file_atomic(const std::string &path, const std::string &data,
   if (fd < 0) {
     return Err{"cannot write \"" + path + "\": " + std::strerror(errno)};
   }
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Err{"cannot write \"" + path + "\": " + std::strerror(e)};
-    }
-    off += static_cast<size_t>(n);
+  if (!write_all(fd, data)) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Err{"cannot write \"" + path + "\": " + std::strerror(e)};
   }
   // The umask may have narrowed the mode; the config must stay readable by the pod's non-root user.
   if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {

@@ -9,6 +9,8 @@ To regenerate the shipped manifest after an intended change:
 """
 import hashlib
 import os
+import threading
+import tempfile
 import re
 import stat
 import subprocess
@@ -88,6 +90,30 @@ class Outputs(unittest.TestCase):
             self.assertEqual(f.read(), g.read())
         # No temporary file is left next to it (kubelet reads every non-hidden file there).
         self.assertEqual(os.listdir(os.path.dirname(out)), ["kube-api-lb.yaml"])
+
+    def test_output_to_a_pipe_stays_a_pipe(self):
+        # --output=/dev/stdout, a FIFO or a device is written as it is: the atomic rename used for
+        # files would replace it with a regular file (it once replaced /dev/null).
+        d = tempfile.mkdtemp(dir=lib.tmpdir())
+        fifo = os.path.join(d, "manifest.fifo")
+        os.mkfifo(fifo)
+        got = {}
+
+        def reader():
+            with open(fifo) as f:
+                got["text"] = f.read()
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        r = manifest(*CASE2, f"--output={fifo}")
+        t.join(10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO was replaced by a file")
+        with open(SHIPPED) as g:
+            self.assertEqual(got.get("text"), g.read())
+        self.assertEqual(sorted(os.listdir(d)), ["manifest.fifo"], "a temporary file was left")
+        r = manifest(*CASE2, f"--output={d}")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("is a directory", r.stderr)
 
     def test_config_hostpath_and_write_config(self):
         d = os.path.join(lib.tmpdir(), "etc-kube-api-lb")
