@@ -34,13 +34,5 @@ const char *to_string(CheckResult r); // "L7OK", "L4CON", "L4TOUT", ... as HAPro
 inline bool is_hard_failure(CheckResult r) {
   return r != CheckResult::Ok && r != CheckResult::L7Sts && r != CheckResult::L7Auth;
 }
-// Whether an endpoint going down for `r` has its connections closed at once. `refused`: the check's
-// TCP connect was refused (ECONNREFUSED, an L4CON). That is soft: a kube-apiserver closes its
-// listener at once on SIGTERM (with the default --shutdown-delay-duration=0) while it still serves
-// its in-flight requests and watches, and after a real crash the kernel has already reset them.
-// Resets, unreachable hosts and unresolved names stay hard.
-inline bool closes_connections(CheckResult r, bool refused) {
-  return is_hard_failure(r) && !(r == CheckResult::L4Con && refused);
-}
 
 } // namespace kal
