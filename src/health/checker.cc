@@ -26,6 +26,7 @@ BudgetConfig budget_config(const HealthConfig &c) {
   b.down_interval = c.down_interval;
   b.http1_interval = c.interval;
   b.jitter = c.jitter;
+  b.trigger_min_gap = c.recheck_gap;
   return b;
 }
 

@@ -482,7 +482,7 @@ TEST_CASE("checker: tcp and tls modes use fresh connections") {
     f.srv.stop();
     REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
     CHECK(f.events.back().why == CheckResult::L4Con);
-    CHECK(f.up->kill_epoch() == 0); // refused: soft
+    CHECK(f.up->kill_epoch() == 0); // refused is dead evidence, but no other endpoint is ready
     hc.stop();
   }
 }

@@ -11,11 +11,11 @@ enum class Health : uint8_t {
   Down,    // failing checks: used only when nothing else is left (fail open)
 };
 
-// Why a check failed, in HAProxy's layered terms. Hard failures (connect reset/unreachable/timeout,
-// TLS or HTTP timeout, connection dropped) mean the apiserver is crashed, hung or cut off:
-// connections bound to it are closed at once when it goes down. A soft failure (/readyz answered
-// non-200: the apiserver is draining; or a refused connect, see closes_connections()) leaves
-// existing connections to the apiserver's own graceful close.
+// Why a check failed, in HAProxy's layered terms. Hard failures (connect refused/reset/unreachable/
+// timeout, TLS or HTTP timeout, connection dropped) may mean the apiserver is crashed, hung or cut
+// off; whether its connections are closed is core/verdict.h's dead verdict and close gate. A soft
+// failure (/readyz answered non-200: the apiserver is draining) leaves existing connections to the
+// apiserver's own graceful close.
 enum class CheckResult : uint8_t {
   Ok,     // L7OK / L6OK / L4OK depending on the mode
   L4Con,  // TCP connect refused / reset / unreachable, or the name is unresolved
