@@ -1,4 +1,5 @@
 #include "admin/metrics.h"
+#include "kube_api_lb/core/verdict.h"
 #include "kube_api_lb/version.h"
 
 #include <cstdio>
@@ -136,6 +137,13 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
       {"kube_api_lb_endpoint_health_pings_total", "counter",
        "HTTP/2 PING frames sent by the health checker.",
        [](const Upstream &u) { return get(u.health_counters.pings); }},
+      {"kube_api_lb_endpoint_health_stalls_total", "counter",
+       "Times the check connection stopped taking bytes: bytes outstanding with no "
+       "acknowledgement for the derived timeout (dead evidence).",
+       [](const Upstream &u) { return get(u.health_counters.stalls); }},
+      {"kube_api_lb_endpoint_health_send_queue_bytes", "gauge",
+       "Bytes of the check connection not yet acknowledged by the apiserver at the last sample.",
+       [](const Upstream &u) { return get(u.health_counters.send_queue_bytes); }},
       {"kube_api_lb_endpoint_drained_total", "counter",
        "Client connections closed after the drain timeout of a removed endpoint.",
        [](const Upstream &u) { return get(u.counters.drained); }},
@@ -219,7 +227,15 @@ std::string health_rtt_detail(const Upstream &u) {
                 to_string(static_cast<Liveness>(hc.liveness.load(std::memory_order_relaxed))),
                 static_cast<double>(hc.rtt_micros.load(std::memory_order_relaxed)) / 1000.0,
                 static_cast<double>(timeout) / 1000.0);
-  return buf;
+  std::string out = buf;
+  if (const uint8_t by = hc.dead_by.load(std::memory_order_relaxed); by != 0) {
+    // What made the dead verdict: stalled (the check connection's send queue), ping_timeout, ...
+    out += std::string(" dead_by=") + to_string(static_cast<Observation>(by - 1));
+  }
+  if (hc.outside_not_ready.load(std::memory_order_relaxed)) {
+    out += " held_not_ready=outside";
+  }
+  return out;
 }
 
 std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
@@ -268,6 +284,12 @@ std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
         {"checkTimeoutSeconds", static_cast<double>(get(u->health_counters.timeout_micros)) / 1e6},
         {"healthRequests", get(u->health_counters.requests)},
         {"healthPings", get(u->health_counters.pings)},
+        {"healthStalls", get(u->health_counters.stalls)},
+        {"deadBy", u->health_counters.dead_by.load() == 0
+                       ? std::string()
+                       : std::string(to_string(
+                             static_cast<Observation>(u->health_counters.dead_by.load() - 1)))},
+        {"outsideNotReady", u->health_counters.outside_not_ready.load()},
         {"healthChecks", get(u->health_counters.checks)},
         {"healthTransitions", get(u->health_counters.transitions)},
         {"healthHandshakes", get(u->health_counters.handshakes)},

@@ -127,7 +127,8 @@ Result<bool> validate(const Config &c) {
   }
   if (!positive(c.health.interval) || !positive(c.health.fast_interval) ||
       !positive(c.health.down_interval) || !positive(c.health.timeout) ||
-      !positive(c.health.readyz_interval) || !positive(c.health.flap_window)) {
+      !positive(c.health.readyz_interval) || !positive(c.health.flap_window) ||
+      !positive(c.health.recheck_gap)) {
     return Err{"health intervals and timeout must be > 0"};
   }
   if (c.health.jitter < 0 || c.health.jitter >= 1) {

@@ -42,6 +42,9 @@ const FlagSpec kFlags[] = {
     {"health-readyz-interval", "With HTTP/2 liveness, interval between GET path checks", false},
     {"health-http2", "Offer HTTP/2 on the check connection and use PINGs: true or false", false},
     {"health-flap-window", "At most one mass close per endpoint within this window", false},
+    {"health-recheck-gap",
+     "At most one re-check brought forward by passive evidence per endpoint within this gap",
+     false},
     {"health-fast-interval", "Interval while an endpoint changes state", false},
     {"health-down-interval", "Interval while an endpoint is down", false},
     {"health-timeout", "Timeout of one check", false},
@@ -88,6 +91,7 @@ std::string default_text(const std::string &name) {
       {"health-readyz-interval", format_duration(d.health.readyz_interval)},
       {"health-http2", d.health.http2 ? "true" : "false"},
       {"health-flap-window", format_duration(d.health.flap_window)},
+      {"health-recheck-gap", format_duration(d.health.recheck_gap)},
       {"health-fast-interval", format_duration(d.health.fast_interval)},
       {"health-down-interval", format_duration(d.health.down_interval)},
       {"health-timeout", format_duration(d.health.timeout)},
@@ -264,24 +268,26 @@ Result<Config> apply_flags(const FlagValues &v, Config c) {
     }
     c.log_format = *f;
   }
-  for (auto r :
-       {set_duration("connect-timeout", c.connect_timeout),
-        set_duration("first-byte-timeout", c.first_byte_timeout),
-        set_duration("idle-timeout", c.idle_timeout),
-        set_duration("half-closed-timeout", c.half_closed_timeout),
-        set_duration("shutdown-grace", c.shutdown_grace),
-        set_duration("drain-timeout", c.drain_timeout),
-        set_duration("tcp-user-timeout", c.tcp_user_timeout),
-        set_duration("keepalive-idle", c.keepalive_idle),
-        set_duration("health-interval", c.health.interval),
-        set_duration("health-readyz-interval", c.health.readyz_interval),
-        set_duration("health-flap-window", c.health.flap_window),
-        set_duration("health-fast-interval", c.health.fast_interval),
-        set_duration("health-down-interval", c.health.down_interval),
-        set_duration("health-timeout", c.health.timeout),
-        set_duration("health-slow-start", c.health.slow_start),
-        set_int("workers", c.workers, 1, 64), set_int("health-rise", c.health.rise, 1, 100),
-        set_int("health-fall", c.health.fall, 1, 100), set_int("v", c.verbosity, 0, 10)}) {
+  for (auto r : {set_duration("connect-timeout", c.connect_timeout),
+                 set_duration("first-byte-timeout", c.first_byte_timeout),
+                 set_duration("idle-timeout", c.idle_timeout),
+                 set_duration("half-closed-timeout", c.half_closed_timeout),
+                 set_duration("shutdown-grace", c.shutdown_grace),
+                 set_duration("drain-timeout", c.drain_timeout),
+                 set_duration("tcp-user-timeout", c.tcp_user_timeout),
+                 set_duration("keepalive-idle", c.keepalive_idle),
+                 set_duration("health-interval", c.health.interval),
+                 set_duration("health-readyz-interval", c.health.readyz_interval),
+                 set_duration("health-flap-window", c.health.flap_window),
+                 set_duration("health-recheck-gap", c.health.recheck_gap),
+                 set_duration("health-fast-interval", c.health.fast_interval),
+                 set_duration("health-down-interval", c.health.down_interval),
+                 set_duration("health-timeout", c.health.timeout),
+                 set_duration("health-slow-start", c.health.slow_start),
+                 set_int("workers", c.workers, 1, 64),
+                 set_int("health-rise", c.health.rise, 1, 100),
+                 set_int("health-fall", c.health.fall, 1, 100),
+                 set_int("v", c.verbosity, 0, 10)}) {
     if (!r) {
       return Err{r.error()};
     }

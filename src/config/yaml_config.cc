@@ -48,7 +48,7 @@ const std::vector<std::string> kTopFields = {"apiVersion",
 const std::vector<std::string> kHealthFields = {
     "mode",       "path",      "interval",       "fastInterval", "downInterval", "timeout",
     "rise",       "fall",      "jitter",         "caFile",       "clientCert",   "clientKey",
-    "serverName", "slowStart", "readyzInterval", "http2",        "flapWindow"};
+    "serverName", "slowStart", "readyzInterval", "http2",        "flapWindow",   "recheckGap"};
 const std::vector<std::string> kAdminFields = {"listen", "healthzListen"};
 const std::vector<std::string> kLoggingFields = {"format", "verbosity"};
 
@@ -422,6 +422,8 @@ private:
       h.readyz_interval = duration_of(f, false);
     } else if (n == "flapWindow") {
       h.flap_window = duration_of(f, false);
+    } else if (n == "recheckGap") {
+      h.recheck_gap = duration_of(f, false);
     } else if (n == "http2") {
       const std::string b = string_of(f);
       if (b != "true" && b != "false") {

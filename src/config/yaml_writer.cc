@@ -85,6 +85,7 @@ std::string to_yaml(const Config &c) {
   emit_duration(e, "readyzInterval", h.readyz_interval);
   e << YAML::Key << "http2" << YAML::Value << (h.http2 ? "true" : "false");
   emit_duration(e, "flapWindow", h.flap_window);
+  emit_duration(e, "recheckGap", h.recheck_gap);
   emit_duration(e, "fastInterval", h.fast_interval);
   emit_duration(e, "downInterval", h.down_interval);
   emit_duration(e, "timeout", h.timeout);

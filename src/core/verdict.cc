@@ -27,7 +27,7 @@ Effect effect_of(Observation o) {
   case Observation::ReadyzMalformed:
     return {true, CheckResult::L7Rsp, Sign::None};
   case Observation::ConnectRefused:
-    return {true, CheckResult::L4Con, Sign::None};
+    return {true, CheckResult::L4Con, Sign::DeadEvidence};
   case Observation::ConnectTimedOut:
     return {true, CheckResult::L4Tout, Sign::DeadEvidence};
   case Observation::Reset:
@@ -44,6 +44,8 @@ Effect effect_of(Observation o) {
     return {true, CheckResult::L7Tout, Sign::DeadEvidence};
   case Observation::GoAway:
     return {false, CheckResult::Ok, Sign::Alive};
+  case Observation::NoAnswer:
+    return {true, CheckResult::L7Tout, Sign::DeadEvidence};
   }
   return {false, CheckResult::Ok, Sign::None};
 }
@@ -80,6 +82,8 @@ const char *to_string(Observation o) {
     return "stalled";
   case Observation::GoAway:
     return "goaway";
+  case Observation::NoAnswer:
+    return "no_answer";
   }
   return "?";
 }
@@ -148,6 +152,9 @@ VerdictUpdate Verdict::record(Observation o) {
   case Sign::DeadEvidence:
     dead_evidence_ = std::min(dead_evidence_ + 1, cfg_.dead_after);
     if (dead_evidence_ >= cfg_.dead_after) {
+      if (life_ != Life::Dead) {
+        dead_by_ = o;
+      }
       life_ = Life::Dead;
     }
     break;
@@ -155,6 +162,16 @@ VerdictUpdate Verdict::record(Observation o) {
     break;
   }
   u.new_life = life_;
+  u.ready_after = ready();
+  return u;
+}
+
+VerdictUpdate Verdict::set_outside_not_ready(bool on) {
+  VerdictUpdate u;
+  u.ready_before = ready();
+  u.old_life = u.new_life = life_;
+  u.ready.old_health = u.ready.new_health = tracker_.health();
+  outside_not_ready_ = on;
   u.ready_after = ready();
   return u;
 }

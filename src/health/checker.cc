@@ -26,6 +26,7 @@ BudgetConfig budget_config(const HealthConfig &c) {
   b.down_interval = c.down_interval;
   b.http1_interval = c.interval;
   b.jitter = c.jitter;
+  b.trigger_min_gap = c.recheck_gap;
   return b;
 }
 
@@ -171,16 +172,19 @@ Result<bool> HealthChecker::reconfigure(HealthConfig cfg) {
     }
     Verdict verdict(verdict_config());
     std::optional<RttEstimator> rtt;
+    std::string outside_why;
     for (auto &t : old) {
       if (t && t->up == u) {
         // New thresholds keep the verdict: an up endpoint still needs `fall` failures to go down,
         // and a dead one whose connections were closed is not closed a second time.
         verdict = t->verdict.with_config(verdict_config());
         rtt = t->rtt;
+        outside_why = t->outside_why;
         retire(std::move(t));
       }
     }
     auto t = make_target(u, verdict, rtt ? &*rtt : nullptr);
+    t->outside_why = outside_why;
     t->budget.start(time_.now());
     arm(*t);
     targets_.push_back(std::move(t));
@@ -330,9 +334,12 @@ void HealthChecker::set_upstreams(const std::vector<std::shared_ptr<Upstream>> &
       // Same endpoint, new Upstream object: carry the verdict over, re-check on a new probe.
       const Verdict verdict = (*found)->verdict;
       const RttEstimator rtt = (*found)->rtt;
+      const std::string outside_why = (*found)->outside_why;
       retire(std::move(*found));
       u->set_health(verdict.health());
+      u->health_counters.outside_not_ready.store(verdict.outside_not_ready());
       auto t = make_target(u, verdict, &rtt);
+      t->outside_why = outside_why;
       t->budget.start(time_.now());
       arm(*t);
       next.push_back(std::move(t));
@@ -414,6 +421,10 @@ void HealthChecker::on_timer(Target &t) {
       }
       break;
     }
+    if (!t.retired && !stopped_) {
+      // What was just written starts the send queue's clock (core/send_stall.h).
+      sample_send_queue(t, now);
+    }
     arm(t);
   }
   notify_all();
@@ -474,7 +485,21 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
   }
   t.last_refused = o.result == CheckResult::L4Con && o.refused;
   note_way(t, o, now);
-  apply(t, observation_of(o, o.h2), o.result, now, &o);
+  // A timeout with our bytes stuck in the check connection's send queue (sampled by the probe
+  // just before it closed the connection) is a stall: the path stopped taking bytes.
+  bool stalled = false;
+  if (o.send_queue.connection != 0) {
+    t.stall.sample(now, o.send_queue);
+    // Stuck for at least half the check's (RTT-derived) timeout and still stuck at its end: a
+    // healthy path acknowledges within a round trip, far less than that.
+    const auto half =
+        std::max(std::chrono::duration_cast<milliseconds>(o.duration) / 2, milliseconds(1));
+    stalled = t.stall.stalled(now, half);
+    if (stalled && t.stall.take_new(now, half)) {
+      note_stall(t, now);
+    }
+  }
+  apply(t, observation_of(o, o.h2, stalled), o.result, now, &o);
   if (!t.retired && !stopped_) {
     t.budget.on_readyz_finished(now, cadence_of(t.verdict.tracker()), o.status != 0);
     arm(t);

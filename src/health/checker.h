@@ -110,6 +110,16 @@ public:
   // once. Does nothing after stop().
   void poke();
 
+  // An outside signal about one endpoint, from another room (discovery: the apiserver left the
+  // `kubernetes` EndpointSlice, a drain signal; issue 21). `on`: hold `endpoint` (Upstream::name(),
+  // "host:port") not ready: it gets no new connections, whatever /readyz says, and nothing bound to
+  // it is closed (as for a draining apiserver); its checks go on, so a dead verdict still closes
+  // its connections through the close gate. `on` false lifts the hold: readiness is /readyz's
+  // again at once. `source` names the signal in the log ("endpointslice"). Kept across reloads
+  // and set_upstreams() while the endpoint stays; dropped with it. Returns false when no endpoint
+  // of that name is checked (mode none, or not in the list). Call on the loop thread.
+  bool set_outside_not_ready(const std::string &endpoint, bool on, const std::string &source);
+
   // Closes every handle and connection so the loop can run dry. Idempotent.
   void stop();
 
@@ -149,6 +159,10 @@ private:
   void on_probe_event(Target &t, const ProbeEvent &e);
   void on_idle_close(Target &t);
   void expire_pings(Target &t, TimePoint now);
+  // Samples the check connection's send queue; true when it is stalled now (core/send_stall.h).
+  bool sample_send_queue(Target &t, TimePoint now);
+  void note_stall(Target &t, TimePoint now); // counts and logs a new stall period
+  void publish(Target &t);
   void sample_traffic(Target &t, TimePoint now);
   void note_way(Target &t, const ProbeOutcome &o, TimePoint now);
   // Records `o` in the verdict, publishes health and counters, runs the close gate.

@@ -6,6 +6,7 @@
 #include "health/probe.h"
 #include "kube_api_lb/core/check_budget.h"
 #include "kube_api_lb/core/rtt_estimator.h"
+#include "kube_api_lb/core/send_stall.h"
 #include "kube_api_lb/core/verdict.h"
 
 #include <chrono>
@@ -21,6 +22,7 @@ struct HealthChecker::Target {
   Verdict verdict;
   CheckBudget budget;
   RttEstimator rtt;
+  SendStall stall; // the check connection's send queue (core/send_stall.h)
   std::unique_ptr<Probe> probe;
   std::unique_ptr<Timer> timer; // the budget's next wake-up, or the oldest PING's deadline
   TimePoint started;
@@ -31,6 +33,7 @@ struct HealthChecker::Target {
   bool last_refused = false; // the last check's connect was refused: nothing listens there
   uint64_t bytes_seen = 0;   // Upstream::counters.bytes_to_client at the last sample
   uint64_t prevented_published = 0;
+  std::string outside_why; // set_outside_not_ready()'s source while held
 
   Target(const Verdict &v, BudgetConfig b, RttConfig r, uint64_t seed)
       : verdict(v), budget(b, seed), rtt(r) {}
@@ -40,7 +43,12 @@ struct HealthChecker::Target {
 // What a check's outcome says, in the verdict's terms. `h2`: liveness comes from PINGs, so a
 // request that times out is a slow apiserver, not a dead one; without them an answer that never
 // comes on a kept connection is the only sign of a hang there is (today's hard failure).
-inline Observation observation_of(const ProbeOutcome &o, bool h2) {
+// `stalled`: the check connection's send queue made no progress for the timeout (the checker's
+// SendStall): a timeout then says the path stopped taking our bytes, whatever the protocol.
+inline Observation observation_of(const ProbeOutcome &o, bool h2, bool stalled = false) {
+  if (stalled && (o.result == CheckResult::L7Tout || o.result == CheckResult::L6Tout)) {
+    return Observation::Stalled;
+  }
   switch (o.result) {
   case CheckResult::Ok:
     return Observation::ReadyzOk;
@@ -49,7 +57,7 @@ inline Observation observation_of(const ProbeOutcome &o, bool h2) {
   case CheckResult::L7Auth:
     return Observation::ReadyzUnauthorized;
   case CheckResult::L7Tout:
-    return h2 ? Observation::ReadyzTimedOut : Observation::Stalled;
+    return h2 ? Observation::ReadyzTimedOut : Observation::NoAnswer;
   case CheckResult::L7Rsp:
     return Observation::ReadyzMalformed;
   case CheckResult::L4Con:
@@ -70,6 +78,7 @@ inline CheckResult hard_result_of(Observation o) {
   case Observation::ConnectTimedOut:
     return CheckResult::L4Tout;
   case Observation::Reset:
+  case Observation::ConnectRefused:
     return CheckResult::L4Con;
   case Observation::HandshakeTimedOut:
     return CheckResult::L6Tout;

@@ -19,10 +19,39 @@ void HealthChecker::sample_traffic(Target &t, TimePoint now) {
   }
 }
 
+void HealthChecker::note_stall(Target &t, TimePoint now) {
+  t.up->health_counters.stalls.fetch_add(1, std::memory_order_relaxed);
+  log::info("health check connection stopped taking bytes")
+      .kv("endpoint", t.up->name())
+      .kv("send_queue_bytes", t.stall.outstanding())
+      .kv("stuck_ms", static_cast<int64_t>(t.stall.stuck_for(now).count()))
+      .kv("timeout_ms", static_cast<int64_t>(t.rtt.timeout().count()));
+}
+
+bool HealthChecker::sample_send_queue(Target &t, TimePoint now) {
+  const SendSample s = t.probe->send_queue();
+  t.stall.sample(now, s);
+  t.up->health_counters.send_queue_bytes.store(s.outstanding, std::memory_order_relaxed);
+  return t.stall.stalled(now, t.rtt.timeout());
+}
+
 void HealthChecker::expire_pings(Target &t, TimePoint now) {
+  // Our bytes stopped leaving (nothing acknowledged for the timeout): a PING that timed out now
+  // could not even reach the apiserver, so it counts as the stall it is, and a stall seen with no
+  // PING due (between PINGs) counts once. One piece of evidence per PING, never one more for the
+  // stall that explains it.
+  const bool stalled = sample_send_queue(t, now);
+  const bool new_stall = t.stall.take_new(now, t.rtt.timeout());
   const size_t n = t.probe->expire_pings(now - t.rtt.timeout());
+  const Observation ob = stalled ? Observation::Stalled : Observation::PingTimedOut;
+  if (new_stall) {
+    note_stall(t, now);
+  }
   for (size_t i = 0; i < n && !t.retired && !stopped_; i++) {
-    apply(t, Observation::PingTimedOut, CheckResult::L7Tout, now, nullptr);
+    apply(t, ob, CheckResult::L7Tout, now, nullptr);
+  }
+  if (n == 0 && new_stall && !t.retired && !stopped_) {
+    apply(t, Observation::Stalled, CheckResult::L7Tout, now, nullptr);
   }
   if (n == 0 || t.retired || stopped_) {
     return;
@@ -109,6 +138,54 @@ bool HealthChecker::other_ready(const Target &t) const {
   });
 }
 
+void HealthChecker::publish(Target &t) {
+  auto &hc = t.up->health_counters;
+  hc.alive.store(!t.verdict.dead(), std::memory_order_relaxed);
+  hc.dead_by.store(t.verdict.dead() ? static_cast<uint8_t>(t.verdict.dead_by()) + 1 : 0,
+                   std::memory_order_relaxed);
+  hc.outside_not_ready.store(t.verdict.outside_not_ready(), std::memory_order_relaxed);
+}
+
+bool HealthChecker::set_outside_not_ready(const std::string &endpoint, bool on,
+                                          const std::string &source) {
+  if (stopped_) {
+    return false;
+  }
+  for (auto &tp : targets_) {
+    if (!tp || tp->retired || tp->up->name() != endpoint) {
+      continue;
+    }
+    Target &t = *tp;
+    if (t.verdict.outside_not_ready() == on) {
+      t.outside_why = on ? source : std::string();
+      return true;
+    }
+    const Health before = t.up->health();
+    t.verdict.set_outside_not_ready(on);
+    t.outside_why = on ? source : std::string();
+    publish(t);
+    const Health after = t.verdict.health();
+    log::info(on ? "health: held not ready by an outside signal"
+                 : "health: outside not-ready signal lifted")
+        .kv("endpoint", endpoint)
+        .kv("source", source)
+        .kv("health", to_string(after))
+        .kv("close_connections", false);
+    if (before != after) {
+      t.up->set_health(after);
+      t.up->health_counters.transitions.fetch_add(1, std::memory_order_relaxed);
+      if (after == Health::Up) {
+        t.up->set_up_since_ms(mono_ms(time_.now()));
+      }
+      // L7STS: a soft reason (a drain), so the owner closes nothing.
+      notices_.push_back(Notice{t.up, before, after, CheckResult::L7Sts});
+    }
+    notify_all();
+    return true;
+  }
+  return false;
+}
+
 void HealthChecker::apply(Target &t, Observation ob, CheckResult why, TimePoint now,
                           const ProbeOutcome *po) {
   Upstream &up = *t.up;
@@ -118,7 +195,7 @@ void HealthChecker::apply(Target &t, Observation ob, CheckResult why, TimePoint 
   const Health before = up.health();
   const VerdictUpdate u = t.verdict.record(ob);
   const Health after = t.verdict.health();
-  hc.alive.store(!t.verdict.dead(), std::memory_order_relaxed);
+  publish(t);
   hc.rtt_micros.store(micros(t.rtt.srtt()), std::memory_order_relaxed);
   hc.timeout_micros.store(
       micros(std::chrono::duration_cast<std::chrono::microseconds>(t.rtt.timeout())),
@@ -161,6 +238,16 @@ void HealthChecker::apply(Target &t, Observation ob, CheckResult why, TimePoint 
     if (po) {
       line.kv("check_ms", static_cast<double>(po->duration.count()) / 1000.0);
     }
+    if (ob == Observation::Stalled) {
+      line.kv("send_queue_bytes", t.stall.outstanding())
+          .kv("stuck_ms", static_cast<int64_t>(t.stall.stuck_for(now).count()));
+    }
+    if (u.became_dead()) {
+      line.kv("dead_by", to_string(t.verdict.dead_by()));
+    }
+    if (t.verdict.outside_not_ready()) {
+      line.kv("held_by", t.outside_why);
+    }
     line.kv("rtt_ms", static_cast<double>(t.rtt.srtt().count()) / 1000.0)
         .kv("timeout_ms", static_cast<int64_t>(t.rtt.timeout().count()));
     if (changed && !u.ready.first) {
@@ -182,7 +269,8 @@ void HealthChecker::try_close(Target &t, CheckResult why, TimePoint now) {
     t.prevented_published = prevented;
     log::info("health dead verdict: connections kept")
         .kv("endpoint", up.name())
-        .kv("because", to_string(d));
+        .kv("because", to_string(d))
+        .kv("dead_by", to_string(t.verdict.dead_by()));
   }
   if (d != CloseDecision::Close) {
     return;
@@ -193,6 +281,7 @@ void HealthChecker::try_close(Target &t, CheckResult why, TimePoint now) {
       .kv("endpoint", up.name())
       .kv("health", to_string(t.verdict.health()))
       .kv("reason", to_string(why))
+      .kv("dead_by", to_string(t.verdict.dead_by()))
       .kv("close_connections", true);
   notices_.push_back(Notice{t.up, Health::Down, Health::Down, why});
 }

@@ -5,6 +5,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <utility>
@@ -37,6 +38,27 @@ std::chrono::microseconds kernel_rtt(uv_tcp_t *tcp) {
 }
 
 } // namespace
+
+SendSample Probe::send_queue() const {
+  SendSample s;
+  if (!tcp_ || phase_ == Phase::Connecting) {
+    return s;
+  }
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t *>(tcp_.get()), &fd) != 0) {
+    return s;
+  }
+  int kernel = 0; // SIOCOUTQ: not yet sent plus sent but not yet acknowledged
+  if (::ioctl(fd, TIOCOUTQ, &kernel) != 0 || kernel < 0) {
+    return s;
+  }
+  const uint64_t queued = uv_stream_get_write_queue_size(
+      reinterpret_cast<const uv_stream_t *>(tcp_.get())); // not yet handed to the kernel
+  s.connection = conn_id_;
+  s.outstanding = static_cast<uint64_t>(kernel) + queued;
+  s.acked = written_ >= s.outstanding ? written_ - s.outstanding : 0;
+  return s;
+}
 
 Probe::Probe(uv_loop_t *loop, TimeSource &time, std::shared_ptr<Upstream> up, ProbeOptions opts,
              std::function<void()> on_idle_close)
@@ -151,6 +173,8 @@ void Probe::connect() {
   }
   const sockaddr_storage &sa = addrs[addr_index_ % addrs.size()];
   auto *tcp = tcp_.make(this);
+  conn_id_++;
+  written_ = 0;
   if (int rc = uv_tcp_init(loop_, tcp); rc != 0) {
     tcp_.abandon();
     fail_soon(CheckResult::L4Con, uv_error("socket", rc));
@@ -246,10 +270,13 @@ void Probe::flush() {
     return;
   }
   uv_buf_t b = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
+  const size_t n = w->bytes.size();
   if (int rc = uv_write(&w->req, tcp_.stream(), &b, 1, &Probe::write_cb); rc != 0) {
     delete w;
     on_io_error(rc);
+    return;
   }
+  written_ += n;
 }
 
 void Probe::count_handshake(bool resumed) {
@@ -479,6 +506,7 @@ void Probe::on_timeout() {
   }
   const Phase phase = phase_;
   const std::string ms = std::to_string(timeout_.count()) + "ms";
+  timeout_queue_ = send_queue(); // before the connection goes: did our bytes leave?
   if (phase == Phase::Requesting && h2_) {
     // Slow is not dead: cancel the stream, keep the connection and its PINGs.
     h2_->cancel_request();
@@ -534,6 +562,10 @@ void Probe::finish(CheckResult r, std::string detail, int status) {
   o.established = established_;
   o.rtt = rtt_;
   o.kernel_rtt = kernel_rtt_;
+  if (r == CheckResult::L7Tout || r == CheckResult::L6Tout) {
+    o.send_queue = timeout_queue_;
+  }
+  timeout_queue_ = {};
   auto done = std::move(done_);
   done_ = nullptr;
   done(o); // last: the callback may cancel or start this probe again

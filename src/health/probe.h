@@ -29,6 +29,7 @@
 #include "kube_api_lb/config/config.h"
 #include "kube_api_lb/core/health.h"
 #include "kube_api_lb/core/http_response_parser.h"
+#include "kube_api_lb/core/send_stall.h"
 #include "kube_api_lb/core/upstream.h"
 #include "uvx/handle.h"
 #include "uvx/time_source.h"
@@ -70,6 +71,9 @@ struct ProbeOutcome {
   std::chrono::microseconds rtt{0};
   // The kernel's smoothed RTT (TCP_INFO tcpi_rtt) of a connection this check opened; 0 if none.
   std::chrono::microseconds kernel_rtt{0};
+  // The check connection's send queue when the check timed out (L4/L6/L7 timeouts), taken just
+  // before the connection was closed; connection 0 otherwise.
+  SendSample send_queue;
 };
 
 // What arrives on a kept-alive h2 check connection between (and during) checks.
@@ -123,6 +127,13 @@ public:
 
   // Whether a kept-alive connection is ready for the next request (https mode).
   bool connected() const { return established_; }
+
+  // The check connection's send queue now: bytes the checker wrote that the peer's TCP has not
+  // acknowledged yet, wherever they wait (libuv's write queue, the kernel's send queue: SIOCOUTQ
+  // counts both unsent and sent-but-unacknowledged bytes; TLS and HTTP/2 output is handed to
+  // libuv as soon as it is produced, so nothing waits there), and the bytes acknowledged in total
+  // on this connection. connection 0 when there is no connection.
+  SendSample send_queue() const;
 
   // Makes every check from the next start() on handshake with `tls` (the files were rotated). A
   // check in flight finishes with the old context, which its TlsEngine keeps alive. The kept-alive
@@ -193,6 +204,9 @@ private:
   std::string pending_detail_;
   size_t addr_index_ = 0;                 // rotates through addrs() after connect failures
   std::deque<TimePoint> handshake_times_; // last minute's handshakes
+  uint64_t conn_id_ = 0;                  // of the connection in tcp_ (counts connects)
+  uint64_t written_ = 0;                  // bytes handed to uv_write on that connection
+  SendSample timeout_queue_;              // send_queue() when the current check timed out
   std::vector<char> readbuf_;
 };
 

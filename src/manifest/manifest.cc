@@ -219,6 +219,7 @@ std::vector<std::string> config_to_args(const Config &c) {
     a.push_back(std::string("--health-http2=") + (h.http2 ? "true" : "false"));
   }
   dur("health-flap-window", h.flap_window, hd.flap_window);
+  dur("health-recheck-gap", h.recheck_gap, hd.recheck_gap);
   dur("health-fast-interval", h.fast_interval, hd.fast_interval);
   dur("health-down-interval", h.down_interval, hd.down_interval);
   dur("health-timeout", h.timeout, hd.timeout);

@@ -37,6 +37,7 @@ import argparse
 import atexit
 import calendar
 import ctypes
+import faulthandler
 import glob
 import json
 import os
@@ -411,9 +412,17 @@ class LoadClient:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            # Where is it stuck? faulthandler (registered on SIGUSR1 in the client) writes every
+            # thread's stack to its stderr log.
+            try:
+                self.proc.send_signal(signal.SIGUSR1)
+                time.sleep(1.0)
+            except OSError:
+                pass
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"load client did not stop within {timeout}s")
+            raise AssertionError(f"load client did not stop within {timeout}s; its stderr (thread "
+                                 f"stacks):\n{self.kt.read_log(self.proc)[-6000:]}")
         self.reader.join(5)
         return self.snapshot()
 
@@ -494,6 +503,7 @@ class Load:
     def __init__(self, a):
         self.a = a
         self.stop = threading.Event()
+        self.signalled = False  # set by the SIGTERM/SIGINT handler: a plain flag, no lock
         self.out_lock = threading.Lock()
         ctx = ssl.create_default_context(cafile=a.ca)
         ctx.load_cert_chain(a.cert, a.key)
@@ -666,11 +676,16 @@ class Load:
             t.start()
         end = time.monotonic() + a.max_seconds
         announced = False
-        while not self.stop.is_set() and time.monotonic() < end:
+        # Polls self.signalled (set by the signal handler) rather than waiting on self.stop: a
+        # handler runs in this thread between two bytecodes, possibly while this thread holds
+        # self.stop's internal lock inside Event.wait(), and Event.set() from there would wait
+        # for that lock forever (the one time this client did not stop on SIGTERM). The handler
+        # only assigns a flag; stop.set() happens here, outside any lock.
+        while not self.signalled and time.monotonic() < end:
             if not announced and all(e.is_set() for e in self.first_open):
                 announced = True
                 self.emit({"ev": "ready", "t": time.time()})
-            self.stop.wait(0.05)
+            time.sleep(0.05)
         self.stop.set()
         join_end = time.monotonic() + a.timeout + 2
         for t in threads:
@@ -697,10 +712,11 @@ def load_main(argv):
     load = Load(a)
 
     def on_signal(num, frame):
-        load.stop.set()
+        load.signalled = True  # nothing that takes a lock: see Load.run()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # LoadClient.stop's diagnosis
     load.run()
     sys.stdout.flush()
     os._exit(0)  # daemon threads stuck in a receive must not delay the exit

@@ -31,6 +31,7 @@ Needs root (skipped otherwise).
 import atexit
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -65,7 +66,7 @@ EXCUSABLE_MAX = 3  # "rare": answered-in-part requests lost at a kill, per scena
 SLACK = 0.05  # clock slack between the test, the client process and the proxy's ms timestamps
 NAMES = ("a", "b", "c")
 IPS = {"a": "127.0.0.11", "b": "127.0.0.12", "c": "127.0.0.13"}
-HARD = ("kill", "stop", "drop")
+HARD = ("kill", "stop", "drop", "drop_out")
 
 RESULTS = []
 
@@ -135,10 +136,12 @@ class Scenario:
         certs = test.certs
         self.ns = kn.Netns(Scenario.count)
         test.addCleanup(self.teardown)
+        self.ctl = {n: os.path.join(kt.tmpdir(), f"ctl-{self.ns.name}-{n}.json") for n in NAMES}
         for n in NAMES:
             self.apis[n] = kn.NsApiserver(kt, self.ns, n, IPS[n], certs, args=[
                 "--shutdown-delay", f"{shutdown_delay:g}", "--watch-interval-ms", "100",
-                *([] if self.http2 else ["--no-http2"])], wait=False)
+                "--control-file", self.ctl[n], *([] if self.http2 else ["--no-http2"])],
+                wait=False)
         for n in NAMES:
             self.apis[n].wait_listen(10 * FACTOR)
         self.ep = {n: self.apis[n].endpoint for n in NAMES}
@@ -192,14 +195,38 @@ class Scenario:
             self.stopped.update(names)
         return t
 
-    def drop(self, name):
+    def control(self, name, want, log_re=None, timeout=5.0):
+        """Writes the stand-in's control file (fake_apiserver.py --control-file); with log_re,
+        waits for the stand-in's log line matching it (a group: its unix time) and returns that
+        time, else the time of the write."""
+        tmp = self.ctl[name] + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(want, f)
+        t = time.time()
+        os.rename(tmp, self.ctl[name])
+        if log_re is None:
+            return t
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(log_re, kt.read_log(self.apis[name].proc))
+            if m:
+                return float(m.group(1)) if m.groups() else t
+            time.sleep(0.01)
+        raise AssertionError(f"apiserver {name} did not log {log_re!r} within {timeout}s")
+
+    def drop(self, name, one_way=False):
+        """iptables DROP of everything to and from the apiserver; one_way: only what goes to it
+        (its answers and watch events still arrive, nothing sent to it is acknowledged)."""
         ip = IPS[name]
-        rules = [["-A", ch, fl, ip, "-j", "DROP"] for ch in ("OUTPUT", "INPUT")
-                 for fl in ("-d", "-s")]
+        if one_way:
+            rules = [["-A", "OUTPUT", "-d", ip, "-j", "DROP"]]
+        else:
+            rules = [["-A", ch, fl, ip, "-j", "DROP"] for ch in ("OUTPUT", "INPUT")
+                     for fl in ("-d", "-s")]
         t = time.time()
         self.ns.iptables_batch(rules)
         t_end = time.time()
-        self.faults.append(Fault("drop", name, t, t_end))
+        self.faults.append(Fault("drop_out" if one_way else "drop", name, t, t_end))
         # iptables-restore commits its rules in one netlink transaction as its last act; what comes
         # before (exec, reading the current ruleset for --noflush) took up to 0.8 s on a loaded CI
         # machine and is no part of the proxy's reaction time. So times count from its end.
@@ -530,6 +557,145 @@ class NetnsFailover(unittest.TestCase):
             if max(reconnects) > RECONNECT_LIMIT:
                 sc.problems.append(f"a stream reconnected {max(reconnects):.3f}s after the "
                                    f"draining apiserver ended it (limit {RECONNECT_LIMIT:g}s)")
+        sc.verdict()
+
+    def test_8_listener_closed_watches_streaming(self):
+        """kube-apiserver's SIGTERM with --shutdown-delay-duration=0: its listener closes (new
+        connects refused: dead evidence) while its watches still stream. The close gate holds
+        (bytes still arrive), so no watch is cut and the held close is counted; once the watches
+        go silent (a crash that left them standing, or a watch with nothing to say), nothing
+        contradicts the dead verdict and the proxy closes them."""
+        sc = Scenario(self, "listener closed, watches streaming, then silent")
+        (target,) = sc.busiest(1)
+        sc.r["targets"] = [target]
+        ep = sc.ep[target]
+        t = sc.control(target, {"listen": False}, r"listeners closed at unix_time=([0-9.]+)")
+        sc.faults.append(Fault("listen", target, t, t))
+        time.sleep(3.0 * FACTOR)
+        m1 = sc.proxy.metrics()
+        verbose1 = sc.proxy.admin_get("/readyz?verbose")[1]
+        t2 = sc.control(target, {"watch_events": False}, r"watch_events=false")
+        t2 = max(t2, t)  # the log line has no time of its own; the write is within 0.1 s of it
+        sc.faults.append(Fault("silent", target, t2, t2))
+        time.sleep(2.5 * FACTOR)
+        sc.finish()
+        sc.detection(target, t, DETECT_LIMIT)
+        sc.check_failures()
+        prevented = kt.metric(m1, "kube_api_lb_endpoint_closes_prevented_total", endpoint=ep)
+        alive = kt.metric(m1, "kube_api_lb_endpoint_alive", endpoint=ep)
+        sc.r["closes_prevented"] = prevented
+        if prevented < 1:
+            sc.problems.append(f"closes_prevented for {target} is {prevented} while its watches "
+                               "streamed after its listener closed")
+        if alive != 0:
+            sc.problems.append(f"{target}'s listener closed 3 s ago but it is not dead "
+                               f"(kube_api_lb_endpoint_alive={alive})")
+        if "dead_by=connect_refused" not in verbose1:
+            sc.problems.append(f"/readyz?verbose does not name connect_refused:\n{verbose1}")
+        held = sc.proxy.events("health dead verdict: connections kept", since=t, endpoint=ep)
+        if not held or held[0].get("because") != "traffic_seen":
+            sc.problems.append(f"no 'connections kept because=traffic_seen' for {target}: {held}")
+        hit = [b for b in sc.streams_bound_at(t) if b[2] == target]
+        if not hit:
+            sc.problems.append(f"no stream was bound to {target}")
+        closes, reconnects = [], []
+        for sid, n, server in hit:
+            end = sc.end_of(sid, n)
+            if end is None:
+                sc.problems.append(f"silent stream {sid} on {server} was never closed")
+                continue
+            if end["t"] < t2:
+                sc.problems.append(f"stream {sid} on {server} ended {end['t'] - t:.3f}s after "
+                                   "the listener closed, while it still streamed "
+                                   f"(how={end['how']} err={end['err']})")
+                continue
+            closes.append(end["t"] - t2)
+            if end["t"] - t2 > STREAM_CLOSE_LIMIT:
+                sc.problems.append(f"silent stream {sid} on {server} closed {end['t'] - t2:.3f}s "
+                                   f"after it went silent (limit {STREAM_CLOSE_LIMIT:g}s)")
+            nxt = sc.open_of(sid, n + 1)
+            if nxt is None or nxt["server"] == target:
+                sc.problems.append(f"stream {sid} did not reconnect to another apiserver: {nxt}")
+            else:
+                reconnects.append(nxt["t"] - end["t"])
+        for sid, n, server in sc.streams_bound_at(t):
+            if server != target and sc.end_of(sid, n) is not None:
+                sc.problems.append(f"stream {sid} on {server} ended")
+        sc.r["watches_survived_s"] = round(t2 - t, 3)
+        if closes:
+            sc.r["stream_closed_s"] = round(max(closes), 3)
+            sc.r["notes"].append(f"{len(hit)} watches on {target} survived {t2 - t:.1f}s with its "
+                                 f"listener closed (closes_prevented={prevented:g}); closed "
+                                 f"{min(closes):.3f}-{max(closes):.3f}s after they went silent")
+        if reconnects:
+            sc.r["reconnect_s"] = round(max(reconnects), 3)
+        v = sc.closed_on_down(target)
+        sc.r["closed_on_down"] = {target: v}
+        if v is not None and v < 1:
+            sc.problems.append(f"kube_api_lb_endpoint_closed_on_down_total for {target} is {v}")
+        sc.verdict()
+
+    def test_9_one_way_drop_stalled(self):
+        """Packets towards one apiserver dropped, its packets to us still delivered: nothing we
+        send is acknowledged, so the check connection's send queue stops draining. The dead
+        verdict names the stall (log, /readyz?verbose, the stalls metric)."""
+        sc = Scenario(self, "one-way DROP towards one (stalled send queue)")
+        (target,) = sc.busiest(1)
+        sc.r["targets"] = [target]
+        ep = sc.ep[target]
+        t = sc.drop(target, one_way=True)
+        sc.proxy.wait_health(ep, "down", since=t, timeout=5 * FACTOR)
+        verbose = ""
+        deadline = time.monotonic() + 3 * FACTOR
+        while time.monotonic() < deadline and "dead_by=" not in verbose:
+            verbose = sc.proxy.admin_get("/readyz?verbose")[1]
+            time.sleep(0.05)
+        time.sleep(max(0.0, t + 4.0 * FACTOR - time.time()))
+        sc.finish()
+        sc.detection(target, t, DETECT_LIMIT)
+        sc.check_failures()
+        stall = sc.proxy.events("health check connection stopped taking bytes", since=t,
+                                endpoint=ep)
+        if not stall:
+            sc.problems.append("no 'health check connection stopped taking bytes' line")
+        else:
+            sc.r["stall_seen_s"] = round(stall[0]["t"] - t, 3)
+        dead = [e for e in sc.proxy.events(since=t, endpoint=ep) if e.get("dead_by")]
+        sc.r["dead_by"] = dead[0].get("dead_by") if dead else None
+        if dead:
+            sc.r["dead_s"] = round(dead[0]["t"] - t, 3)
+        # h2: both pieces are stalled PINGs. HTTP/1.1: the stalled request, then the re-check's
+        # connect on a new connection (its SYN is dropped) times out.
+        want = ("stalled",) if sc.http2 else ("stalled", "connect_timeout")
+        if sc.r["dead_by"] not in want:
+            sc.problems.append(f"dead verdict made by {sc.r['dead_by']}, expected one of {want}")
+        if not any(e.get("observed") == "stalled" for e in sc.proxy.events(since=t, endpoint=ep)):
+            sc.problems.append("no check result observed=stalled")
+        if f"dead_by={sc.r['dead_by']}" not in verbose:
+            sc.problems.append(f"/readyz?verbose does not name the dead verdict:\n{verbose}")
+        stalls = kt.metric(sc.metrics_end, "kube_api_lb_endpoint_health_stalls_total",
+                           endpoint=ep) if sc.metrics_end else 0
+        sc.r["stalls"] = stalls
+        if stalls < 1:
+            sc.problems.append(f"kube_api_lb_endpoint_health_stalls_total for {target} is {stalls}")
+        # Its watch events still arrive for a while (its first unacknowledged segments), which
+        # holds the close (traffic_seen); then the streams are closed and move.
+        hit = [b for b in sc.streams_bound_at(t) if b[2] == target]
+        closes = []
+        for sid, n, server in hit:
+            end = sc.end_of(sid, n)
+            if end is None:
+                sc.problems.append(f"stream {sid} on {server} was never closed")
+                continue
+            closes.append(end["t"] - t)
+            nxt = sc.open_of(sid, n + 1)
+            if nxt is None or nxt["server"] == target:
+                sc.problems.append(f"stream {sid} did not reconnect to another apiserver: {nxt}")
+        if closes:
+            sc.r["stream_closed_s"] = round(max(closes), 3)
+        sc.r["notes"].append(f"one-way drop: stall logged {sc.r.get('stall_seen_s')}s, dead "
+                             f"({sc.r['dead_by']}) {sc.r.get('dead_s')}s, streams closed "
+                             f"{sc.r.get('stream_closed_s')}s after the rule")
         sc.verdict()
 
     def test_5_kill_two(self):

@@ -53,9 +53,16 @@ Fault modes, to turn one apiserver "overloaded" or "hung" while a test runs:
   --readyz-delay-ms N      /readyz answers after N ms (on HTTP/2 only that stream waits); everything
                            else, PINGs included, is answered at once
   --control-file PATH      polled every 100 ms; when its content changes, a JSON object in it sets
-                           any of {"readyz_delay_ms": N, "hang": true|false}; keys left out keep
-                           their value, a missing or unparsable file changes nothing (write it
-                           atomically)
+                           any of {"readyz_delay_ms": N, "hang": true|false, "listen": false,
+                           "watch_events": true|false}; keys left out keep their value, a missing
+                           or unparsable file changes nothing (write it atomically)
+  listen: false            closes the listeners (new connects are refused) and the idle
+                           connections (HTTP/2: GOAWAY), as Go's http.Server.Shutdown does and as
+                           kube-apiserver does on SIGTERM with --shutdown-delay-duration=0;
+                           connections with a request in flight (watches) go on. Not reversible.
+                           Logs "listeners closed at unix_time=<wall clock>".
+  watch_events: false      open watches stay open but send no events (silent, as most watches
+                           are most of the time); true resumes them
   hang                     the process stops answering anything: no accept(2) (the kernel still
                            completes TCP handshakes into the backlog), no TLS handshake, no request,
                            no PING ACK, no watch event, nothing read or written on any connection;
@@ -264,6 +271,8 @@ class Server:
         self.counters = Counters(self.name, args.count_peers)
         self.readyz_delay_ms = float(args.readyz_delay_ms)
         self.hanging = False
+        self.listening = True  # "listen": false closes the listeners for good
+        self.watch_events = True  # "watch_events": false keeps watches open but silent
         self.awake = threading.Event()  # cleared while hanging
         self.awake.set()
         self.ctx = self.make_ctx()
@@ -284,7 +293,12 @@ class Server:
             if self.stopping:
                 return
 
-    def set_mode(self, readyz_delay_ms=None, hang=None):
+    def set_mode(self, readyz_delay_ms=None, hang=None, listen=None, watch_events=None):
+        if watch_events is not None and bool(watch_events) != self.watch_events:
+            self.watch_events = bool(watch_events)
+            log(f"name={self.name} watch_events={'true' if self.watch_events else 'false'}")
+        if listen is not None and not listen and self.listening:
+            self.close_listeners()
         if readyz_delay_ms is not None and float(readyz_delay_ms) != self.readyz_delay_ms:
             self.readyz_delay_ms = float(readyz_delay_ms)
             log(f"name={self.name} readyz_delay_ms={self.readyz_delay_ms:g}")
@@ -323,7 +337,8 @@ class Server:
                         want = json.loads(text)
                         if not isinstance(want, dict):
                             raise ValueError("not a JSON object")
-                        self.set_mode(want.get("readyz_delay_ms"), want.get("hang"))
+                        self.set_mode(want.get("readyz_delay_ms"), want.get("hang"),
+                                      want.get("listen"), want.get("watch_events"))
                     except ValueError as e:
                         log(f"name={self.name} ignoring {self.a.control_file}: {e}")
             if self.a.counters_file and time.monotonic() >= next_write:
@@ -364,8 +379,26 @@ class Server:
             f"anonymous-auth={'true' if self.a.anonymous_auth else 'false'}, "
             f"alpn={'h2,http/1.1' if self.a.http2 else 'http/1.1'}")
 
+    def close_listeners(self):
+        """New connects refused, idle connections closed, busy ones (watches) kept: Go's
+        http.Server.Shutdown before it waits for the rest."""
+        self.listening = False
+        for s in self.listeners:
+            try:
+                # Linux: a listening socket shut down refuses new connects at once and wakes its
+                # accept(2) with EINVAL; the accept loop then closes it (no fd race with it).
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        log(f"name={self.name} listeners closed at unix_time={time.time():.6f}")
+        with self.conns_lock:
+            conns = list(self.conns)
+        for c in conns:
+            if c.idle:
+                c.force_close()
+
     def accept_loop(self, lsock):
-        while not self.stopping:
+        while not self.stopping and self.listening:
             if self.hanging:  # leave new connections in the kernel's backlog
                 self.wait_awake()
                 continue
@@ -374,7 +407,7 @@ class Server:
             except socket.timeout:
                 continue
             except OSError as e:
-                if self.stopping:
+                if self.stopping or not self.listening:
                     break
                 log(f"accept error: {e}")
                 time.sleep(0.05)
@@ -619,6 +652,9 @@ class Server:
         try:
             rv = 100
             while not self.stopping:
+                if not self.watch_events:
+                    time.sleep(interval)
+                    continue
                 rv += 1
                 ev = self.watch_event(ns, rv)
                 self.sendall(sock, b"%x\r\n%s\r\n" % (len(ev), ev))
@@ -843,6 +879,9 @@ class H2Conn:
         try:
             rv = 100
             while not srv.stopping:
+                if not srv.watch_events:
+                    time.sleep(r.interval)
+                    continue
                 rv += 1
                 self.send_data(sid, st, srv.watch_event(r.ns, rv), False)
                 time.sleep(r.interval)
@@ -1034,21 +1073,20 @@ def main():
         log(f"name={a.name} cannot listen: {e}")
         sys.exit(1)
     signals = []
-    got = threading.Event()
 
     def on_signal(num, frame):
+        # Takes no lock (no Event.set(): the handler runs in the main thread between bytecodes,
+        # possibly while it holds that Event's lock); the main thread polls `signals`.
         signals.append(num)
         if len(signals) > 1:
-            log(f"name={a.name} second signal: exiting now")
-            srv.write_counters()
+            os.write(2, f"name={a.name} second signal: exiting now\n".encode())
             os._exit(1)
-        got.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     srv.serve()
-    while not got.wait(1.0):
-        pass
+    while not signals:
+        time.sleep(0.05)
     srv.shutdown()
     sys.stderr.flush()
     os._exit(0)  # handler threads are daemons; don't wait for cut connections

@@ -145,12 +145,15 @@ TEST_CASE("flags: the HTTP/2 liveness settings") {
   CHECK(dflt->health.readyz_interval == kal::Millis{10000});
   CHECK(dflt->health.http2);
   CHECK(dflt->health.flap_window == kal::Millis{30000});
-  auto set = from_flags(
-      {"--health-readyz-interval=15s", "--health-http2=false", "--health-flap-window=1m"});
+  CHECK(dflt->health.recheck_gap == kal::Millis{1000});
+  auto set = from_flags({"--health-readyz-interval=15s", "--health-http2=false",
+                         "--health-flap-window=1m", "--health-recheck-gap=3s"});
   REQUIRE_MESSAGE(set.ok(), set.error());
   CHECK(set->health.readyz_interval == kal::Millis{15000});
   CHECK_FALSE(set->health.http2);
   CHECK(set->health.flap_window == kal::Millis{60000});
+  CHECK(set->health.recheck_gap == kal::Millis{3000});
+  CHECK_FALSE(from_flags({"--health-recheck-gap=0s"}).ok());
   auto bad = from_flags({"--health-http2=maybe"});
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error() == "--health-http2: \"maybe\" is not true or false");

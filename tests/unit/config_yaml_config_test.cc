@@ -442,14 +442,17 @@ TEST_CASE("yaml: listen localhost means 127.0.0.1; other host names are errors")
 TEST_CASE("yaml: the HTTP/2 liveness settings are read, written and checked") {
   Config c = parse_ok(kHead + "endpoints: [\"10.0.0.1:6443\"]\n"
                               "healthCheck:\n  readyzInterval: 20s\n  http2: false\n"
-                              "  flapWindow: 45s\n");
+                              "  flapWindow: 45s\n"
+                              "  recheckGap: 2s\n");
   CHECK(c.health.readyz_interval == Millis{20000});
   CHECK_FALSE(c.health.http2);
   CHECK(c.health.flap_window == Millis{45000});
+  CHECK(c.health.recheck_gap == Millis{2000});
   const std::string text = kal::to_yaml(c);
   CHECK(text.find("readyzInterval: 20s") != std::string::npos);
   CHECK(text.find("http2: false") != std::string::npos);
   CHECK(text.find("flapWindow: 45s") != std::string::npos);
+  CHECK(text.find("recheckGap: 2s") != std::string::npos);
   Config back = parse_ok(text);
   CHECK(back.health == c.health);
   auto bad = kal::parse_yaml_config(kHead + "endpoints: [\"10.0.0.1:6443\"]\n"

@@ -82,20 +82,92 @@ TEST_CASE("verdict: an overloaded apiserver (slow /readyz, PINGs answered) close
   CHECK(v.prevented_closes() == 0);
 }
 
-TEST_CASE("verdict: draining (/readyz 500) and a refused listener are not ready, not dead") {
-  run("drain", {
-                   {0, O::ReadyzOk, true, L::Alive},
-                   {100, O::ReadyzFailed, true, L::Alive},
-                   {350, O::ReadyzFailed, false, L::Alive, D::NotDead},
-                   {900, O::GoAway, false, L::Alive},
-                   // Listener closed at the end of the shutdown delay: still not dead.
-                   {1000, O::ConnectRefused, false, L::Alive, D::NotDead},
-                   {1500, O::ConnectRefused, false, L::Alive, D::NotDead},
-                   // Restarted and ready again.
-                   {5000, O::ReadyzFailed, false, L::Alive},
-                   {5500, O::ReadyzOk, false, L::Alive},
-                   {5750, O::ReadyzOk, true, L::Alive},
-               });
+TEST_CASE("verdict: draining (/readyz 500) is not ready, not dead; its closed listener is dead "
+          "evidence the close gate holds while its watches stream") {
+  auto v = run("drain", {
+                            {0, O::ReadyzOk, true, L::Alive},
+                            {100, O::ReadyzFailed, true, L::Alive},
+                            {350, O::ReadyzFailed, false, L::Alive, D::NotDead},
+                            {900, O::GoAway, false, L::Alive},
+                            // Listener closed at the end of the shutdown delay (or at once with
+                            // --shutdown-delay-duration=0) while its watches still stream.
+                            {950, traffic, false, L::Alive},
+                            {1000, O::ConnectRefused, false, L::Alive, D::NotDead},
+                            {1450, traffic, false, L::Alive},
+                            {1500, O::ConnectRefused, false, L::Dead, D::TrafficSeen},
+                            {1600, traffic, false, L::Dead, std::nullopt},
+                            {2000, O::ConnectRefused, false, L::Dead, D::TrafficSeen},
+                            // The apiserver ended its watches; nothing arrived for 401 ms.
+                            {2001, O::ConnectRefused, false, L::Dead, D::Close},
+                            // Restarted and ready again.
+                            {5000, O::ReadyzFailed, false, L::Alive},
+                            {5500, O::ReadyzOk, false, L::Alive},
+                            {5750, O::ReadyzOk, true, L::Alive},
+                        });
+  CHECK(v.mass_closes() == 1);
+  CHECK(v.prevented_closes() == 1);
+}
+
+TEST_CASE("verdict: a crash (connects refused, nothing arriving) is dead after two and closes") {
+  auto v = run("crash", {
+                            {0, O::ReadyzOk, true, L::Alive},
+                            {1000, O::PingAnswered, true, L::Alive},
+                            {1200, O::ConnectRefused, true, L::Alive, D::NotDead},
+                            {1201, O::ConnectRefused, false, L::Dead, D::Close},
+                            {1700, O::ConnectRefused, false, L::Dead, D::AlreadyClosed},
+                        });
+  CHECK(v.dead_by() == O::ConnectRefused);
+  CHECK(v.mass_closes() == 1);
+  auto w = run("reset", {
+                            {0, O::ReadyzOk, true, L::Alive},
+                            {10, O::Reset, true, L::Alive},
+                            {20, O::ConnectRefused, false, L::Dead, D::Close},
+                        });
+  CHECK(w.dead_by() == O::ConnectRefused);
+}
+
+TEST_CASE("verdict: an outside not-ready signal steers away, closes nothing, lifts at once") {
+  Verdict v;
+  v.record(O::ReadyzOk);
+  REQUIRE(v.ready());
+  auto u = v.set_outside_not_ready(true);
+  CHECK(u.ready_before);
+  CHECK_FALSE(u.ready_after);
+  CHECK(u.ready_changed());
+  CHECK_FALSE(v.ready());
+  CHECK(v.health() == Health::Down);
+  CHECK(v.life() == L::Alive);
+  CHECK(v.decide_close(at(0), 400ms, true) == D::NotDead);
+  // /readyz keeps passing: still held.
+  v.record(O::ReadyzOk);
+  v.record(O::PingAnswered);
+  CHECK_FALSE(v.ready());
+  CHECK(v.tracker().health() == Health::Up);
+  // A reload keeps the hold.
+  VerdictConfig cfg;
+  cfg.rise = 3;
+  Verdict w = v.with_config(cfg);
+  CHECK(w.outside_not_ready());
+  CHECK_FALSE(w.ready());
+  // Dead evidence while held still makes it dead; the gate decides as always.
+  w.record(O::PingTimedOut);
+  w.record(O::PingTimedOut);
+  CHECK(w.dead());
+  CHECK(w.decide_close(at(1000), 400ms, true) == D::Close);
+  // Lifted: readiness is the tracker's again at once.
+  Verdict x;
+  x.record(O::ReadyzOk);
+  x.set_outside_not_ready(true);
+  u = x.set_outside_not_ready(false);
+  CHECK(u.ready_changed());
+  CHECK(x.ready());
+  CHECK(x.health() == Health::Up);
+  // Held before the first check: not ready whatever the first /readyz says.
+  Verdict y;
+  y.set_outside_not_ready(true);
+  y.record(O::ReadyzOk);
+  CHECK_FALSE(y.ready());
+  CHECK(y.health() == Health::Down);
 }
 
 TEST_CASE("verdict: a hang (PINGs unanswered) is dead after two, closes once") {
@@ -124,7 +196,7 @@ TEST_CASE("verdict: dead evidence table (two of a kind, alive evidence interrupt
       {O::ReadyzUnauthorized, false},
       {O::ReadyzTimedOut, false},
       {O::ReadyzMalformed, false},
-      {O::ConnectRefused, false},
+      {O::ConnectRefused, true},
       {O::ConnectTimedOut, true},
       {O::Reset, true},
       {O::HandshakeFailed, false},
@@ -133,6 +205,7 @@ TEST_CASE("verdict: dead evidence table (two of a kind, alive evidence interrupt
       {O::PingTimedOut, true},
       {O::Stalled, true},
       {O::GoAway, false},
+      {O::NoAnswer, true},
   };
   for (const auto &r : rows) {
     const std::string label2 = kal::to_string(r.o);
@@ -227,6 +300,8 @@ TEST_CASE("verdict: first observation decides readiness; rise/fall as HAProxy") 
   run("first ok", {{0, O::ReadyzOk, true, L::Alive}});
   run("first fail", {{0, O::ReadyzFailed, false, L::Alive}});
   run("first refused", {{0, O::ConnectRefused, false, L::Unknown, D::NotDead}});
+  run("first two refused",
+      {{0, O::ConnectRefused, false, L::Unknown}, {1, O::ConnectRefused, false, L::Dead}});
   run("first ping", {{0, O::PingAnswered, false, L::Alive}}); // PINGs say nothing of readiness
   run("auth", {{0, O::ReadyzUnauthorized, true, L::Alive}});
   VerdictConfig cfg;

@@ -322,7 +322,8 @@ TEST_CASE("checker: 500 is a soft down (kill epoch kept), 200 brings it back") {
   hc.stop();
 }
 
-TEST_CASE("checker: a killed server goes down fast; refused is soft (no kill epoch bump)") {
+TEST_CASE("checker: a killed server goes down fast; refused connects are dead evidence, held "
+          "while no other endpoint is ready") {
   Checked f;
   f.cfg.interval = 1000ms; // the default: the closed connection, not the interval, must drive it
   f.cfg.fast_interval = 250ms;
@@ -336,7 +337,12 @@ TEST_CASE("checker: a killed server goes down fast; refused is soft (no kill epo
                              << " ms");
   CHECK(took < 700ms);
   CHECK(f.events.back().why == CheckResult::L4Con);
-  CHECK(f.up->kill_epoch() == 0); // a refused connect closes no connections (see health.h)
+  REQUIRE(f.step_until([&] { return !f.up->health_counters.alive.load(); }, 2s));
+  // Dead, but the only endpoint: clients would have nowhere else to go (none_ready).
+  CHECK(f.up->kill_epoch() == 0);
+  CHECK(f.up->counters.closes_prevented == 1);
+  CHECK(f.up->health_counters.dead_by ==
+        static_cast<uint8_t>(kal::Observation::ConnectRefused) + 1);
   CHECK(f.up->health_counters.failures[static_cast<size_t>(CheckResult::L4Con)] >= 2);
   hc.stop();
 }
@@ -476,7 +482,7 @@ TEST_CASE("checker: tcp and tls modes use fresh connections") {
     f.srv.stop();
     REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
     CHECK(f.events.back().why == CheckResult::L4Con);
-    CHECK(f.up->kill_epoch() == 0); // refused: soft
+    CHECK(f.up->kill_epoch() == 0); // refused is dead evidence, but no other endpoint is ready
     hc.stop();
   }
 }
@@ -748,30 +754,78 @@ TEST_CASE("checker: a half-written or mismatched rotation keeps the running TLS 
   hc.stop();
 }
 
-TEST_CASE("checker: a refused connect is a soft down; a timeout while down escalates") {
+TEST_CASE("checker: a crashed apiserver (connects refused, nothing arriving) has its sessions "
+          "closed once another endpoint is ready") {
   Checked f;
   f.with_ready_peer();
-  const uint16_t port = f.srv.port();
   HealthChecker &hc = f.start_up();
-  f.srv.stop(); // listener closed: the apiserver's SIGTERM with --shutdown-delay-duration=0
-  REQUIRE(f.step_until([&] { return f.up->health() == Health::Down; }, 2s));
-  CHECK(f.events.back().why == CheckResult::L4Con);
-  CHECK(f.up->kill_epoch() == 0); // in-flight requests on it are left to finish
-  const size_t n_events = f.events.size();
-  f.step_for(200ms); // more refused checks while down: no escalation
-  CHECK(f.up->kill_epoch() == 0);
-  CHECK(f.events.size() == n_events);
-
-  // The same address now accepts TCP but never answers: hung, so its sessions are closed.
-  TestTlsServer hung(f.sctx, port);
-  hung.hang = true;
-  f.stalled = [&] { return hung.hang.load(); };
+  const auto killed = f.time.now();
+  f.srv.stop(); // crashed: nothing listens, nothing arrives on its sessions
   REQUIRE(f.step_until([&] { return f.up->kill_epoch() == 1; }, 2s));
-  REQUIRE(f.events.size() == n_events + 1);
-  CHECK(f.events.back().old_h == Health::Down); // "escalated"
+  MESSAGE("crash -> closed in "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(f.time.now() - killed).count()
+          << " ms");
+  CHECK(f.events.back().old_h == Health::Down);
   CHECK(f.events.back().new_h == Health::Down);
-  CHECK(f.events.back().why == CheckResult::L6Tout);
-  hung.hang = false;
+  CHECK(f.events.back().why == CheckResult::L4Con);
+  CHECK(f.up->counters.closes_prevented == 0);
+  // More refused checks: closed once per dead period.
+  f.step_for(500ms);
+  CHECK(f.up->kill_epoch() == 1);
+  hc.stop();
+}
+
+TEST_CASE("checker: a closed listener while bytes still arrive on its sessions is held "
+          "(closes_prevented), closed once they stop") {
+  Checked f;
+  f.with_ready_peer();
+  HealthChecker &hc = f.start_up();
+  // The apiserver's SIGTERM with --shutdown-delay-duration=0: listener closed, watches streaming.
+  f.srv.stop();
+  for (int i = 0; i < 30; i++) {
+    f.up->counters.bytes_to_client += 100; // what the workers count as a watch event arrives
+    f.step_for(100ms);
+    CHECK(f.up->kill_epoch() == 0);
+  }
+  CHECK(f.up->health() == Health::Down);
+  CHECK_FALSE(f.up->health_counters.alive.load());
+  CHECK(f.up->counters.closes_prevented == 1);
+  // The watches ended (or went silent): nothing contradicts the dead verdict any more.
+  REQUIRE(f.step_until([&] { return f.up->kill_epoch() == 1; }, 2s));
+  CHECK(f.up->counters.closes_prevented == 1);
+  hc.stop();
+}
+
+TEST_CASE("checker: an outside not-ready signal steers away without closing; lifting it restores "
+          "the endpoint at once") {
+  Checked f;
+  f.with_ready_peer();
+  HealthChecker &hc = f.start_up();
+  const size_t n0 = f.events.size();
+  CHECK_FALSE(hc.set_outside_not_ready("127.0.0.1:1", true, "endpointslice")); // not checked
+  REQUIRE(hc.set_outside_not_ready(f.up->name(), true, "endpointslice"));
+  CHECK(f.up->health() == Health::Down);
+  CHECK(f.up->health_counters.outside_not_ready.load());
+  REQUIRE(f.events.size() == n0 + 1);
+  CHECK(f.events.back().new_h == Health::Down);
+  CHECK_FALSE(kal::is_hard_failure(f.events.back().why)); // the owner closes nothing
+  // /readyz keeps passing: the hold stays; nothing is closed.
+  f.step_for(1s);
+  CHECK(f.up->health() == Health::Down);
+  CHECK(f.up->kill_epoch() == 0);
+  CHECK(f.up->health_counters.alive.load());
+  // Kept across a reload of the check settings.
+  HealthConfig c2 = f.cfg;
+  c2.fall = 3;
+  REQUIRE(hc.reconfigure(c2).ok());
+  f.step_for(300ms);
+  CHECK(f.up->health() == Health::Down);
+  CHECK(f.up->kill_epoch() == 0);
+  // Lifted: up at once (its /readyz passes), no wait for `rise` more checks.
+  REQUIRE(hc.set_outside_not_ready(f.up->name(), false, "endpointslice"));
+  CHECK(f.up->health() == Health::Up);
+  CHECK_FALSE(f.up->health_counters.outside_not_ready.load());
+  CHECK(f.events.back().new_h == Health::Up);
   hc.stop();
 }
 

@@ -46,6 +46,11 @@ struct HealthConfig {
   bool http2 = true;
   // An endpoint's connections are closed for a dead verdict at most once per this window.
   Millis flap_window{30000};
+  // At most one /readyz brought forward by passive evidence (client dials refused or timed out,
+  // a GOAWAY, the check connection closed by the apiserver) per endpoint per this gap. 1 s: the
+  // apiserver refreshes its own etcd probe about once a second, so asking faster learns nothing;
+  // a thousand failing clients still cost the apiserver one request.
+  Millis recheck_gap{1000};
   // Interval while an endpoint is between states (HAProxy's fastinter).
   Millis fast_interval{250};
   // Interval while an endpoint is down (HAProxy's downinter).

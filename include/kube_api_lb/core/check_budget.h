@@ -58,7 +58,7 @@
 namespace kal {
 
 // From HealthConfig: readyz_interval, interval (as http1_interval), fast_interval, down_interval,
-// jitter. ping_interval and trigger_min_gap are not configurable yet.
+// jitter, recheck_gap (as trigger_min_gap). ping_interval follows interval.
 struct BudgetConfig {
   std::chrono::milliseconds ping_interval{1000};
   // /readyz in the Normal cadence on an h2 connection. 10 s: what Cluster API's and kops' load
@@ -67,8 +67,9 @@ struct BudgetConfig {
   std::chrono::milliseconds fast_interval{250};   // Cadence::Fast (HAProxy's fastinter)
   std::chrono::milliseconds down_interval{500};   // Cadence::Down (HAProxy's downinter)
   std::chrono::milliseconds http1_interval{1000}; // Normal cadence without h2: today's interval
-  // At most one passive-evidence-triggered /readyz per endpoint per this long. 1 s: the
-  // apiserver refreshes its own etcd probe about once a second, so asking faster learns nothing.
+  // At most one passive-evidence-triggered /readyz per endpoint per this long (recheckGap). 1 s:
+  // the apiserver refreshes its own etcd probe about once a second, so asking faster learns
+  // nothing.
   std::chrono::milliseconds trigger_min_gap{1000};
   double jitter = 0.1; // each delay scaled by a uniform factor in [1 - jitter, 1 + jitter]
 };

@@ -11,11 +11,11 @@ enum class Health : uint8_t {
   Down,    // failing checks: used only when nothing else is left (fail open)
 };
 
-// Why a check failed, in HAProxy's layered terms. Hard failures (connect reset/unreachable/timeout,
-// TLS or HTTP timeout, connection dropped) mean the apiserver is crashed, hung or cut off:
-// connections bound to it are closed at once when it goes down. A soft failure (/readyz answered
-// non-200: the apiserver is draining; or a refused connect, see closes_connections()) leaves
-// existing connections to the apiserver's own graceful close.
+// Why a check failed, in HAProxy's layered terms. Hard failures (connect refused/reset/unreachable/
+// timeout, TLS or HTTP timeout, connection dropped) may mean the apiserver is crashed, hung or cut
+// off; whether its connections are closed is core/verdict.h's dead verdict and close gate. A soft
+// failure (/readyz answered non-200: the apiserver is draining) leaves existing connections to the
+// apiserver's own graceful close.
 enum class CheckResult : uint8_t {
   Ok,     // L7OK / L6OK / L4OK depending on the mode
   L4Con,  // TCP connect refused / reset / unreachable, or the name is unresolved
@@ -33,14 +33,6 @@ const char *to_string(CheckResult r); // "L7OK", "L4CON", "L4TOUT", ... as HAPro
 // Whether `r` is a failure of the hard kind (every layer-4/6 failure, L7RSP and L7TOUT).
 inline bool is_hard_failure(CheckResult r) {
   return r != CheckResult::Ok && r != CheckResult::L7Sts && r != CheckResult::L7Auth;
-}
-// Whether an endpoint going down for `r` has its connections closed at once. `refused`: the check's
-// TCP connect was refused (ECONNREFUSED, an L4CON). That is soft: a kube-apiserver closes its
-// listener at once on SIGTERM (with the default --shutdown-delay-duration=0) while it still serves
-// its in-flight requests and watches, and after a real crash the kernel has already reset them.
-// Resets, unreachable hosts and unresolved names stay hard.
-inline bool closes_connections(CheckResult r, bool refused) {
-  return is_hard_failure(r) && !(r == CheckResult::L4Con && refused);
 }
 
 } // namespace kal

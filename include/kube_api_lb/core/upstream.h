@@ -61,6 +61,14 @@ struct HealthCounters {
   std::atomic<uint8_t> liveness{0};            // Liveness
   // false while the checker holds a dead verdict (process or path gone), see core/verdict.h
   std::atomic<bool> alive{true};
+  // While dead: what completed the dead verdict (core/verdict.h Observation + 1; 0 when alive).
+  std::atomic<uint8_t> dead_by{0};
+  // Stall periods of the check connection's send queue (core/send_stall.h), and its bytes not
+  // yet acknowledged at the last sample.
+  std::atomic<uint64_t> stalls{0};
+  std::atomic<uint64_t> send_queue_bytes{0};
+  // Held not ready by an outside signal (HealthChecker::set_outside_not_ready).
+  std::atomic<bool> outside_not_ready{false};
 };
 
 class Upstream {

@@ -23,17 +23,27 @@
 //   ReadyzUnauthorized   pass (L7AUTH)      alive   the checker is misconfigured (see tracker)
 //   ReadyzTimedOut       fail (L7TOUT)      -       slow is not dead: PINGs decide that
 //   ReadyzMalformed      fail (L7RSP)       -
-//   ConnectRefused       fail (L4CON)       -       a kube-apiserver closes its listener on
-//                                                   SIGTERM while it still serves its watches;
-//                                                   after a crash the kernel reset them already
+//   ConnectRefused       fail (L4CON)       dead evidence (nothing listens: crashed, or shut
+//                                                   its listener). A kube-apiserver closes its
+//                                                   listener on SIGTERM while it still serves its
+//                                                   watches: the close gate holds their close
+//                                                   while bytes still arrive on them
 //   ConnectTimedOut      fail (L4TOUT)      dead evidence
 //   Reset                fail (L4CON)       dead evidence (reset, host or network unreachable)
 //   HandshakeFailed      fail (L6RSP)       -
 //   HandshakeTimedOut    fail (L6TOUT)      dead evidence (the kernel accepted, nothing answers)
 //   PingAnswered         -                  alive
 //   PingTimedOut         fail (L7TOUT)      dead evidence
-//   Stalled              fail (L7TOUT)      dead evidence (our bytes stopped leaving)
+//   Stalled              fail (L7TOUT)      dead evidence (our bytes stopped leaving: the check
+//                                                   connection's send queue made no progress for
+//                                                   the timeout, core/send_stall.h)
+//   NoAnswer             fail (L7TOUT)      dead evidence (HTTP/1.1 only: no answer on a kept
+//                                                   connection; the only liveness signal there)
 //   GoAway               -                  alive   a graceful goodbye; the budget re-checks
+//
+// Outside of the table, another room may hold an endpoint not ready (set_outside_not_ready: e.g.
+// discovery seeing an apiserver leave the `kubernetes` EndpointSlice, a drain signal): not ready
+// while held, whatever /readyz says; closes nothing; life is untouched.
 //
 // Alive/dead hysteresis: `dead_after` consecutive pieces of dead evidence (default 2, as fall)
 // make the endpoint dead; any alive evidence makes it alive at once. Dead implies not ready.
@@ -65,6 +75,7 @@ enum class Observation : uint8_t {
   PingTimedOut,       // no ack within the RTT-derived timeout
   Stalled,            // the check connection stopped taking bytes (send queue not draining)
   GoAway,             // HTTP/2 GOAWAY on the check connection
+  NoAnswer,           // HTTP/1.1: no answer on a kept connection within the timeout
 };
 const char *to_string(Observation o); // "readyz_ok", "ping_timeout", ...
 
@@ -146,10 +157,23 @@ public:
   CloseDecision decide_close(TimePoint now, std::chrono::milliseconds traffic_window,
                              bool other_ready);
 
-  // Steer new connections here: the tracker is up and the endpoint is not dead.
-  bool ready() const { return tracker_.health() == Health::Up && life_ != Life::Dead; }
-  // The health to publish in Upstream::set_health(): Down when dead, else the tracker's.
-  Health health() const { return life_ == Life::Dead ? Health::Down : tracker_.health(); }
+  // An outside signal (another room: discovery's EndpointSlice, an operator) says the endpoint is
+  // draining (`on`) or no longer says so. While held the endpoint is not ready and its health is
+  // Down, whatever /readyz says; nothing is closed and life is untouched. The update says whether
+  // readiness changed.
+  VerdictUpdate set_outside_not_ready(bool on);
+  bool outside_not_ready() const { return outside_not_ready_; }
+
+  // Steer new connections here: the tracker is up, the endpoint is not dead and not held.
+  bool ready() const {
+    return tracker_.health() == Health::Up && life_ != Life::Dead && !outside_not_ready_;
+  }
+  // The health to publish in Upstream::set_health(): Down when dead or held, else the tracker's.
+  Health health() const {
+    return life_ == Life::Dead || outside_not_ready_ ? Health::Down : tracker_.health();
+  }
+  // The observation that completed the current dead period (meaningful while dead()).
+  Observation dead_by() const { return dead_by_; }
   Life life() const { return life_; }
   bool dead() const { return life_ == Life::Dead; }
   const HealthTracker &tracker() const { return tracker_; }
@@ -164,6 +188,8 @@ private:
   HealthTracker tracker_;
   Life life_ = Life::Unknown;
   int dead_evidence_ = 0;
+  bool outside_not_ready_ = false;
+  Observation dead_by_ = Observation::PingTimedOut;
   bool closed_this_period_ = false;
   bool prevented_this_period_ = false;
   bool closed_once_ = false;
