@@ -112,6 +112,9 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
   family("kube_api_lb_config_reload_failures_total", "counter",
          "Rejected configuration reloads (the running configuration stayed).");
   o << "kube_api_lb_config_reload_failures_total " << ps.reload_failures << '\n';
+  family("kube_api_lb_config_last_reload_successful", "gauge",
+         "0 while the last reload attempt was rejected (the file on disk is not what runs).");
+  o << "kube_api_lb_config_last_reload_successful " << (ps.last_reload_ok ? 1 : 0) << '\n';
   family("kube_api_lb_config_info", "gauge", "Hash and source of the running configuration.");
   o << "kube_api_lb_config_info{hash=\"" << label(ps.config_hash) << "\",source=\""
     << label(ps.config_source) << "\"} 1\n";
@@ -268,7 +271,8 @@ nlohmann::json stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
   j["config"] = {{"hash", ps.config_hash},
                  {"source", ps.config_source},
                  {"reloads", ps.reloads},
-                 {"reloadFailures", ps.reload_failures}};
+                 {"reloadFailures", ps.reload_failures},
+                 {"lastReloadSuccessful", ps.last_reload_ok}};
   j["healthCheck"] = ps.health_mode;
   j["policy"] = ps.policy;
   j["listeners"] = ps.listeners;

@@ -22,6 +22,7 @@ struct ProcessStats {
   uint64_t closed_on_down = 0;   // connections closed because their endpoint went down, ever
   uint64_t reloads = 0;          // successful configuration reloads
   uint64_t reload_failures = 0;  // rejected reloads (the running config stayed)
+  bool last_reload_ok = true;    // the last reload attempt was applied (true before any)
   std::string config_hash;
   std::string config_source;
   double start_time_seconds = 0; // Unix time the process started

@@ -73,7 +73,7 @@ std::string ago(double seconds) {
     return std::to_string(s) + "s";
   }
   if (s < 3600) {
-    return std::to_string(s / 60) + "m " + std::to_string(s % 60) + "s";
+    return std::to_string(s / 60) + "m" + (s % 60 ? " " + std::to_string(s % 60) + "s" : "");
   }
   if (s < 86400) {
     return std::to_string(s / 3600) + "h " + std::to_string(s % 3600 / 60) + "m";
@@ -287,8 +287,10 @@ const std::string &status_page_csp() {
 
 std::string render_status_page(const nlohmann::json &st) {
   const double now = numv(st, "nowSeconds");
+  // The charts span the history kept, or the uptime when that is shorter (at least 30 s).
   const double window =
-      st.contains("historyWindowSeconds") ? numv(st, "historyWindowSeconds") : 240;
+      std::clamp(numv(st, "uptimeSeconds"), 30.0,
+                 st.contains("historyWindowSeconds") ? numv(st, "historyWindowSeconds") : 240.0);
   static const nlohmann::json kNone = nlohmann::json::array();
   const auto eit = st.find("endpoints");
   const nlohmann::json &eps = eit != st.end() && eit->is_array() ? *eit : kNone;

@@ -110,6 +110,7 @@ ProcessStats ProxyApp::process_stats() const {
   ps.workers = config_.workers;
   ps.reloads = reloads_;
   ps.reload_failures = reload_failures_;
+  ps.last_reload_ok = last_reload_ok_;
   ps.config_hash = config_hash_;
   ps.config_source = config_.source;
   ps.start_time_seconds = start_time_;
@@ -355,6 +356,7 @@ void ProxyApp::reload(const char *trigger) {
   auto next = loader_();
   if (!next) {
     ++reload_failures_;
+    last_reload_ok_ = false;
     note_event(EventKind::ReloadFailed, trigger, next.error());
     log::error("configuration reload rejected; the running configuration stays")
         .kv("trigger", trigger)
@@ -364,11 +366,13 @@ void ProxyApp::reload(const char *trigger) {
   Config &n = *next;
   auto hash = config_hash(n);
   if (hash == config_hash_) {
+    last_reload_ok_ = true; // what the file says is what runs
     log::info("configuration unchanged").kv("trigger", trigger);
     return;
   }
   if (n.workers != config_.workers) {
     ++reload_failures_;
+    last_reload_ok_ = false;
     note_event(EventKind::ReloadFailed, trigger, "changing workers needs a restart");
     log::error("configuration reload rejected: changing workers needs a restart")
         .kv("trigger", trigger);
@@ -378,6 +382,7 @@ void ProxyApp::reload(const char *trigger) {
   if (n.listen != config_.listen) {
     if (auto r = pool_.listen(n.listen); !r) {
       ++reload_failures_;
+      last_reload_ok_ = false;
       note_event(EventKind::ReloadFailed, trigger, r.error());
       log::error("configuration reload rejected; the running configuration stays")
           .kv("trigger", trigger)
@@ -397,12 +402,14 @@ void ProxyApp::reload(const char *trigger) {
   log::set_format(n.log_format);
   log::set_verbosity(n.verbosity);
   // Health first: a rejected change reverts n.health before the workers get their settings.
+  bool health_rejected = false;
   if (n.health != config_.health) {
     // Same checker, new settings: unchanged endpoints keep their state and check connection.
     // Unloadable TLS files reject the new health settings; the running ones (and their TLS
     // context) stay, and config_hash_ is that of what runs, so the next reload tries again.
     if (auto r = checker_->reconfigure(n.health); !r) {
       ++reload_failures_;
+      health_rejected = true;
       note_event(EventKind::ReloadFailed, trigger, "health-check settings: " + r.error());
       log::error("health-check settings of the reload rejected; the running ones stay")
           .kv("trigger", trigger)
@@ -419,6 +426,7 @@ void ProxyApp::reload(const char *trigger) {
   checker_->set_upstreams(*upstreams_.active());
   config_hash_ = hash;
   ++reloads_;
+  last_reload_ok_ = !health_rejected; // the rest applied, but the file is not all that runs
   note_event(EventKind::Reload, trigger, "configuration " + config_hash_ + " applied");
   log::info("configuration reloaded")
       .kv("trigger", trigger)
@@ -462,7 +470,11 @@ void ProxyApp::note_health_event(const Upstream &u, Health old_h, Health new_h, 
   text += " -> ";
   text += to_string(new_h);
   text += " (";
-  text += to_string(why);
+  // A passed check named by its layer, as HAProxy does (and the status page's "last check").
+  text += why != CheckResult::Ok                   ? to_string(why)
+          : config_.health.mode == HealthMode::Tcp ? "L4OK"
+          : config_.health.mode == HealthMode::Tls ? "L6OK"
+                                                   : "L7OK";
   text += ')';
   note_event(EventKind::Transition, u.name(), std::move(text));
 }

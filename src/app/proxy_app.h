@@ -97,6 +97,7 @@ private:
   bool shutting_down_ = false;
   uint64_t reloads_ = 0;
   uint64_t reload_failures_ = 0;
+  bool last_reload_ok_ = true;
   EventLog events_; // bounded: EventLog::kCapacity
   std::string config_hash_;
   double start_time_ = 0;
