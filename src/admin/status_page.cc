@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 #include <initializer_list>
+#include <vector>
 
 namespace kal {
 namespace {
@@ -104,13 +105,21 @@ const char *result_class(const std::string &r) {
 
 // The latency chart of one endpoint, as the page's script draws it (chart() there).
 std::string chart(const nlohmann::json &checks, double window) {
-  double max = 1;
+  // The top: twice the 90th percentile of the passed checks (at least 0.1 ms), or their maximum
+  // if lower, so one slow handshake does not flatten the rest; taller points are clipped. As the
+  // page's scaleOf().
+  std::vector<double> ok;
   for (const auto &c : checks) {
     if (std::string(result_class(c[2].get<std::string>())) == "ok") {
-      max = std::max(max, c[1].get<double>());
+      ok.push_back(c[1].get<double>());
     }
   }
-  max *= 1.15;
+  double max = 1;
+  if (!ok.empty()) {
+    std::sort(ok.begin(), ok.end());
+    const double p90 = ok[std::min(ok.size() - 1, static_cast<size_t>(ok.size() * 0.9))];
+    max = std::max(0.1, std::min(ok.back(), 2 * p90)) * 1.1;
+  }
   std::string dots, fails, points;
   for (const auto &c : checks) {
     const double age = c[0].get<double>();
@@ -119,7 +128,8 @@ std::string chart(const nlohmann::json &checks, double window) {
     }
     const std::string x = fmt("%.1f", kChartW - age / window * kChartW);
     if (std::string(result_class(c[2].get<std::string>())) == "ok") {
-      const std::string y = fmt("%.1f", kChartH - 2 - c[1].get<double>() / max * (kChartH - 4));
+      const std::string y =
+          fmt("%.1f", kChartH - 2 - std::min(c[1].get<double>(), max) / max * (kChartH - 4));
       points += (points.empty() ? "" : " ") + x + "," + y;
       if (c[3].get<int>() == 0) {
         dots += "<circle class=\"chk\" cx=\"" + x + "\" cy=\"" + y + "\" r=\"1.6\"/>";

@@ -18,7 +18,6 @@ three stand-in apiservers (real TLS, tests/tools/fake_apiserver.py) and reads th
 Loopback only; chromium runs with its own temporary profile and is stopped at the end.
 """
 import os
-import shutil
 import signal
 import sys
 import time
@@ -86,6 +85,7 @@ class StatusPageBrowser(unittest.TestCase):
                             for _ in range(3)]
             for w in self.watches:
                 w.whom()
+            time.sleep(25)  # some history on the latency charts
 
         b.navigate(live.url("/"))
         b.wait_for(f"{ROWS}.length === 3 && {ROWS}.every(r => r[1] === 'up')", 10,
@@ -129,7 +129,7 @@ class StatusPageBrowser(unittest.TestCase):
 
         shot = os.environ.get("KAL_SCREENSHOT") or os.path.join(kt.tmpdir(), "status-page.png")
         if self.shot_mode:
-            time.sleep(4)  # a few more points on the charts, the failures among them
+            time.sleep(8)  # a few more points on the charts, the failures among them
         b.screenshot(shot)
         with open(shot, "rb") as f:
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
