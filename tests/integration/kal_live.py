@@ -79,4 +79,7 @@ class LiveProxy:
         return kt.read_log(self.proc)
 
     def stop(self):
-        return kt.stop(self.proc)
+        """Stops kube-api-lb and asserts a clean exit (0: no sanitizer report, no leak)."""
+        code = kt.stop(self.proc)
+        if code != 0:
+            raise AssertionError(f"kube-api-lb exited with {code}:\n{self.log()[-3000:]}")
