@@ -20,6 +20,10 @@ PACKAGES=(
   crossbuild-essential-arm64 pkg-config:arm64
   libuv1-dev:arm64 libnghttp2-dev:arm64 libssl-dev:arm64
   qemu-user-static
+  # the status page's browser test and README screenshot (headless chromium over the DevTools
+  # protocol, spoken with python3-websocket; a font so the screenshot has glyphs), and the
+  # operator kit's tests (a real Prometheus and promtool; python3-yaml reads the rule files)
+  chromium python3-websocket fonts-dejavu-core prometheus python3-yaml
 )
 # The :arm64 packages need the arm64 package lists.
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then

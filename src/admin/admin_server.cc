@@ -180,9 +180,11 @@ bool is_loopback(const sockaddr *sa) {
 }
 
 std::string http_response(int code, const char *reason, const std::string &content_type,
-                          const std::string &body, bool head) {
+                          const std::string &body, bool head, const std::string &extra = "") {
   std::string r = "HTTP/1.1 " + std::to_string(code) + " " + reason + "\r\n";
   r += "Content-Type: " + content_type + "\r\n";
+  r += "X-Content-Type-Options: nosniff\r\n";
+  r += extra;
   r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   r += "Cache-Control: no-store\r\nConnection: close\r\n\r\n";
   if (!head) {
@@ -301,8 +303,17 @@ std::string AdminServer::respond(std::string_view req, bool loopback_peer) const
                          handlers_.metrics ? handlers_.metrics() : "", head);
   }
   if (path == "/stats") {
-    return http_response(200, "OK", "application/json", handlers_.stats ? handlers_.stats() : "{}",
-                         head);
+    const bool compact = target.find("compact") != std::string_view::npos;
+    const auto &render =
+        compact && handlers_.stats_compact ? handlers_.stats_compact : handlers_.stats;
+    return http_response(200, "OK", "application/json", render ? render() : "{}", head);
+  }
+  if ((path == "/" || path == "/index.html") && handlers_.status_page) {
+    // Everything the page runs is inline and allowed by hash (the CSP); it loads nothing from
+    // anywhere, may be framed by no one, and only ever fetches /stats from its own origin.
+    return http_response(200, "OK", "text/html; charset=utf-8", handlers_.status_page(), head,
+                         "Content-Security-Policy: " + handlers_.status_page_csp +
+                             "\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n");
   }
   return http_response(404, "Not Found", "text/plain", "not found\n", head);
 }

@@ -1,5 +1,6 @@
 #pragma once
-// A tiny HTTP/1.1 server for /healthz, /readyz, /metrics and /stats on the main loop.
+// A tiny HTTP/1.1 server for /healthz, /readyz, /metrics, /stats and the status page (/) on the
+// main loop.
 // One request per connection (Connection: close): kubelet probes and Prometheus scrapes open a
 // connection per request anyway, and it keeps the server trivially bounded.
 #include "kube_api_lb/core/endpoint.h"
@@ -23,6 +24,9 @@ struct AdminHandlers {
   std::function<std::string()> stats;            // /stats body (JSON)
   std::function<std::string()> readiness_detail; // /readyz?verbose body lines
   std::function<std::string()> not_ready_reason; // /readyz 503 body
+  std::function<std::string()> stats_compact;    // /stats?compact: the same JSON on one line
+  std::function<std::string()> status_page;      // GET /: the status page (HTML)
+  std::string status_page_csp;                   // its Content-Security-Policy
 };
 
 class AdminServer {

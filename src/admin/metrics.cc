@@ -2,6 +2,7 @@
 #include "kube_api_lb/core/verdict.h"
 #include "kube_api_lb/version.h"
 
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,34 @@ const CheckResult kResults[] = {CheckResult::L4Con,  CheckResult::L4Tout, CheckR
                                 CheckResult::L7Sts,  CheckResult::L7Auth};
 
 uint64_t get(const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); }
+int64_t get_i(const std::atomic<int64_t> &a) { return a.load(std::memory_order_relaxed); }
+
+double round_to(double v, double per_unit) { return std::round(v * per_unit) / per_unit; }
+
+// A monotonic instant (mono_ms base) as Unix seconds, by its age now.
+double unix_of(int64_t mono_ms, const ProcessStats &ps) {
+  if (mono_ms == 0) {
+    return round_to(ps.start_time_seconds, 1000);
+  }
+  return round_to(ps.now_unix - static_cast<double>(ps.now_mono_ms - mono_ms) / 1000.0, 1000);
+}
+
+// [[ageSeconds, milliseconds, "L7OK", ping?1:0], ...] oldest first (a passed check named by its
+// layer, as HAProxy's stats page does): compact, since the status page
+// asks for it every 1.5 s.
+nlohmann::json history_json(const std::vector<CheckSample> &samples, const ProcessStats &ps) {
+  auto a = nlohmann::json::array();
+  for (const auto &s : samples) {
+    a.push_back({round_to(static_cast<double>(ps.now_mono_ms - s.mono_ms) / 1000.0, 10),
+                 round_to(static_cast<double>(s.micros) / 1000.0, 1000),
+                 s.result != CheckResult::Ok ? to_string(s.result)
+                 : ps.health_mode == "tcp"   ? "L4OK"
+                 : ps.health_mode == "tls"   ? "L6OK"
+                                             : "L7OK",
+                 s.ping ? 1 : 0});
+  }
+  return a;
+}
 
 // Label values are endpoint addresses: no quotes or backslashes can occur, but escape anyway.
 std::string label(const std::string &v) {
@@ -84,6 +113,9 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
   family("kube_api_lb_config_reload_failures_total", "counter",
          "Rejected configuration reloads (the running configuration stayed).");
   o << "kube_api_lb_config_reload_failures_total " << ps.reload_failures << '\n';
+  family("kube_api_lb_config_last_reload_successful", "gauge",
+         "0 while the last reload attempt was rejected (the file on disk is not what runs).");
+  o << "kube_api_lb_config_last_reload_successful " << (ps.last_reload_ok ? 1 : 0) << '\n';
   family("kube_api_lb_config_info", "gauge", "Hash and source of the running configuration.");
   o << "kube_api_lb_config_info{hash=\"" << label(ps.config_hash) << "\",source=\""
     << label(ps.config_source) << "\"} 1\n";
@@ -238,8 +270,8 @@ std::string health_rtt_detail(const Upstream &u) {
   return out;
 }
 
-std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
-                              const ProcessStats &ps) {
+nlohmann::json stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
+                          const ProcessStats &ps) {
   nlohmann::json j;
   j["version"] = KAL_VERSION;
   j["ready"] = ps.ready;
@@ -255,8 +287,24 @@ std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
   j["config"] = {{"hash", ps.config_hash},
                  {"source", ps.config_source},
                  {"reloads", ps.reloads},
-                 {"reloadFailures", ps.reload_failures}};
+                 {"reloadFailures", ps.reload_failures},
+                 {"lastReloadSuccessful", ps.last_reload_ok}};
   j["healthCheck"] = ps.health_mode;
+  j["policy"] = ps.policy;
+  j["listeners"] = ps.listeners;
+  j["adminListeners"] = ps.admin_listeners;
+  j["readiness"] = ps.readiness;
+  j["nowSeconds"] = round_to(ps.now_unix, 1000);
+  j["uptimeSeconds"] = round_to(ps.now_unix - ps.start_time_seconds, 10);
+  j["historyCapacity"] = CheckHistory::kCapacity;
+  j["historyWindowSeconds"] = 240; // what the page's charts span (the ring holds about that)
+  auto &events = j["events"] = nlohmann::json::array();
+  for (const auto &e : ps.events) {
+    events.push_back({{"time", round_to(static_cast<double>(e.unix_ms) / 1000.0, 1000)},
+                      {"kind", to_string(e.kind)},
+                      {"subject", e.subject},
+                      {"text", e.text}});
+  }
   auto &eps = j["endpoints"] = nlohmann::json::array();
   for (const auto &u : ups) {
     nlohmann::json failures = nlohmann::json::object();
@@ -299,9 +347,16 @@ std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
          to_string(static_cast<CheckResult>(u->health_counters.last_result.load()))},
         {"healthCheckMisconfigured", u->health_counters.auth_misconfigured.load()},
         {"checkFailures", failures},
+        {"healthSinceSeconds", unix_of(get_i(u->health_counters.health_since_ms), ps)},
+        {"checks", history_json(u->check_history.samples(), ps)},
     });
   }
-  return j.dump(2) + "\n";
+  return j;
+}
+
+std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
+                              const ProcessStats &ps, int indent) {
+  return stats_json(ups, ps).dump(indent) + "\n";
 }
 
 } // namespace kal

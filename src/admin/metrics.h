@@ -1,7 +1,10 @@
 #pragma once
 // Renders the proxy's state as Prometheus text (/metrics) and JSON (/stats). Pure functions over
 // a snapshot, so they are unit-tested without sockets.
+#include "kube_api_lb/core/event_log.h"
 #include "kube_api_lb/core/upstream.h"
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <memory>
 #include <string>
@@ -19,12 +22,20 @@ struct ProcessStats {
   uint64_t closed_on_down = 0;   // connections closed because their endpoint went down, ever
   uint64_t reloads = 0;          // successful configuration reloads
   uint64_t reload_failures = 0;  // rejected reloads (the running config stayed)
+  bool last_reload_ok = true;    // the last reload attempt was applied (true before any)
   std::string config_hash;
   std::string config_source;
   double start_time_seconds = 0; // Unix time the process started
   int workers = 1;
   bool ready = false;
   std::string health_mode;
+  std::string policy;
+  std::vector<std::string> listeners;
+  std::vector<std::string> admin_listeners;
+  std::string readiness;     // the /readyz verdict in words ("ready", "not ready: ...")
+  double now_unix = 0;       // wall clock now, seconds
+  int64_t now_mono_ms = 0;   // monotonic now (the base of health_since_ms and CheckSample)
+  std::vector<Event> events; // newest first
 };
 
 // True when at least one endpoint can take connections: Up, or Unknown while checks are off.
@@ -37,7 +48,11 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
 // derived from it (empty before the first check).
 std::string health_rtt_detail(const Upstream &u);
 
+// `indent` -1: one line (the status page's refresh asks for /stats?compact).
 std::string render_stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
-                              const ProcessStats &ps);
+                              const ProcessStats &ps, int indent = 2);
+// The same document as a value (the status page renders from it).
+nlohmann::json stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
+                          const ProcessStats &ps);
 
 } // namespace kal

@@ -1,4 +1,5 @@
 #include "app/proxy_app.h"
+#include "admin/status_page.h"
 #include "app/settings.h"
 #include "kube_api_lb/version.h"
 #include "sys/resident.h"
@@ -31,6 +32,11 @@ double unix_now() {
 // the NameRefresher).
 std::shared_ptr<Upstream> make_upstream(const HostPort &ep) {
   auto up = std::make_shared<Upstream>(ep);
+  // Unknown since now, on the monotonic base the checker's transitions use (uvx/time_source.h).
+  up->health_counters.health_since_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now().time_since_epoch())
+                                                .count(),
+                                            std::memory_order_relaxed);
   sockaddr_storage ss;
   if (uvx::literal_sockaddr(ep, ss)) {
     up->set_addrs({ss});
@@ -104,10 +110,24 @@ ProcessStats ProxyApp::process_stats() const {
   ps.workers = config_.workers;
   ps.reloads = reloads_;
   ps.reload_failures = reload_failures_;
+  ps.last_reload_ok = last_reload_ok_;
   ps.config_hash = config_hash_;
   ps.config_source = config_.source;
   ps.start_time_seconds = start_time_;
   ps.health_mode = to_string(config_.health.mode);
+  ps.policy = to_string(config_.policy);
+  for (const auto &l : config_.listen) {
+    ps.listeners.push_back(l.str());
+  }
+  for (const auto &l : config_.admin.listen) {
+    ps.admin_listeners.push_back(l.str());
+  }
+  ps.readiness = ps.ready         ? std::string("ready")
+                 : shutting_down_ ? std::string("not ready: shutting down")
+                                  : std::string("not ready: no apiserver endpoint is ready");
+  ps.now_unix = unix_now();
+  ps.now_mono_ms = static_cast<int64_t>(uv_now(loop_));
+  ps.events = events_.newest_first(EventLog::kCapacity);
   for (const auto &u : upstreams_.counted()) {
     ps.drained += u->counters.drained.load(std::memory_order_relaxed);
     ps.closed_on_down += u->counters.closed_on_down.load(std::memory_order_relaxed);
@@ -127,6 +147,9 @@ Result<bool> ProxyApp::start_admin(const Config &c) {
   h.ready = [this] { return ready(); };
   h.metrics = [this] { return render_prometheus(upstreams_.visible(), process_stats()); };
   h.stats = [this] { return render_stats_json(upstreams_.visible(), process_stats()); };
+  h.stats_compact = [this] { return render_stats_json(upstreams_.visible(), process_stats(), -1); };
+  h.status_page = [this] { return render_status_page(upstreams_.visible(), process_stats()); };
+  h.status_page_csp = status_page_csp();
   h.not_ready_reason = [this] {
     return std::string(shutting_down_ ? "shutting down\n" : "no apiserver endpoint is ready\n");
   };
@@ -176,6 +199,7 @@ Result<bool> ProxyApp::install_signals() {
 
 Result<bool> ProxyApp::start() {
   start_time_ = unix_now();
+  note_event(EventKind::Start, "", std::string("kube-api-lb ") + KAL_VERSION + " started");
   config_hash_ = config_hash(config_);
   upstreams_.apply(config_.endpoints, loop_now(), config_.drain_timeout);
   // Host names are looked up before anything listens (a second at most).
@@ -191,6 +215,7 @@ Result<bool> ProxyApp::start() {
   checker_ = std::make_unique<HealthChecker>(
       loop_, time_, config_.health,
       [this](Upstream &u, Health old_h, Health new_h, CheckResult why) {
+        note_health_event(u, old_h, new_h, why);
         if (new_h == Health::Down && is_hard_failure(why)) {
           pool_.post_to_all([](Worker &w) { w.close_killed_sessions(); });
         }
@@ -331,6 +356,8 @@ void ProxyApp::reload(const char *trigger) {
   auto next = loader_();
   if (!next) {
     ++reload_failures_;
+    last_reload_ok_ = false;
+    note_event(EventKind::ReloadFailed, trigger, next.error());
     log::error("configuration reload rejected; the running configuration stays")
         .kv("trigger", trigger)
         .kv("error", next.error());
@@ -339,11 +366,14 @@ void ProxyApp::reload(const char *trigger) {
   Config &n = *next;
   auto hash = config_hash(n);
   if (hash == config_hash_) {
+    last_reload_ok_ = true; // what the file says is what runs
     log::info("configuration unchanged").kv("trigger", trigger);
     return;
   }
   if (n.workers != config_.workers) {
     ++reload_failures_;
+    last_reload_ok_ = false;
+    note_event(EventKind::ReloadFailed, trigger, "changing workers needs a restart");
     log::error("configuration reload rejected: changing workers needs a restart")
         .kv("trigger", trigger);
     return;
@@ -352,6 +382,8 @@ void ProxyApp::reload(const char *trigger) {
   if (n.listen != config_.listen) {
     if (auto r = pool_.listen(n.listen); !r) {
       ++reload_failures_;
+      last_reload_ok_ = false;
+      note_event(EventKind::ReloadFailed, trigger, r.error());
       log::error("configuration reload rejected; the running configuration stays")
           .kv("trigger", trigger)
           .kv("error", r.error());
@@ -370,12 +402,15 @@ void ProxyApp::reload(const char *trigger) {
   log::set_format(n.log_format);
   log::set_verbosity(n.verbosity);
   // Health first: a rejected change reverts n.health before the workers get their settings.
+  bool health_rejected = false;
   if (n.health != config_.health) {
     // Same checker, new settings: unchanged endpoints keep their state and check connection.
     // Unloadable TLS files reject the new health settings; the running ones (and their TLS
     // context) stay, and config_hash_ is that of what runs, so the next reload tries again.
     if (auto r = checker_->reconfigure(n.health); !r) {
       ++reload_failures_;
+      health_rejected = true;
+      note_event(EventKind::ReloadFailed, trigger, "health-check settings: " + r.error());
       log::error("health-check settings of the reload rejected; the running ones stay")
           .kv("trigger", trigger)
           .kv("error", r.error());
@@ -391,6 +426,8 @@ void ProxyApp::reload(const char *trigger) {
   checker_->set_upstreams(*upstreams_.active());
   config_hash_ = hash;
   ++reloads_;
+  last_reload_ok_ = !health_rejected; // the rest applied, but the file is not all that runs
+  note_event(EventKind::Reload, trigger, "configuration " + config_hash_ + " applied");
   log::info("configuration reloaded")
       .kv("trigger", trigger)
       .kv("config_hash", config_hash_)
@@ -405,15 +442,41 @@ void ProxyApp::apply_endpoints(const Config &n) {
         .kv("connections", u->counters.active.load());
   }
   for (const auto &u : ch.removed) {
+    note_event(EventKind::Removed, u->name(), "removed; its connections drain");
     log::info("endpoint removed; draining its connections")
         .kv("endpoint", u->name())
         .kv("connections", u->counters.active.load())
         .kv("drain_timeout", static_cast<int64_t>(n.drain_timeout.count()));
   }
   for (const auto &u : ch.added) {
+    note_event(EventKind::Added, u->name(), "added; checked before it gets traffic");
     log::info("endpoint added; health-checked before it gets traffic").kv("endpoint", u->name());
   }
   arm_drain_timer();
+}
+
+void ProxyApp::note_event(EventKind kind, std::string subject, std::string text) {
+  events_.add(
+      Event{static_cast<int64_t>(unix_now() * 1000), kind, std::move(subject), std::move(text)});
+}
+
+void ProxyApp::note_health_event(const Upstream &u, Health old_h, Health new_h, CheckResult why) {
+  if (old_h == new_h) {
+    note_event(EventKind::Close, u.name(),
+               std::string("connections closed: dead (") + to_string(why) + ")");
+    return;
+  }
+  std::string text = to_string(old_h);
+  text += " -> ";
+  text += to_string(new_h);
+  text += " (";
+  // A passed check named by its layer, as HAProxy does (and the status page's "last check").
+  text += why != CheckResult::Ok                   ? to_string(why)
+          : config_.health.mode == HealthMode::Tcp ? "L4OK"
+          : config_.health.mode == HealthMode::Tls ? "L6OK"
+                                                   : "L7OK";
+  text += ')';
+  note_event(EventKind::Transition, u.name(), std::move(text));
 }
 
 void ProxyApp::arm_drain_timer() {

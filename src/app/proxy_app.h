@@ -18,6 +18,7 @@
 #include "app/name_refresher.h"
 #include "app/worker_pool.h"
 #include "kube_api_lb/config/config.h"
+#include "kube_api_lb/core/event_log.h"
 #include "kube_api_lb/core/upstream_set.h"
 #include "uvx/uv_time_source.h"
 
@@ -62,6 +63,9 @@ private:
   // The reload's endpoint step: the new active set, drains started or dropped, logged.
   void apply_endpoints(const Config &n);
   void arm_drain_timer();
+  // The status page's event list.
+  void note_event(EventKind kind, std::string subject, std::string text);
+  void note_health_event(const Upstream &u, Health old_h, Health new_h, CheckResult why);
   UpstreamSet::TimePoint loop_now() const;
 
   void on_signal(int signum);
@@ -93,6 +97,8 @@ private:
   bool shutting_down_ = false;
   uint64_t reloads_ = 0;
   uint64_t reload_failures_ = 0;
+  bool last_reload_ok_ = true;
+  EventLog events_; // bounded: EventLog::kCapacity
   std::string config_hash_;
   double start_time_ = 0;
   int exit_code_ = 0;

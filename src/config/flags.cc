@@ -32,7 +32,9 @@ const FlagSpec kFlags[] = {
     {"tcp-user-timeout", "TCP_USER_TIMEOUT on both sides", false},
     {"keepalive-idle", "TCP keepalive idle time on both sides; 0 disables", false},
     {"workers", "Event loops accepting connections (threads sharing the listening sockets)", false},
-    {"admin-listen", "Address of /healthz /readyz /metrics /stats (repeatable; \"\" disables)",
+    {"admin-listen",
+     "Address of the status page (/) and /healthz /readyz /metrics /stats (repeatable; \"\" "
+     "disables)",
      true},
     {"healthz-listen", "Extra address serving only /healthz (repeatable)", true},
     {"health-check", "Active check: https (GET path, expect 200), tls, tcp or none", false},

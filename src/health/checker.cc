@@ -452,6 +452,8 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
   hc.checks.fetch_add(1, std::memory_order_relaxed);
   hc.last_check_micros.store(micros(o.duration), std::memory_order_relaxed);
   hc.last_result.store(static_cast<uint8_t>(o.result), std::memory_order_relaxed);
+  up.check_history.add(
+      CheckSample{mono_ms(now), static_cast<uint32_t>(micros(o.duration)), o.result, false});
   if (o.result != CheckResult::Ok) {
     hc.failures[static_cast<size_t>(o.result)].fetch_add(1, std::memory_order_relaxed);
   }

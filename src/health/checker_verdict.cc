@@ -48,9 +48,11 @@ void HealthChecker::expire_pings(Target &t, TimePoint now) {
     note_stall(t, now);
   }
   for (size_t i = 0; i < n && !t.retired && !stopped_; i++) {
+    t.up->check_history.add(CheckSample{mono_ms(now), 0, CheckResult::L7Tout, true});
     apply(t, ob, CheckResult::L7Tout, now, nullptr);
   }
   if (n == 0 && new_stall && !t.retired && !stopped_) {
+    t.up->check_history.add(CheckSample{mono_ms(now), 0, CheckResult::L7Tout, true});
     apply(t, Observation::Stalled, CheckResult::L7Tout, now, nullptr);
   }
   if (n == 0 || t.retired || stopped_) {
@@ -97,6 +99,10 @@ void HealthChecker::on_probe_event(Target &t, const ProbeEvent &e) {
   switch (e.kind) {
   case ProbeEvent::Kind::PingAck:
     t.rtt.add_sample(RttSource::Ping, e.rtt);
+    t.up->check_history.add(CheckSample{
+        mono_ms(now),
+        static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(e.rtt).count()),
+        CheckResult::Ok, true});
     apply(t, Observation::PingAnswered, CheckResult::Ok, now, nullptr);
     break;
   case ProbeEvent::Kind::GoAway:
@@ -204,6 +210,7 @@ void HealthChecker::apply(Target &t, Observation ob, CheckResult why, TimePoint 
   if (changed) {
     up.set_health(after);
     hc.transitions.fetch_add(1, std::memory_order_relaxed);
+    hc.health_since_ms.store(mono_ms(now), std::memory_order_relaxed);
     if (after == Health::Up) {
       // Slow start ramps only an endpoint seen failed before (as HAProxy: never at start-up,
       // when every endpoint comes up at once and none should be starved).

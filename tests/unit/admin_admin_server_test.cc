@@ -250,3 +250,23 @@ TEST_CASE("admin server: closing the server closes a lingering connection") {
   CHECK(a.s->connections() == 0);
   close(fd);
 }
+
+TEST_CASE("admin server: / is the status page with its CSP and nosniff; loopback only in drop-in") {
+  AdminHandlers h;
+  h.status_page = [] { return std::string("<!doctype html>page"); };
+  h.status_page_csp = "default-src 'none'";
+  h.stats = [] { return std::string("{\n  \"a\": 1\n}\n"); };
+  h.stats_compact = [] { return std::string("{\"a\":1}\n"); };
+  AdminServer s(nullptr, h, false);
+  auto r = s.respond("GET / HTTP/1.1\r\n\r\n");
+  CHECK(r.rfind("HTTP/1.1 200 OK", 0) == 0);
+  CHECK(r.find("Content-Type: text/html; charset=utf-8\r\n") != std::string::npos);
+  CHECK(r.find("Content-Security-Policy: default-src 'none'\r\n") != std::string::npos);
+  CHECK(r.find("X-Content-Type-Options: nosniff\r\n") != std::string::npos);
+  CHECK(r.find("\r\n\r\n<!doctype html>page") != std::string::npos);
+  CHECK(s.respond("GET /stats?compact=1 HTTP/1.1\r\n\r\n").find("{\"a\":1}") != std::string::npos);
+  CHECK(s.respond("GET /stats HTTP/1.1\r\n\r\n").find("\"a\": 1") != std::string::npos);
+  AdminServer dropin(nullptr, h, true);
+  CHECK(dropin.respond("GET / HTTP/1.1\r\n\r\n", false).rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(dropin.respond("GET / HTTP/1.1\r\n\r\n", true).rfind("HTTP/1.1 200", 0) == 0);
+}

@@ -6,6 +6,7 @@
 // cross threads are atomics with relaxed ordering: they are statistics and hints, never used to
 // publish other memory. Upstreams are owned by shared_ptr so that a reload can drop one from the
 // active set while sessions bound to it still run.
+#include "kube_api_lb/core/check_history.h"
 #include "kube_api_lb/core/endpoint.h"
 #include "kube_api_lb/core/health.h"
 
@@ -69,6 +70,8 @@ struct HealthCounters {
   std::atomic<uint64_t> send_queue_bytes{0};
   // Held not ready by an outside signal (HealthChecker::set_outside_not_ready).
   std::atomic<bool> outside_not_ready{false};
+  // When the health last changed (mono_ms base; 0: never, Unknown since the endpoint was added).
+  std::atomic<int64_t> health_since_ms{0};
 };
 
 class Upstream {
@@ -126,6 +129,7 @@ public:
 
   UpstreamCounters counters;
   HealthCounters health_counters;
+  CheckHistory check_history; // the status page's latency chart (bounded)
 
 private:
   const HostPort address_;
