@@ -501,7 +501,9 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
       note_stall(t, now);
     }
   }
-  apply(t, observation_of(o, o.h2, stalled), o.result, now, &o);
+  // On h2 the PINGs carry liveness (a stall names their timeouts, checker_verdict.cc): a /readyz
+  // that timed out stays a readiness result, so one stall is not counted twice.
+  apply(t, observation_of(o, o.h2, stalled && !o.h2), o.result, now, &o);
   if (!t.retired && !stopped_) {
     t.budget.on_readyz_finished(now, cadence_of(t.verdict.tracker()), o.status != 0);
     arm(t);

@@ -37,9 +37,9 @@ bool HealthChecker::sample_send_queue(Target &t, TimePoint now) {
 
 void HealthChecker::expire_pings(Target &t, TimePoint now) {
   // Our bytes stopped leaving (nothing acknowledged for the timeout): a PING that timed out now
-  // could not even reach the apiserver, so it counts as the stall it is, and a stall seen with no
-  // PING due (between PINGs) counts once. One piece of evidence per PING, never one more for the
-  // stall that explains it.
+  // could not even reach the apiserver, so it counts as the stall it is. The stall only names the
+  // PING's timeout; it is never a piece of evidence of its own (one per PING, as before), so a
+  // stall with a PING and a /readyz outstanding does not count twice.
   const bool stalled = sample_send_queue(t, now);
   const bool new_stall = t.stall.take_new(now, t.rtt.timeout());
   const size_t n = t.probe->expire_pings(now - t.rtt.timeout());
@@ -50,10 +50,6 @@ void HealthChecker::expire_pings(Target &t, TimePoint now) {
   for (size_t i = 0; i < n && !t.retired && !stopped_; i++) {
     t.up->check_history.add(CheckSample{mono_ms(now), 0, CheckResult::L7Tout, true});
     apply(t, ob, CheckResult::L7Tout, now, nullptr);
-  }
-  if (n == 0 && new_stall && !t.retired && !stopped_) {
-    t.up->check_history.add(CheckSample{mono_ms(now), 0, CheckResult::L7Tout, true});
-    apply(t, Observation::Stalled, CheckResult::L7Tout, now, nullptr);
   }
   if (n == 0 || t.retired || stopped_) {
     return;
