@@ -352,7 +352,11 @@ class Lifecycle(unittest.TestCase):
         kt.wait_until(lambda: len(self.load.since(t)) > 20, 10, what="traffic")
         self.assert_no_failures("with an empty list")
         self.assertEqual(self.proxy.admin_get("/readyz")[0], 200)
+        # Back to three (16 and 17 were let go after the grace period): added again.
         self.cluster.write(["127.0.0.15", "127.0.0.16", "127.0.0.17"])
+        for ip in ("127.0.0.16", "127.0.0.17"):
+            self.wait_endpoint(ip, lambda e: not e["withdrawn"] and not e["removed"],
+                               what="added again")
 
     def fault_then_change(self, kind, log_pattern):
         d0 = self.disc()
@@ -361,6 +365,8 @@ class Lifecycle(unittest.TestCase):
         kt.wait_until(lambda: self.disc()["lists"] > d0["lists"] and
                       self.disc()["state"] == "watching", 15,
                       what=f"discovery to list and watch again after {kind}")
+        self.wait_endpoint("127.0.0.16", lambda e: not e["withdrawn"] and not e["removed"],
+                           what="listed")
         # Changes still apply: 16 leaves (withdrawn at once) and comes back.
         self.cluster.write(["127.0.0.15", "127.0.0.17"])
         self.wait_endpoint("127.0.0.16", lambda e: e["withdrawn"], timeout=5, what="withdrawn")
@@ -441,6 +447,58 @@ class Restart(unittest.TestCase):
                       [ep("127.0.0.21")]["source"] == "discovered", 5, what="confirmed")
         print(f"  ready {ready_after:.2f}s after start with every seed endpoint down",
               file=sys.stderr)
+        p.stop_clean()
+
+
+class ReloadWithDiscovery(unittest.TestCase):
+    def test_seed_changes_and_discovery_turns_off_by_reload(self):
+        """A config-file reload changes the seed under discovery, then turns discovery off."""
+        certs = pki()
+        cluster = Cluster(certs, "reload")
+        cluster.start("127.0.0.25", "r1")
+        cluster.start("127.0.0.26", "r2")
+        cluster.write(["127.0.0.25"])
+        d = os.path.join(kt.tmpdir(), "reload")
+        os.makedirs(d)
+        kc = kubeconfig(os.path.join(d, "kubeconfig"), certs, cert_user(certs))
+        path = os.path.join(d, "config.yaml")
+        port, admin = kt.free_port(), kt.free_port()
+
+        def write(seed, mode="endpointslices"):
+            disc = (f"discovery: {{mode: {mode}, kubeconfig: {kc}, "
+                    f"stateFile: {d}/state.json, debounce: 300ms, grace: 1s}}\n"
+                    if mode != "none" else "")
+            text = (f"apiVersion: kubeapilb.config.k8s.io/v1alpha1\n"
+                    f"kind: KubeAPILBConfiguration\nlisten: [\"127.0.0.1:{port}\"]\n"
+                    f"endpoints: [{', '.join(chr(34) + ep(s) + chr(34) for s in seed)}]\n"
+                    f"healthCheck: {{caFile: {certs.ca}, clientCert: {certs.health_crt}, "
+                    f"clientKey: {certs.health_key}, interval: 200ms, fastInterval: 100ms, "
+                    f"readyzInterval: 500ms}}\n{disc}"
+                    f"admin: {{listen: [\"127.0.0.1:{admin}\"]}}\n")
+            with open(path + ".tmp", "w") as f:
+                f.write(text)
+            os.rename(path + ".tmp", path)
+        write(["127.0.0.25"])
+        p = kt.Proxy.__new__(kt.Proxy)
+        p.port, p.admin_port, p.listen, p.host = port, admin, [f"127.0.0.1:{port}"], "127.0.0.1"
+        p.proc = kt.spawn(kt.proxy_cmd(f"--config={path}"), label="kube-api-lb-reload")
+        p.wait_up(10)
+        kt.wait_until(lambda: p.stats()["discovery"].get("state") == "watching", 10,
+                      what="discovery watching")
+
+        def eps():
+            return {e["endpoint"]: e for e in p.stats()["endpoints"] if not e["removed"]}
+        # New seed r2 (not listed by discovery); r1 leaves the seed but discovery lists it.
+        write(["127.0.0.26"])
+        kt.wait_until(lambda: set(eps()) == {ep("127.0.0.25"), ep("127.0.0.26")}, 10,
+                      what="the new seed next to the discovered endpoint")
+        self.assertEqual(eps()[ep("127.0.0.26")]["source"], "seed")
+        self.assertEqual(eps()[ep("127.0.0.25")]["source"], "discovered")
+        # Discovery off: the endpoints are the configured ones again.
+        write(["127.0.0.26"], mode="none")
+        kt.wait_until(lambda: set(eps()) == {ep("127.0.0.26")}, 10, what="discovery off")
+        self.assertFalse(p.stats()["discovery"]["enabled"])
+        self.assertEqual(kt.served_by("127.0.0.1", port, certs), "r2")
         p.stop_clean()
 
 

@@ -741,8 +741,12 @@ class Server:
                 return
             last_rv = opts["rv"]
             sent = {}  # slice name -> its JSON as last sent
-            if c["resourceVersion"] <= last_rv:
+            if c["resourceVersion"] == last_rv:
                 sent = {sl["name"]: json.dumps(sl, sort_keys=True) for sl in c["slices"]}
+            elif c["resourceVersion"] < last_rv:
+                # This stand-in has not read the newest file yet (another one has): once it has,
+                # every slice is sent, as its state at the requested version is unknown here.
+                last_rv = c["resourceVersion"]
             deadline = time.monotonic() + opts["timeout"]
             next_bookmark = time.monotonic() + 1.0
             while not self.stopping and time.monotonic() < deadline:
