@@ -231,6 +231,8 @@ void DiscoveryClient::drive_handshake() {
     return;
   }
   if (h == TlsEngine::Handshake::Failed) {
+    // The files may have been renewed since they were read: the next attempt reads them again.
+    tls_ctx_.reset();
     fail("TLS handshake with " + up_->name() + " failed: " + tls_->error());
     return;
   }
@@ -497,6 +499,8 @@ void DiscoveryClient::auth_failed(int status, const std::string &body) {
         .kv("fix", "kubectl apply -f manifests/kube-api-lb-discovery-rbac.yaml")
         .kv("message", msg);
   }
+  // A rotated token file or renewed certificate is picked up by the next attempt.
+  tls_ctx_.reset();
   const std::string state = stats_.state;
   fail(std::to_string(status) + ": " + msg);
   stats_.state = state;

@@ -85,7 +85,9 @@ public:
   DiscoveryClient &operator=(const DiscoveryClient &) = delete;
 
   // Loads the kubeconfig and lists. A kubeconfig that cannot be loaded is logged (naming the
-  // problem) and read again every kKubeconfigRetry; the proxy serves on meanwhile.
+  // problem) and read again every kKubeconfigRetry; the proxy serves on meanwhile. After a 401,
+  // a 403 or a failed TLS handshake it is read again (with the files it names) before the next
+  // attempt, so a rotated token file or a renewed certificate is taken up.
   void start();
   // Closes the connection and every timer; no callback runs afterwards. Idempotent.
   void stop();

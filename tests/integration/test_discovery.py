@@ -596,7 +596,10 @@ class BadInputs(unittest.TestCase):
         p.stop_clean()
 
     def test_token_without_permission(self):
-        p = self.run_proxy("weak", "    token: tok-weak", os.path.join(self.dir, "w.json"))
+        token = os.path.join(self.dir, "token")
+        with open(token, "w") as f:
+            f.write("tok-weak\n")
+        p = self.run_proxy("weak", f"    tokenFile: {token}", os.path.join(self.dir, "w.json"))
         kt.wait_until(lambda: "permission denied (403)" in p.log(), 10, what="the 403 log line")
         line = [l for l in p.log().splitlines() if "permission denied (403)" in l][0]
         self.assertIn("endpointslices.discovery.k8s.io in namespace default", line)
@@ -605,6 +608,12 @@ class BadInputs(unittest.TestCase):
         self.assertGreaterEqual(kt.metric(m, "kube_api_lb_discovery_auth_failures_total"), 1)
         self.assertEqual(kt.metric(m, "kube_api_lb_discovery_state", state="unauthorized"), 1)
         self.assertEqual(kt.served_by("127.0.0.1", p.port, self.certs), "solo")
+        # The token file is rotated to one with the permission: taken up at the next attempt.
+        with open(token + ".tmp", "w") as f:
+            f.write("tok-ok\n")
+        os.rename(token + ".tmp", token)
+        kt.wait_until(lambda: p.stats()["discovery"]["state"] == "watching", 40,
+                      what="discovery to recover with the rotated token")
         # An unknown token is 401, named as such.
         p.stop_clean()
         p = self.run_proxy("unknown", "    token: nobody-knows-me", os.path.join(self.dir, "u.json"))
