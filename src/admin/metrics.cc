@@ -1,4 +1,5 @@
 #include "admin/metrics.h"
+#include "kube_api_lb/core/discovery_merge.h"
 #include "kube_api_lb/core/verdict.h"
 #include "kube_api_lb/version.h"
 
@@ -61,7 +62,7 @@ std::string label(const std::string &v) {
 
 bool any_usable(const std::vector<std::shared_ptr<Upstream>> &ups, bool checks_enabled) {
   for (const auto &u : ups) {
-    if (u->removed()) {
+    if (u->removed() || u->withdrawn()) {
       continue;
     }
     Health h = u->health();
@@ -119,6 +120,67 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
   family("kube_api_lb_config_info", "gauge", "Hash and source of the running configuration.");
   o << "kube_api_lb_config_info{hash=\"" << label(ps.config_hash) << "\",source=\""
     << label(ps.config_source) << "\"} 1\n";
+
+  const DiscoveryStatus &d = ps.discovery;
+  family("kube_api_lb_discovery_enabled", "gauge",
+         "1 when endpoints are discovered from the default/kubernetes EndpointSlices.");
+  o << "kube_api_lb_discovery_enabled " << (d.enabled ? 1 : 0) << '\n';
+  if (d.enabled) {
+    family("kube_api_lb_discovery_state", "gauge", "Discovery's state (1 for the current one).");
+    for (const char *st : {"starting", "connecting", "listing", "watching", "backoff", "waiting",
+                           "unauthorized", "error"}) {
+      o << "kube_api_lb_discovery_state{state=\"" << st << "\"} " << (d.state == st ? 1 : 0)
+        << '\n';
+    }
+    family("kube_api_lb_discovery_last_sync_timestamp_seconds", "gauge",
+           "Unix time of the last successful list or watch event (0: never).");
+    o << "kube_api_lb_discovery_last_sync_timestamp_seconds "
+      << static_cast<uint64_t>(d.last_sync_unix) << '\n';
+    struct DCounter {
+      const char *name;
+      const char *type;
+      const char *help;
+      uint64_t value;
+    };
+    const DCounter dc[] = {
+        {"kube_api_lb_discovery_lists_total", "counter", "Successful lists of the EndpointSlices.",
+         d.lists},
+        {"kube_api_lb_discovery_failures_total", "counter",
+         "Lists or watches that failed and were retried after a backoff.", d.list_failures},
+        {"kube_api_lb_discovery_watch_restarts_total", "counter",
+         "Watches started again (server timeout, 410 Gone, ERROR event, cut stream, ...).",
+         d.watch_restarts},
+        {"kube_api_lb_discovery_events_total", "counter", "Watch events received (bookmarks too).",
+         d.events},
+        {"kube_api_lb_discovery_auth_failures_total", "counter",
+         "Answers 401/403: the discovery identity lacks get/list/watch on endpointslices in "
+         "default (manifests/kube-api-lb-discovery-rbac.yaml).",
+         d.auth_failures},
+        {"kube_api_lb_discovery_malformed_events_total", "counter",
+         "Answers or watch events that were not usable JSON.", d.malformed_events},
+        {"kube_api_lb_discovery_oversize_events_total", "counter",
+         "Watch events larger than the limit (the watch was dropped).", d.oversize_events},
+        {"kube_api_lb_discovery_applied_updates_total", "counter",
+         "Changes of the endpoint list made by discovery.", d.applied_updates},
+        {"kube_api_lb_discovery_ignored_updates_total", "counter",
+         "Discovery results never applied (empty, or too many endpoints).", d.ignored_updates},
+        {"kube_api_lb_discovery_connections_total", "counter",
+         "Connections opened by discovery (never counted as client connections).", d.connections},
+        {"kube_api_lb_discovery_connection_open", "gauge",
+         "1 while a discovery connection is open.", d.connected ? 1u : 0u},
+        {"kube_api_lb_discovery_received_bytes_total", "counter",
+         "Bytes received on discovery connections.", d.received_bytes},
+        {"kube_api_lb_discovery_state_writes_total", "counter",
+         "Last-known-good state files written.", d.state_writes},
+        {"kube_api_lb_discovery_state_write_failures_total", "counter",
+         "State files that could not be written (a warning; the proxy serves on).",
+         d.state_write_failures},
+    };
+    for (const auto &c : dc) {
+      family(c.name, c.type, c.help);
+      o << c.name << ' ' << c.value << '\n';
+    }
+  }
 
   struct Counter {
     const char *name;
@@ -200,6 +262,20 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
     for (const auto &u : ups) {
       o << c.name << "{endpoint=\"" << label(u->name()) << "\"} " << c.read(*u) << '\n';
     }
+  }
+  family("kube_api_lb_endpoint_source", "gauge",
+         "Where the endpoint came from: seed (flags or file), discovered, or saved (the "
+         "last-known-good state); 1 for its source.");
+  for (const auto &u : ups) {
+    o << "kube_api_lb_endpoint_source{endpoint=\"" << label(u->name()) << "\",source=\""
+      << source_name(u->sources()) << "\"} 1\n";
+  }
+  family("kube_api_lb_endpoint_withdrawn", "gauge",
+         "1 while discovery says the endpoint left (or is not ready in) the kubernetes "
+         "EndpointSlice: no new connections while another is ready, nothing closed.");
+  for (const auto &u : ups) {
+    o << "kube_api_lb_endpoint_withdrawn{endpoint=\"" << label(u->name()) << "\"} "
+      << (u->withdrawn() ? 1 : 0) << '\n';
   }
   family("kube_api_lb_endpoint_health_state", "gauge",
          "Health state of the endpoint (1 for the current state).");
@@ -305,6 +381,33 @@ nlohmann::json stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
                       {"subject", e.subject},
                       {"text", e.text}});
   }
+  {
+    const DiscoveryStatus &d = ps.discovery;
+    nlohmann::json dj = {{"enabled", d.enabled}};
+    if (d.enabled) {
+      dj.update({{"state", d.state},
+                 {"endpoint", d.endpoint},
+                 {"lastError", d.last_error},
+                 {"lastSyncSeconds", static_cast<uint64_t>(d.last_sync_unix)},
+                 {"lists", d.lists},
+                 {"failures", d.list_failures},
+                 {"watchRestarts", d.watch_restarts},
+                 {"events", d.events},
+                 {"authFailures", d.auth_failures},
+                 {"malformedEvents", d.malformed_events},
+                 {"oversizeEvents", d.oversize_events},
+                 {"appliedUpdates", d.applied_updates},
+                 {"ignoredUpdates", d.ignored_updates},
+                 {"connections", d.connections},
+                 {"connectionOpen", d.connected},
+                 {"receivedBytes", d.received_bytes},
+                 {"stateFile", d.state_file},
+                 {"savedState", d.saved_state},
+                 {"stateWrites", d.state_writes},
+                 {"stateWriteFailures", d.state_write_failures}});
+    }
+    j["discovery"] = dj;
+  }
   auto &eps = j["endpoints"] = nlohmann::json::array();
   for (const auto &u : ups) {
     nlohmann::json failures = nlohmann::json::object();
@@ -315,6 +418,8 @@ nlohmann::json stats_json(const std::vector<std::shared_ptr<Upstream>> &ups,
         {"endpoint", u->name()},
         {"health", to_string(u->health())},
         {"removed", u->removed()},
+        {"source", source_name(u->sources())},
+        {"withdrawn", u->withdrawn()},
         {"activeConnections", get(u->counters.active)},
         {"connectionsTotal", get(u->counters.total)},
         {"sentBytes", get(u->counters.bytes_to_upstream)},

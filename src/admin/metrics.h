@@ -12,6 +12,24 @@
 
 namespace kal {
 
+// Endpoint discovery's figures (issue 18), filled by app/ from the discovery client and the merge.
+struct DiscoveryStatus {
+  bool enabled = false;
+  std::string state;         // starting, connecting, listing, watching, backoff, waiting, ...
+  std::string endpoint;      // the apiserver discovery talks to now
+  std::string last_error;    // empty after a successful list
+  double last_sync_unix = 0; // wall clock of the last list or watch event (0: never)
+  uint64_t lists = 0, list_failures = 0, watch_restarts = 0, events = 0, auth_failures = 0;
+  uint64_t connections = 0; // discovery's own connections, ever (never client sessions)
+  bool connected = false;
+  uint64_t received_bytes = 0, oversize_events = 0, malformed_events = 0;
+  uint64_t applied_updates = 0; // changes of the usable set made by discovery
+  uint64_t ignored_updates = 0; // results never applied (empty, too many endpoints)
+  uint64_t state_writes = 0, state_write_failures = 0;
+  std::string state_file;
+  std::string saved_state; // "loaded", "none", "ignored: ...", "error: ..."
+};
+
 struct ProcessStats {
   uint64_t accepted = 0;         // client connections accepted, all workers
   uint64_t active = 0;           // client connections open now
@@ -36,6 +54,7 @@ struct ProcessStats {
   double now_unix = 0;       // wall clock now, seconds
   int64_t now_mono_ms = 0;   // monotonic now (the base of health_since_ms and CheckSample)
   std::vector<Event> events; // newest first
+  DiscoveryStatus discovery;
 };
 
 // True when at least one endpoint can take connections: Up, or Unknown while checks are off.

@@ -1,5 +1,6 @@
 #include "app/proxy_app.h"
 #include "admin/status_page.h"
+#include "app/endpoint_discovery.h"
 #include "app/settings.h"
 #include "kube_api_lb/version.h"
 #include "sys/resident.h"
@@ -128,6 +129,9 @@ ProcessStats ProxyApp::process_stats() const {
   ps.now_unix = unix_now();
   ps.now_mono_ms = static_cast<int64_t>(uv_now(loop_));
   ps.events = events_.newest_first(EventLog::kCapacity);
+  if (discovery_) {
+    ps.discovery = discovery_->status();
+  }
   for (const auto &u : upstreams_.counted()) {
     ps.drained += u->counters.drained.load(std::memory_order_relaxed);
     ps.closed_on_down += u->counters.closed_on_down.load(std::memory_order_relaxed);
@@ -161,6 +165,11 @@ Result<bool> ProxyApp::start_admin(const Config &c) {
       s += u->name();
       s += ' ';
       s += to_string(u->health());
+      s += " source=";
+      s += source_name(u->sources());
+      if (u->withdrawn()) {
+        s += " withdrawn";
+      }
       s += health_rtt_detail(*u);
       s += '\n';
     }
@@ -201,7 +210,8 @@ Result<bool> ProxyApp::start() {
   start_time_ = unix_now();
   note_event(EventKind::Start, "", std::string("kube-api-lb ") + KAL_VERSION + " started");
   config_hash_ = config_hash(config_);
-  upstreams_.apply(config_.endpoints, loop_now(), config_.drain_timeout);
+  setup_discovery(config_);
+  upstreams_.apply(desired_endpoints(config_), loop_now(), config_.drain_timeout);
   // Host names are looked up before anything listens (a second at most).
   names_.start(*upstreams_.active());
   if (auto r = pool_.start(config_.workers, config_.listen, proxy_settings_from(config_),
@@ -219,12 +229,19 @@ Result<bool> ProxyApp::start() {
         if (new_h == Health::Down && is_hard_failure(why)) {
           pool_.post_to_all([](Worker &w) { w.close_killed_sessions(); });
         }
+        if (discovery_ && old_h != new_h) {
+          discovery_->on_health_change(u, new_h);
+        }
       });
   if (!checker_->tls_error().empty()) {
     return Err{checker_->tls_error()}; // names the file; never a reason to fail the endpoints
   }
   pool_.on_passive_failure([this] { checker_->poke(); });
   checker_->set_upstreams(*upstreams_.active());
+  if (discovery_) {
+    discovery_->annotate(*upstreams_.active());
+    discovery_->start();
+  }
   if (auto r = install_signals(); !r) {
     return r;
   }
@@ -245,7 +262,8 @@ Result<bool> ProxyApp::start() {
   log::info("kube-api-lb started")
       .kv("version", KAL_VERSION)
       .kv("listen", joined(config_.listen))
-      .kv("endpoints", joined(config_.endpoints))
+      .kv("endpoints", joined(desired_endpoints(config_)))
+      .kv("discovery", to_string(config_.discovery.mode))
       .kv("policy", to_string(config_.policy))
       .kv("health_check", to_string(config_.health.mode))
       .kv("admin", joined(config_.admin.listen))
@@ -319,6 +337,9 @@ void ProxyApp::on_shutdown_tick() {
 }
 
 void ProxyApp::finish_shutdown() {
+  if (discovery_) {
+    discovery_->stop();
+  }
   pool_.close_all();
   if (checker_) {
     checker_->stop();
@@ -398,7 +419,8 @@ void ProxyApp::reload(const char *trigger) {
       hash = config_hash(n); // what runs: the same file again retries the admin change
     }
   }
-  apply_endpoints(n);
+  setup_discovery(n);
+  apply_endpoints(desired_endpoints(n), n.drain_timeout);
   log::set_format(n.log_format);
   log::set_verbosity(n.verbosity);
   // Health first: a rejected change reverts n.health before the workers get their settings.
@@ -424,6 +446,9 @@ void ProxyApp::reload(const char *trigger) {
   // "unresolved".
   names_.set_upstreams(*upstreams_.active());
   checker_->set_upstreams(*upstreams_.active());
+  if (discovery_) {
+    discovery_->annotate(*upstreams_.active());
+  }
   config_hash_ = hash;
   ++reloads_;
   last_reload_ok_ = !health_rejected; // the rest applied, but the file is not all that runs
@@ -434,8 +459,52 @@ void ProxyApp::reload(const char *trigger) {
       .kv("endpoints", static_cast<uint64_t>(upstreams_.active()->size()));
 }
 
-void ProxyApp::apply_endpoints(const Config &n) {
-  auto ch = upstreams_.apply(n.endpoints, loop_now(), n.drain_timeout);
+std::vector<HostPort> ProxyApp::desired_endpoints(const Config &c) const {
+  return discovery_ && c.discovery.mode == DiscoveryMode::EndpointSlices ? discovery_->endpoints()
+                                                                         : c.endpoints;
+}
+
+void ProxyApp::setup_discovery(const Config &c) {
+  if (c.discovery.mode != DiscoveryMode::EndpointSlices) {
+    if (discovery_) {
+      discovery_->stop();
+      discovery_.reset();
+      log::info("discovery: off; the endpoints are the configured ones");
+      for (const auto &u : *upstreams_.active()) {
+        u->set_withdrawn(false);
+        u->set_sources(kSourceSeed);
+      }
+    }
+    return;
+  }
+  if (discovery_) {
+    discovery_->reconfigure(c);
+    return;
+  }
+  EndpointDiscovery::Hooks hooks;
+  hooks.apply = [this](const std::vector<HostPort> &eps) { apply_discovered(eps); };
+  hooks.active = [this] { return upstreams_.active(); };
+  discovery_ = std::make_unique<EndpointDiscovery>(loop_, time_, c, hooks);
+  if (checker_) {
+    discovery_->start(); // enabled by a reload: the checker runs already
+  }
+}
+
+void ProxyApp::apply_discovered(const std::vector<HostPort> &endpoints) {
+  if (shutting_down_ || !checker_) {
+    return;
+  }
+  apply_endpoints(endpoints, config_.drain_timeout);
+  pool_.update(proxy_settings_from(config_), upstreams_.active());
+  names_.set_upstreams(*upstreams_.active());
+  checker_->set_upstreams(*upstreams_.active());
+  if (discovery_) {
+    discovery_->annotate(*upstreams_.active());
+  }
+}
+
+void ProxyApp::apply_endpoints(const std::vector<HostPort> &endpoints, Millis drain_timeout) {
+  auto ch = upstreams_.apply(endpoints, loop_now(), drain_timeout);
   for (const auto &u : ch.restored) {
     log::info("removed endpoint added back before its drain timeout; its connections stay")
         .kv("endpoint", u->name())
@@ -446,7 +515,7 @@ void ProxyApp::apply_endpoints(const Config &n) {
     log::info("endpoint removed; draining its connections")
         .kv("endpoint", u->name())
         .kv("connections", u->counters.active.load())
-        .kv("drain_timeout", static_cast<int64_t>(n.drain_timeout.count()));
+        .kv("drain_timeout", static_cast<int64_t>(drain_timeout.count()));
   }
   for (const auto &u : ch.added) {
     note_event(EventKind::Added, u->name(), "added; checked before it gets traffic");

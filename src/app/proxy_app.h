@@ -30,6 +30,7 @@
 namespace kal {
 
 class HealthChecker;
+class EndpointDiscovery;
 
 class ProxyApp {
 public:
@@ -61,7 +62,13 @@ private:
   Result<bool> start_admin(const Config &c);
   Result<bool> install_signals();
   // The reload's endpoint step: the new active set, drains started or dropped, logged.
-  void apply_endpoints(const Config &n);
+  void apply_endpoints(const std::vector<HostPort> &endpoints, Millis drain_timeout);
+  // The endpoints to run with under `c`: its seed, or discovery's usable set.
+  std::vector<HostPort> desired_endpoints(const Config &c) const;
+  // Discovery changed the usable set: the reload's endpoint step, then workers, names, checks.
+  void apply_discovered(const std::vector<HostPort> &endpoints);
+  // Starts, reconfigures or stops discovery for `c` (start-up and reload).
+  void setup_discovery(const Config &c);
   void arm_drain_timer();
   // The status page's event list.
   void note_event(EventKind kind, std::string subject, std::string text);
@@ -87,6 +94,7 @@ private:
   NameRefresher names_;
   WorkerPool pool_;
   std::unique_ptr<HealthChecker> checker_;
+  std::unique_ptr<EndpointDiscovery> discovery_; // with --discovery=endpointslices
   std::vector<std::unique_ptr<AdminServer>> admin_;
   std::unique_ptr<ConfigWatcher> watcher_; // when the configuration came from a file
   std::vector<uvx::Handle<uv_signal_t>> signals_;

@@ -52,6 +52,19 @@ std::optional<HealthMode> health_mode_from_string(std::string_view s) {
   return std::nullopt;
 }
 
+const char *to_string(DiscoveryMode m) {
+  return m == DiscoveryMode::EndpointSlices ? "endpointslices" : "none";
+}
+
+std::optional<DiscoveryMode> discovery_mode_from_string(std::string_view s) {
+  for (auto m : {DiscoveryMode::None, DiscoveryMode::EndpointSlices}) {
+    if (s == to_string(m)) {
+      return m;
+    }
+  }
+  return std::nullopt;
+}
+
 const char *to_string(LogFormat f) { return f == LogFormat::Json ? "json" : "text"; }
 
 std::optional<LogFormat> log_format_from_string(std::string_view s) {
@@ -139,6 +152,18 @@ Result<bool> validate(const Config &c) {
   }
   if (c.health.client_cert.empty() != c.health.client_key.empty()) {
     return Err{"health client certificate and key must be given together"};
+  }
+  if (c.discovery.mode == DiscoveryMode::EndpointSlices && c.discovery.kubeconfig.empty()) {
+    return Err{"discovery endpointslices needs a kubeconfig (--discovery-kubeconfig=FILE): the "
+               "kubelet's own credentials cannot list EndpointSlices (docs/discovery.md)"};
+  }
+  if (c.discovery.mode == DiscoveryMode::None &&
+      (!c.discovery.kubeconfig.empty() || !c.discovery.state_file.empty())) {
+    return Err{"a discovery kubeconfig or state file is set but discovery is none (add "
+               "--discovery=endpointslices)"};
+  }
+  if (c.discovery.debounce.count() < 0 || c.discovery.grace.count() < 0) {
+    return Err{"discovery debounce and grace must not be negative"};
   }
   if (c.workers < 1 || c.workers > 64) {
     return Err{"workers must be between 1 and 64"};

@@ -58,6 +58,14 @@ const FlagSpec kFlags[] = {
      "Client certificate (PEM) for checks of apiservers without anonymous auth", false},
     {"health-client-key", "Key of --health-client-cert", false},
     {"health-server-name", "SNI and verified name for checks", false},
+    {"discovery",
+     "Endpoint discovery: none, or endpointslices (the default/kubernetes EndpointSlices)", false},
+    {"discovery-kubeconfig", "Kubeconfig of the discovery client (CA, client cert or token)",
+     false},
+    {"state-file", "Where discovery keeps its last-known-good endpoints (atomic writes)", false},
+    {"discovery-debounce", "Apply a discovered change once it has held this long", false},
+    {"discovery-grace",
+     "Keep an endpoint gone from discovery this long (and while it is the last usable one)", false},
     {"log-format", "Log format: text (key=value) or json", false},
     {"v", "Log verbosity (klog style -v=N)", false},
 };
@@ -100,6 +108,9 @@ std::string default_text(const std::string &name) {
       {"health-rise", std::to_string(d.health.rise)},
       {"health-fall", std::to_string(d.health.fall)},
       {"health-slow-start", format_duration(d.health.slow_start)},
+      {"discovery", to_string(d.discovery.mode)},
+      {"discovery-debounce", format_duration(d.discovery.debounce)},
+      {"discovery-grace", format_duration(d.discovery.grace)},
       {"log-format", to_string(d.log_format)},
       {"v", std::to_string(d.verbosity)},
   };
@@ -262,6 +273,14 @@ Result<Config> apply_flags(const FlagValues &v, Config c) {
     }
     c.health.mode = *m;
   }
+  if (v.given("discovery")) {
+    auto m = discovery_mode_from_string(one("discovery"));
+    if (!m) {
+      return Err{"--discovery: unknown mode \"" + one("discovery") +
+                 "\" (expected none or endpointslices)"};
+    }
+    c.discovery.mode = *m;
+  }
   if (v.given("log-format")) {
     auto f = log_format_from_string(one("log-format"));
     if (!f) {
@@ -286,6 +305,8 @@ Result<Config> apply_flags(const FlagValues &v, Config c) {
                  set_duration("health-down-interval", c.health.down_interval),
                  set_duration("health-timeout", c.health.timeout),
                  set_duration("health-slow-start", c.health.slow_start),
+                 set_duration("discovery-debounce", c.discovery.debounce),
+                 set_duration("discovery-grace", c.discovery.grace),
                  set_int("workers", c.workers, 1, 64),
                  set_int("health-rise", c.health.rise, 1, 100),
                  set_int("health-fall", c.health.fall, 1, 100),
@@ -311,6 +332,8 @@ Result<Config> apply_flags(const FlagValues &v, Config c) {
   set_string("health-client-cert", c.health.client_cert);
   set_string("health-client-key", c.health.client_key);
   set_string("health-server-name", c.health.server_name);
+  set_string("discovery-kubeconfig", c.discovery.kubeconfig);
+  set_string("state-file", c.discovery.state_file);
   if (auto ok = validate(c); !ok) {
     return Err{ok.error()};
   }

@@ -43,6 +43,7 @@ const std::vector<std::string> kTopFields = {"apiVersion",
                                              "bufferHighWatermark",
                                              "replayBufferLimit",
                                              "healthCheck",
+                                             "discovery",
                                              "admin",
                                              "logging"};
 const std::vector<std::string> kHealthFields = {
@@ -50,6 +51,8 @@ const std::vector<std::string> kHealthFields = {
     "rise",       "fall",      "jitter",         "caFile",       "clientCert",   "clientKey",
     "serverName", "slowStart", "readyzInterval", "http2",        "flapWindow",   "recheckGap"};
 const std::vector<std::string> kAdminFields = {"listen", "healthzListen"};
+const std::vector<std::string> kDiscoveryFields = {"mode", "kubeconfig", "stateFile", "debounce",
+                                                   "grace"};
 const std::vector<std::string> kLoggingFields = {"format", "verbosity"};
 
 // A key and its value inside a mapping; `path` is the dotted name used in messages.
@@ -92,7 +95,7 @@ std::string hint(std::string_view name, const std::vector<std::string> &known,
       const std::vector<std::string> *fields;
     };
     for (auto s : {Section{"healthCheck", &kHealthFields}, Section{"admin", &kAdminFields},
-                   Section{"logging", &kLoggingFields}}) {
+                   Section{"discovery", &kDiscoveryFields}, Section{"logging", &kLoggingFields}}) {
       if (auto near = closest_name(name, *s.fields)) {
         return " (did you mean " + quote(std::string(s.name) + "." + *near) + "?)";
       }
@@ -367,6 +370,28 @@ private:
       for (const auto &h : fields_of(f.value, f.mark(), n, kHealthFields)) {
         if (!h.is_null()) {
           health_field(h);
+        }
+      }
+    } else if (n == "discovery") {
+      for (const auto &d : fields_of(f.value, f.mark(), n, kDiscoveryFields)) {
+        if (d.is_null()) {
+          continue;
+        }
+        if (d.path == "discovery.mode") {
+          auto m = discovery_mode_from_string(string_of(d));
+          if (!m) {
+            fail(d.mark(), "discovery.mode: unknown mode " + quote(string_of(d)) +
+                               " (expected none or endpointslices)");
+          }
+          c_.discovery.mode = *m;
+        } else if (d.path == "discovery.kubeconfig") {
+          c_.discovery.kubeconfig = string_of(d);
+        } else if (d.path == "discovery.stateFile") {
+          c_.discovery.state_file = string_of(d);
+        } else if (d.path == "discovery.debounce") {
+          c_.discovery.debounce = duration_of(d, true);
+        } else {
+          c_.discovery.grace = duration_of(d, true);
         }
       }
     } else if (n == "admin") {

@@ -103,6 +103,17 @@ std::string to_yaml(const Config &c) {
   emit_duration(e, "slowStart", h.slow_start);
   e << YAML::EndMap;
 
+  const DiscoveryConfig &d = c.discovery;
+  e << YAML::Key << "discovery" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "mode" << YAML::Value << to_string(d.mode);
+  e << YAML::Key << "kubeconfig" << YAML::Value;
+  emit_string(e, d.kubeconfig);
+  e << YAML::Key << "stateFile" << YAML::Value;
+  emit_string(e, d.state_file);
+  emit_duration(e, "debounce", d.debounce);
+  emit_duration(e, "grace", d.grace);
+  e << YAML::EndMap;
+
   e << YAML::Key << "admin" << YAML::Value << YAML::BeginMap;
   emit_addresses(e, "listen", c.admin.listen);
   emit_addresses(e, "healthzListen", c.admin.healthz_listen);

@@ -193,7 +193,7 @@ HttpResponseParser::State HttpResponseParser::parse_head(std::string_view head) 
     return State::Incomplete;
   }
   if (have_length) {
-    if (length > kMaxBodyBytes) {
+    if (max_body_ != 0 && length > max_body_) {
       return fail("response body too large");
     }
     if (length == 0) {
@@ -253,6 +253,9 @@ HttpResponseParser::State HttpResponseParser::feed(std::string_view data) {
     }
     case Phase::Body: {
       const size_t n = std::min(remaining_, data.size());
+      if (keep_body_) {
+        body_.append(data.substr(0, n));
+      }
       remaining_ -= n;
       body_bytes_ += n;
       data.remove_prefix(n);
@@ -272,7 +275,7 @@ HttpResponseParser::State HttpResponseParser::feed(std::string_view data) {
       }
       if (size == 0) {
         phase_ = Phase::Trailers;
-      } else if (body_bytes_ + size > kMaxBodyBytes) {
+      } else if (max_body_ != 0 && body_bytes_ + size > max_body_) {
         return fail("response body too large");
       } else {
         remaining_ = size;
@@ -282,6 +285,9 @@ HttpResponseParser::State HttpResponseParser::feed(std::string_view data) {
     }
     case Phase::ChunkData: {
       const size_t n = std::min(remaining_, data.size());
+      if (keep_body_) {
+        body_.append(data.substr(0, n));
+      }
       remaining_ -= n;
       body_bytes_ += n;
       data.remove_prefix(n);
@@ -313,8 +319,11 @@ HttpResponseParser::State HttpResponseParser::feed(std::string_view data) {
     }
     case Phase::UntilClose:
       body_bytes_ += data.size();
+      if (keep_body_) {
+        body_.append(data);
+      }
       data = {};
-      if (body_bytes_ > kMaxBodyBytes) {
+      if (max_body_ != 0 && body_bytes_ > max_body_) {
         return fail("response body too large");
       }
       break;

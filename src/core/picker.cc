@@ -5,13 +5,14 @@
 namespace kal {
 
 std::optional<size_t> Picker::pick(std::span<const Candidate> cands) {
-  int best_tier = 3;
+  constexpr int kNone = 4;
+  int best_tier = kNone;
   for (const auto &c : cands) {
     if (!c.excluded) {
-      best_tier = std::min(best_tier, tier_of(c.health));
+      best_tier = std::min(best_tier, tier_of(c.health, c.withdrawn));
     }
   }
-  if (best_tier == 3) {
+  if (best_tier == kNone) {
     return std::nullopt;
   }
   // Indices of the eligible endpoints, in configured order. Endpoint lists are tiny (3-7), so
@@ -19,7 +20,7 @@ std::optional<size_t> Picker::pick(std::span<const Candidate> cands) {
   size_t idx[64];
   size_t n = 0;
   for (size_t i = 0; i < cands.size() && n < 64; ++i) {
-    if (!cands[i].excluded && tier_of(cands[i].health) == best_tier) {
+    if (!cands[i].excluded && tier_of(cands[i].health, cands[i].withdrawn) == best_tier) {
       idx[n++] = i;
     }
   }

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 namespace kal {
@@ -85,6 +86,73 @@ Result<std::shared_ptr<TlsContext>> TlsContext::client(const ClientOptions &o) {
     }
   }
   // Sessions are kept by the caller per endpoint (see take_new_session), not in OpenSSL's cache.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, &TlsEngine::new_session_cb);
+  return out;
+}
+
+Result<std::shared_ptr<TlsContext>> TlsContext::client_pem(const std::string &what,
+                                                           const std::string &ca_pem,
+                                                           const std::string &cert_pem,
+                                                           const std::string &key_pem) {
+  ERR_clear_error();
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) {
+    return Err{what + "cannot create a TLS client context: " + drain_errors()};
+  }
+  std::shared_ptr<TlsContext> out(new TlsContext(ctx, !ca_pem.empty()));
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
+  auto bio = [](const std::string &pem) {
+    return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  };
+  if (!ca_pem.empty()) {
+    BioPtr b = bio(ca_pem);
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int n = 0;
+    while (X509 *x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr)) {
+      X509_STORE_add_cert(store, x);
+      X509_free(x);
+      ++n;
+    }
+    ERR_clear_error(); // the read that ended the loop (no more PEM) is not an error
+    if (n == 0) {
+      return Err{what + "the CA holds no PEM certificate"};
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  if (cert_pem.empty() != key_pem.empty()) {
+    return Err{what + "a client certificate and key must be given together"};
+  }
+  if (!cert_pem.empty()) {
+    BioPtr b = bio(cert_pem);
+    X509 *leaf = PEM_read_bio_X509_AUX(b.get(), nullptr, nullptr, nullptr);
+    if (!leaf || SSL_CTX_use_certificate(ctx, leaf) != 1) {
+      X509_free(leaf);
+      return Err{what + "the client certificate is not a PEM certificate: " + drain_errors()};
+    }
+    X509_free(leaf);
+    SSL_CTX_clear_chain_certs(ctx);
+    while (X509 *x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr)) {
+      if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+        X509_free(x);
+        break;
+      }
+    }
+    ERR_clear_error();
+    BioPtr kb = bio(key_pem);
+    EVP_PKEY *key = PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr);
+    if (!key || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+      EVP_PKEY_free(key);
+      return Err{what + "the client key is not a PEM private key: " + drain_errors()};
+    }
+    EVP_PKEY_free(key);
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+      return Err{what + "the client key does not match the client certificate"};
+    }
+  }
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(ctx, &TlsEngine::new_session_cb);
   return out;

@@ -37,6 +37,14 @@ public:
   // Loads the files now (blocking file reads: call at startup or reload, not on the data path).
   // Errors name the file and OpenSSL's reason.
   static Result<std::shared_ptr<TlsContext>> client(const ClientOptions &o);
+  // A client context from PEM text held in memory (a kubeconfig's inline -data or the files it
+  // names, read by the caller): `ca_pem` (one or more certificates; empty: no verification),
+  // `cert_pem` (chain) and `key_pem` (both or neither). No ALPN: HTTP/1.1. Errors start with
+  // `what` ("kubeconfig /x: ") and name the part and OpenSSL's reason.
+  static Result<std::shared_ptr<TlsContext>> client_pem(const std::string &what,
+                                                        const std::string &ca_pem,
+                                                        const std::string &cert_pem,
+                                                        const std::string &key_pem);
   // A server context from PEM files; `client_ca_file` non-empty: require a client certificate
   // signed by it. `alpn`: protocols the server accepts, its preference first (RFC 7301: the
   // server chooses); none in common with the client, or empty: no ALPN in the answer. For tests

@@ -231,6 +231,14 @@ std::vector<std::string> config_to_args(const Config &c) {
   str("health-server-name", h.server_name, hd.server_name);
   dur("health-slow-start", h.slow_start, hd.slow_start);
 
+  if (c.discovery.mode != d.discovery.mode) {
+    a.push_back(std::string("--discovery=") + to_string(c.discovery.mode));
+  }
+  str("discovery-kubeconfig", c.discovery.kubeconfig, d.discovery.kubeconfig);
+  str("state-file", c.discovery.state_file, d.discovery.state_file);
+  dur("discovery-debounce", c.discovery.debounce, d.discovery.debounce);
+  dur("discovery-grace", c.discovery.grace, d.discovery.grace);
+
   list("admin-listen", c.admin.listen, d.admin.listen);
   list("healthz-listen", c.admin.healthz_listen, d.admin.healthz_listen);
   if (c.log_format != d.log_format) {
@@ -389,6 +397,50 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
     }
   }
 
+  // Discovery: the kubeconfig's directory read-only (the files it names belong there too, or
+  // inline in it: docs/discovery.md), and the state file's directory writable, created by
+  // kubelet if missing. The root filesystem stays read-only.
+  std::vector<DirMount> discovery_ro, discovery_rw;
+  auto dir_of_file = [&](const std::string &f, const char *what) -> Result<std::string> {
+    auto file = clean_hostpath(f, std::string(what) + " \"" + f + "\"");
+    if (!file) {
+      return Err{file.error()};
+    }
+    const std::string dir = file->substr(0, file->rfind('/'));
+    if (dir.empty()) {
+      return Err{std::string(what) + " \"" + f +
+                 "\": the pod mounts its directory, and not the host's root directory; move the "
+                 "file into a directory"};
+    }
+    return dir;
+  };
+  if (c.discovery.mode == DiscoveryMode::EndpointSlices) {
+    const std::string &kc = c.discovery.kubeconfig;
+    if (!(!hostpath.empty() && under_dir(kc, hostpath))) {
+      auto dir = dir_of_file(kc, "--discovery-kubeconfig");
+      if (!dir) {
+        return Err{dir.error()};
+      }
+      const bool seen = std::any_of(health_dirs.begin(), health_dirs.end(), [&](const DirMount &m) {
+        return m.path == *dir || under_dir(*dir, m.path);
+      });
+      if (!seen) {
+        discovery_ro.push_back(DirMount{"discovery-kubeconfig", *dir});
+      }
+    }
+    if (!c.discovery.state_file.empty()) {
+      auto dir = dir_of_file(c.discovery.state_file, "--state-file");
+      if (!dir) {
+        return Err{dir.error()};
+      }
+      if (!hostpath.empty() && (*dir == hostpath || under_dir(*dir, hostpath))) {
+        return Err{"--state-file \"" + c.discovery.state_file +
+                   "\": must not be inside --config-hostpath, which is mounted read-only"};
+      }
+      discovery_rw.push_back(DirMount{"discovery-state", *dir});
+    }
+  }
+
   // Enough time for the proxy's own graceful shutdown before kubelet sends SIGKILL.
   const auto grace_s =
       std::chrono::ceil<std::chrono::seconds>(c.shutdown_grace).count() + int64_t{5};
@@ -478,7 +530,8 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
   out << YAML::EndMap;
   out << YAML::EndMap; // securityContext
 
-  const bool any_volume = !hostpath.empty() || !health_dirs.empty();
+  const bool any_volume =
+      !hostpath.empty() || !health_dirs.empty() || !discovery_ro.empty() || !discovery_rw.empty();
   if (any_volume) {
     out << YAML::Key << "volumeMounts" << YAML::Value << YAML::BeginSeq;
     if (!hostpath.empty()) {
@@ -488,12 +541,16 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
       out << YAML::Key << "readOnly" << YAML::Value << true;
       out << YAML::EndMap;
     }
-    for (const auto &d : health_dirs) {
-      out << YAML::BeginMap;
-      out << YAML::Key << "mountPath" << YAML::Value << d.path;
-      out << YAML::Key << "name" << YAML::Value << d.volume;
-      out << YAML::Key << "readOnly" << YAML::Value << true;
-      out << YAML::EndMap;
+    for (const auto *list : {&health_dirs, &discovery_ro, &discovery_rw}) {
+      for (const auto &d : *list) {
+        out << YAML::BeginMap;
+        out << YAML::Key << "mountPath" << YAML::Value << d.path;
+        out << YAML::Key << "name" << YAML::Value << d.volume;
+        if (list != &discovery_rw) {
+          out << YAML::Key << "readOnly" << YAML::Value << true;
+        }
+        out << YAML::EndMap;
+      }
     }
     out << YAML::EndSeq;
   }
@@ -501,12 +558,13 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
 
   if (any_volume) {
     out << YAML::Key << "volumes" << YAML::Value << YAML::BeginSeq;
-    auto volume = [&](const std::string &name, const std::string &path) {
+    auto volume = [&](const std::string &name, const std::string &path,
+                      const char *type = "Directory") {
       out << YAML::BeginMap;
       out << YAML::Key << "name" << YAML::Value << name;
       out << YAML::Key << "hostPath" << YAML::Value << YAML::BeginMap;
       out << YAML::Key << "path" << YAML::Value << path;
-      out << YAML::Key << "type" << YAML::Value << "Directory";
+      out << YAML::Key << "type" << YAML::Value << type;
       out << YAML::EndMap;
       out << YAML::EndMap;
     };
@@ -515,6 +573,12 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
     }
     for (const auto &d : health_dirs) {
       volume(d.volume, d.path);
+    }
+    for (const auto &d : discovery_ro) {
+      volume(d.volume, d.path);
+    }
+    for (const auto &d : discovery_rw) {
+      volume(d.volume, d.path, "DirectoryOrCreate");
     }
     out << YAML::EndSeq;
   }

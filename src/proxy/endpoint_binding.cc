@@ -21,6 +21,7 @@ Upstream *EndpointBinding::bind_next(Picker &picker, const ProxySettings &s, int
     cands[i].health = s.health_checks ? u.health() : Health::Unknown;
     cands[i].active = u.counters.active.load(std::memory_order_relaxed);
     cands[i].excluded = (tried_ >> i) & 1 || u.removed();
+    cands[i].withdrawn = u.withdrawn();
     cands[i].weight =
         slow_start_weight(cands[i].health == Health::Up, u.up_since_ms(), now_ms, s.slow_start_ms);
   }

@@ -35,7 +35,32 @@ Endpoints:
   GET  /sleep?ms=N              answers "slept" after N ms
   GET  /debug/counters          the counters below as JSON (public like /readyz; not itself counted
                                 as a request, but in "debug_requests")
+  GET  /apis/discovery.k8s.io/v1/namespaces/default/endpointslices[?watch=1&resourceVersion=N
+       &allowWatchBookmarks=true&timeoutSeconds=S]
+                                the default/kubernetes EndpointSlices of --cluster-file (below):
+                                an EndpointSliceList, or a chunked watch (HTTP/1.1) sending MODIFIED
+                                / ADDED / DELETED events when the file changes, a BOOKMARK every
+                                second, and ending cleanly after timeoutSeconds
 Every response carries "X-Apiserver: <name>".
+
+EndpointSlices (for kube-api-lb's endpoint discovery; several stand-ins share one file the way
+apiservers share etcd):
+  --cluster-file PATH      polled every 100 ms; JSON {"resourceVersion": N, "compactedRV": M,
+                           "slices": [{"name": "kubernetes", "port": P, "addressType": "IPv4",
+                           "endpoints": [{"ip": "127.0.0.11", "ready": true|false|null}]}],
+                           "fault": {"id": K, "kind": KIND}}  (write it atomically). "ready": null
+                           leaves the conditions out. A watch from a resourceVersion below
+                           compactedRV gets an ERROR event 410 Gone. A new fault id is applied once
+                           by every watch open then: "410" (ERROR 410 event, stream ends),
+                           "error" (ERROR 500 event), "malformed" (an event that is not JSON),
+                           "oversize" (a 2 MiB event), "cut" (half an event, then the connection
+                           is closed), lists are never faulted.
+  --token TOKEN=USER       a bearer token and the user it authenticates (repeatable); an unknown
+                           token is 401
+  --endpointslices-allow USER
+                           only these users may get/list/watch endpointslices (repeatable; none
+                           given: every authenticated user); others get 403 Forbidden
+  counters: "slices_lists", "slices_watches", "slices_forbidden", "slices_unauthorized"
 
 Counters (for tests and bench/fleet.py): JSON with "name", "pid", "unix_time", "monotonic" (this
 process's clock, for rates), "uptime_s", "http2" (h2 offered), "readyz_delay_ms", "hang", and totals
@@ -183,7 +208,8 @@ class Counters:
             "tls_handshake_failures",
             "connections_h2", "connections_http1", "requests", "requests_h2", "requests_http1",
             "readyz", "readyz_h2", "readyz_http1", "pings", "goaways_received", "streams_reset",
-            "watches_open", "debug_requests"), 0)
+            "watches_open", "debug_requests", "slices_lists", "slices_watches",
+            "slices_forbidden", "slices_unauthorized"), 0)
         self.paths = {}
 
     def add(self, key, n=1):
@@ -276,6 +302,9 @@ class Server:
         self.awake = threading.Event()  # cleared while hanging
         self.awake.set()
         self.ctx = self.make_ctx()
+        self.cluster = {"resourceVersion": 1, "compactedRV": 0, "slices": [], "fault": None}
+        self.cluster_cond = threading.Condition()
+        self.tokens = dict(t.split("=", 1) for t in (args.token or []))
 
     def make_ctx(self):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -324,7 +353,29 @@ class Server:
     def housekeeping(self):
         """Polls --control-file every 100 ms and writes --counters-file every 0.5 s."""
         last_text, next_write = None, 0.0
+        last_cluster = None
         while True:
+            if self.a.cluster_file:
+                try:
+                    with open(self.a.cluster_file) as f:
+                        text = f.read()
+                except OSError:
+                    text = None
+                if text is not None and text != last_cluster:
+                    last_cluster = text
+                    try:
+                        want = json.loads(text)
+                        if not isinstance(want, dict):
+                            raise ValueError("not a JSON object")
+                        with self.cluster_cond:
+                            self.cluster = {
+                                "resourceVersion": int(want.get("resourceVersion", 1)),
+                                "compactedRV": int(want.get("compactedRV", 0)),
+                                "slices": list(want.get("slices", [])),
+                                "fault": want.get("fault")}
+                            self.cluster_cond.notify_all()
+                    except (ValueError, TypeError) as e:
+                        log(f"name={self.name} ignoring {self.a.cluster_file}: {e}")
             if self.a.control_file:
                 try:
                     with open(self.a.control_file) as f:
@@ -541,6 +592,15 @@ class Server:
             return self.send(sock, r.code, r.body, r.ctype)
         read_body(rfile, headers, None)  # keep the connection in sync whatever the path
         client_close = headers.get("connection", "").lower() == "close"
+        auth = headers.get("authorization", "")
+        if auth.startswith("Bearer "):
+            user = self.tokens.get(auth[7:].strip())
+            if user is None:
+                self.counters.add("slices_unauthorized")
+                return self.send(sock, 401, status_json(401, "Unauthorized", "Unauthorized"),
+                                 "application/json") and not client_close
+            ident = {"anonymous": False, "subject": "token", "username": user,
+                     "groups": ["system:authenticated"]}
         r = self.route(method, target, ident, "http1", peer=peer)
         if r.delay:
             time.sleep(r.delay)
@@ -555,6 +615,9 @@ class Server:
             keep = not self.stopping
         elif r.kind == "watch":
             self.watch(sock, r.ns, r.interval)
+            keep = False
+        elif r.kind == "slices_watch":
+            self.slices_watch(sock, r.ns)
             keep = False
         else:
             keep = self.send(sock, r.code, r.body, r.ctype)
@@ -628,6 +691,32 @@ class Server:
                 "metadata": {"resourceVersion": "1"},
                 "items": [pod(ns, f"pod-{i}", 1, self.name) for i in range(3)]
             }).encode(), "application/json")
+        if path == "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices":
+            allowed = self.a.endpointslices_allow
+            if allowed and ident["username"] not in allowed:
+                self.counters.add("slices_forbidden")
+                verb = "watch" if q.get("watch", [""])[0] in ("1", "true") else "list"
+                msg = (f'endpointslices.discovery.k8s.io is forbidden: User "{ident["username"]}" '
+                       f'cannot {verb} resource "endpointslices" in API group "discovery.k8s.io" '
+                       'in the namespace "default"')
+                return Reply(403, status_json(403, "Forbidden", msg), "application/json")
+            if not self.a.cluster_file:
+                return Reply(404, status_json(404, "NotFound", "no --cluster-file"),
+                             "application/json")
+            if q.get("watch", [""])[0] in ("1", "true"):
+                self.counters.add("slices_watches")
+                return Reply(200, ctype="application/json", kind="slices_watch", ns={
+                    "rv": int(q.get("resourceVersion", ["0"])[0] or 0),
+                    "timeout": float(q.get("timeoutSeconds", ["300"])[0]),
+                    "bookmarks": q.get("allowWatchBookmarks", [""])[0] == "true"})
+            self.counters.add("slices_lists")
+            with self.cluster_cond:
+                c = self.cluster
+            return Reply(200, json.dumps({
+                "kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
+                "metadata": {"resourceVersion": str(c["resourceVersion"])},
+                "items": [slice_object(sl, c["resourceVersion"]) for sl in c["slices"]]
+            }).encode(), "application/json")
         if path == "/bytes":
             return Reply(200, ctype="application/octet-stream", kind="bytes",
                          n=int(q.get("n", ["0"])[0]))
@@ -662,6 +751,118 @@ class Server:
             sock.sendall(b"0\r\n\r\n")  # the apiserver ends watches cleanly when it stops
         finally:
             self.counters.add("watches_open", -1)
+
+
+    def slices_watch(self, sock, opts):
+        """The EndpointSlice watch (HTTP/1.1, chunked): events from --cluster-file changes,
+        bookmarks, faults; ends after timeoutSeconds."""
+        head = ["HTTP/1.1 200 OK", "Content-Type: application/json",
+                "Transfer-Encoding: chunked", f"X-Apiserver: {self.name}"]
+        self.sendall(sock, ("\r\n".join(head) + "\r\n\r\n").encode())
+        self.counters.add("watches_open")
+
+        def chunk(data):
+            self.sendall(sock, b"%x\r\n%s\r\n" % (len(data), data))
+
+        def event(typ, obj):
+            chunk(json.dumps({"type": typ, "object": obj}).encode() + b"\n")
+        try:
+            with self.cluster_cond:
+                c = self.cluster
+            fault_id = (c["fault"] or {}).get("id")
+            if opts["rv"] < c["compactedRV"]:
+                event("ERROR", json.loads(status_json(410, "Expired",
+                                                      "too old resource version")))
+                sock.sendall(b"0\r\n\r\n")
+                return
+            last_rv = opts["rv"]
+            sent = {}  # slice name -> its JSON as last sent
+            if c["resourceVersion"] == last_rv:
+                sent = {sl["name"]: json.dumps(sl, sort_keys=True) for sl in c["slices"]}
+            elif c["resourceVersion"] < last_rv:
+                # This stand-in has not read the newest file yet (another one has): once it has,
+                # every slice is sent, as its state at the requested version is unknown here.
+                last_rv = c["resourceVersion"]
+            deadline = time.monotonic() + opts["timeout"]
+            next_bookmark = time.monotonic() + 1.0
+            while not self.stopping and time.monotonic() < deadline:
+                with self.cluster_cond:
+                    c = self.cluster
+                fault = c["fault"] or {}
+                if fault.get("id") is not None and fault.get("id") != fault_id:
+                    fault_id = fault["id"]
+                    kind = fault.get("kind")
+                    log(f"name={self.name} watch fault {kind}")
+                    if kind == "410":
+                        event("ERROR", json.loads(status_json(410, "Expired",
+                                                              "too old resource version")))
+                        break
+                    if kind == "error":
+                        event("ERROR", json.loads(status_json(500, "InternalError",
+                                                              "etcd is unhappy")))
+                        break
+                    if kind == "malformed":
+                        chunk(b'{"type":"MODIFIED","object":nope}\n')
+                        time.sleep(0.5)
+                        break
+                    if kind == "oversize":
+                        big = slice_object({"name": "kubernetes", "port": 1, "endpoints": []},
+                                           c["resourceVersion"])
+                        big["metadata"]["annotations"] = {"pad": "x" * (2 << 20)}
+                        event("MODIFIED", big)
+                        time.sleep(0.5)
+                        break
+                    if kind == "cut":
+                        data = json.dumps({"type": "MODIFIED", "object": slice_object(
+                            c["slices"][0] if c["slices"] else {"name": "kubernetes",
+                                                                 "port": 1, "endpoints": []},
+                            c["resourceVersion"])}).encode()
+                        chunk(data[:len(data) // 2])
+                        time.sleep(0.2)
+                        return  # the connection closes without the rest or a last chunk
+                if c["resourceVersion"] > last_rv:
+                    now = {sl["name"]: sl for sl in c["slices"]}
+                    for name, sl in now.items():
+                        text = json.dumps(sl, sort_keys=True)
+                        if sent.get(name) != text:
+                            event("ADDED" if name not in sent else "MODIFIED",
+                                  slice_object(sl, c["resourceVersion"]))
+                            sent[name] = text
+                    for name in list(sent):
+                        if name not in now:
+                            event("DELETED", slice_object({"name": name, "port": 1,
+                                                           "endpoints": []},
+                                                          c["resourceVersion"]))
+                            del sent[name]
+                    last_rv = c["resourceVersion"]
+                if opts["bookmarks"] and time.monotonic() >= next_bookmark:
+                    event("BOOKMARK", {"kind": "EndpointSlice",
+                                       "apiVersion": "discovery.k8s.io/v1",
+                                       "metadata": {"resourceVersion": str(last_rv)}})
+                    next_bookmark = time.monotonic() + 1.0
+                with self.cluster_cond:
+                    self.cluster_cond.wait(0.1)
+            sock.sendall(b"0\r\n\r\n")
+        finally:
+            self.counters.add("watches_open", -1)
+
+
+def slice_object(sl, rv):
+    """An EndpointSlice of the kubernetes service from a --cluster-file entry."""
+    eps = []
+    for e in sl.get("endpoints", []):
+        ep = {"addresses": [e["ip"]]}
+        if e.get("ready", True) is not None:
+            ep["conditions"] = {"ready": bool(e.get("ready", True))}
+        eps.append(ep)
+    return {
+        "kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+        "metadata": {"name": sl["name"], "namespace": "default", "resourceVersion": str(rv),
+                     "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": sl.get("addressType", "IPv4"),
+        "endpoints": eps,
+        "ports": [{"name": "https", "port": sl["port"], "protocol": "TCP"}]
+    }
 
 
 class H2Stream:
@@ -1049,6 +1250,10 @@ def main():
                     '{"readyz_delay_ms": N, "hang": true|false}')
     ap.add_argument("--count-peers", action="store_true",
                     help='counters also per client connection ("peers")')
+    ap.add_argument("--cluster-file", help="the EndpointSlices to serve (JSON, polled)")
+    ap.add_argument("--token", action="append", help="TOKEN=USER: a bearer token (repeatable)")
+    ap.add_argument("--endpointslices-allow", action="append", default=[],
+                    help="a user allowed to read endpointslices (repeatable; none: everyone)")
     ap.add_argument("--readyz-delay-ms", type=float, default=0.0,
                     help="/readyz answers after this many ms (everything else at once)")
     a = ap.parse_args()

@@ -461,3 +461,41 @@ TEST_CASE("yaml: the HTTP/2 liveness settings are read, written and checked") {
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error() == "test.yaml:5:10: healthCheck.http2: \"yes-please\" is not true or false");
 }
+
+TEST_CASE("yaml: the discovery section is read, written and checked") {
+  Config c = parse_ok(kHead + "endpoints: [\"10.0.0.1:6443\"]\n"
+                              "discovery:\n  mode: endpointslices\n  kubeconfig: /etc/k/kc\n"
+                              "  stateFile: /var/lib/k/s.json\n  debounce: 2s\n  grace: 10m\n");
+  CHECK(c.discovery.mode == kal::DiscoveryMode::EndpointSlices);
+  CHECK(c.discovery.kubeconfig == "/etc/k/kc");
+  CHECK(c.discovery.state_file == "/var/lib/k/s.json");
+  CHECK(c.discovery.debounce == Millis{2000});
+  CHECK(c.discovery.grace == Millis{600000});
+  const std::string text = kal::to_yaml(c);
+  CHECK(text.find("mode: endpointslices") != std::string::npos);
+  CHECK(parse_ok(text).discovery == c.discovery);
+  struct Bad {
+    std::string body;
+    const char *error;
+  };
+  const Bad bad[] = {
+      {"discovery:\n  mode: endpoints\n",
+       "test.yaml:5:9: discovery.mode: unknown mode \"endpoints\" (expected none or "
+       "endpointslices)"},
+      {"discovery:\n  mode: endpointslices\n",
+       "test.yaml:1:1: discovery endpointslices needs a kubeconfig (--discovery-kubeconfig=FILE): "
+       "the kubelet's own credentials cannot list EndpointSlices (docs/discovery.md)"},
+      {"discovery:\n  stateFile: /x\n",
+       "test.yaml:1:1: a discovery kubeconfig or state file is set but discovery is none (add "
+       "--discovery=endpointslices)"},
+      {"discovery:\n  kubeconfg: /x\n",
+       "test.yaml:5:3: unknown field \"kubeconfg\" in discovery (did you mean \"kubeconfig\"?)"},
+  };
+  for (const auto &b : bad) {
+    CAPTURE(b.body);
+    auto r =
+        kal::parse_yaml_config(kHead + "endpoints: [\"10.0.0.1:6443\"]\n" + b.body, "test.yaml");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == b.error);
+  }
+}

@@ -146,3 +146,51 @@ TEST_CASE("http: the status is known as soon as the status line is complete") {
   other.feed("SSH-2.0-OpenSSH_9.2\r\n");
   CHECK(other.status_line_status() == 0);
 }
+
+TEST_CASE("http response parser: kept body bytes, de-chunked, with its own limit") {
+  struct Row {
+    const char *name;
+    std::string head_and_body;
+    size_t max_body;
+    const char *want_body;
+    HttpResponseParser::State want;
+  };
+  const Row rows[] = {
+      {"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 100, "hello",
+       HttpResponseParser::State::Done},
+      {"chunked, de-chunked",
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n2\r\n\"}\r\n0\r\n\r\n",
+       100, "{\"a\"}", HttpResponseParser::State::Done},
+      {"a watch stream has no body limit (0); its events are bounded by the framer",
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string("fff\r\n") +
+           std::string(0xfff, 'x') + "\r\n",
+       0, nullptr, HttpResponseParser::State::Incomplete},
+      {"over the kept limit", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 4, "",
+       HttpResponseParser::State::Error},
+  };
+  for (const auto &r : rows) {
+    CAPTURE(r.name);
+    HttpResponseParser p;
+    p.keep_body(r.max_body);
+    std::string body;
+    // Byte by byte: the body is kept whatever the reads.
+    HttpResponseParser::State st = HttpResponseParser::State::Incomplete;
+    for (char c : r.head_and_body) {
+      st = p.feed(std::string_view(&c, 1));
+      p.take_body(body);
+    }
+    CHECK(st == r.want);
+    if (r.want_body) {
+      CHECK(body == r.want_body);
+    } else {
+      CHECK(body.size() == 0xfff);
+    }
+  }
+  // Without keep_body() nothing is kept (a /readyz answer is only counted).
+  HttpResponseParser q;
+  q.feed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  std::string none;
+  q.take_body(none);
+  CHECK(none.empty());
+  CHECK(q.body_bytes() == 2);
+}

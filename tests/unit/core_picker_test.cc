@@ -110,3 +110,35 @@ TEST_CASE("random-two prefers the less loaded of two and is deterministic for a 
   CHECK(hits[1] > 200);
   CHECK(hits[2] > 200);
 }
+
+TEST_CASE("withdrawn by discovery: after Up and Unknown, before Down; never closed, still a "
+          "last resort") {
+  struct Row {
+    const char *name;
+    std::vector<Candidate> cands;
+    size_t want; // with Policy::First over the best tier
+  };
+  auto c = [](Health h, bool w) {
+    Candidate x{h};
+    x.withdrawn = w;
+    return x;
+  };
+  const Row rows[] = {
+      {"an Up endpoint that left the slice gives way to another Up",
+       {c(Health::Up, true), c(Health::Up, false)},
+       1},
+      {"and to an Unknown one (a newcomer not checked yet)",
+       {c(Health::Up, true), c(Health::Unknown, false)},
+       1},
+      {"but goes before a Down one", {c(Health::Down, false), c(Health::Up, true)}, 1},
+      {"the only apiserver left, withdrawn while it shuts down, still serves",
+       {c(Health::Up, true)},
+       0},
+      {"withdrawn and Down is Down", {c(Health::Down, true), c(Health::Down, false)}, 0},
+  };
+  for (const auto &r : rows) {
+    CAPTURE(r.name);
+    Picker p(Policy::First);
+    CHECK(p.pick(r.cands) == r.want);
+  }
+}

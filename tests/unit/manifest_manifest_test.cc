@@ -465,6 +465,11 @@ TEST_CASE("config_to_args: the proxy's own flag parser reads the args back to th
   c.admin.healthz_listen = {*parse_host_port("0.0.0.0:8081")};
   c.log_format = LogFormat::Json;
   c.verbosity = 4;
+  c.discovery.mode = kal::DiscoveryMode::EndpointSlices;
+  c.discovery.kubeconfig = "/etc/kube-api-lb/discovery/kubeconfig";
+  c.discovery.state_file = "/var/lib/kube-api-lb/discovery.json";
+  c.discovery.debounce = Millis{2000};
+  c.discovery.grace = Millis{600000};
   CHECK(fields_without_flags(c).empty());
 
   auto round_trip = [](const Config &in) {
@@ -495,4 +500,51 @@ TEST_CASE("config_to_args: the proxy's own flag parser reads the args back to th
   ManifestOptions o = opts();
   o.config_hostpath = "/etc/kube-api-lb";
   CHECK(render_manifest(j, o).ok());
+}
+
+TEST_CASE("manifest: discovery mounts the kubeconfig's directory read-only and the state "
+          "directory writable") {
+  Config c = lab_config();
+  c.discovery.mode = kal::DiscoveryMode::EndpointSlices;
+  c.discovery.kubeconfig = "/etc/kube-api-lb/discovery/kubeconfig";
+  c.discovery.state_file = "/var/lib/kube-api-lb/discovery.json";
+  ManifestOptions o = opts();
+  const YAML::Node m = render(c, o);
+  const YAML::Node vols = m["spec"]["volumes"];
+  REQUIRE(vols.size() == 2);
+  CHECK(vols[0]["name"].as<std::string>() == "discovery-kubeconfig");
+  CHECK(vols[0]["hostPath"]["path"].as<std::string>() == "/etc/kube-api-lb/discovery");
+  CHECK(vols[0]["hostPath"]["type"].as<std::string>() == "Directory");
+  CHECK(vols[1]["name"].as<std::string>() == "discovery-state");
+  CHECK(vols[1]["hostPath"]["path"].as<std::string>() == "/var/lib/kube-api-lb");
+  CHECK(vols[1]["hostPath"]["type"].as<std::string>() == "DirectoryOrCreate");
+  const YAML::Node mounts = container(m)["volumeMounts"];
+  REQUIRE(mounts.size() == 2);
+  CHECK(mounts[0]["readOnly"].as<bool>() == true);
+  CHECK_FALSE(mounts[1]["readOnly"]);
+  // The root filesystem stays read-only.
+  CHECK(container(m)["securityContext"]["readOnlyRootFilesystem"].as<bool>() == true);
+  auto args = strings(container(m)["args"]);
+  CHECK(std::find(args.begin(), args.end(), "--discovery=endpointslices") != args.end());
+  CHECK(std::find(args.begin(), args.end(), "--state-file=/var/lib/kube-api-lb/discovery.json") !=
+        args.end());
+
+  // Inside the read-only config directory: the kubeconfig needs no mount of its own, the state
+  // file cannot live there.
+  o.config_hostpath = "/etc/kube-api-lb";
+  c.discovery.state_file = "/etc/kube-api-lb/state.json";
+  auto bad = render_manifest(c, o);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error() == "--state-file \"/etc/kube-api-lb/state.json\": must not be inside "
+                       "--config-hostpath, which is mounted read-only");
+  c.discovery.state_file = "/var/lib/kube-api-lb/discovery.json";
+  const YAML::Node m2 = render(c, o);
+  REQUIRE(m2["spec"]["volumes"].size() == 2);
+  CHECK(m2["spec"]["volumes"][0]["name"].as<std::string>() == "config");
+  CHECK(m2["spec"]["volumes"][1]["name"].as<std::string>() == "discovery-state");
+  c.discovery.kubeconfig = "kubeconfig";
+  o.config_hostpath.clear();
+  auto rel = render_manifest(c, o);
+  REQUIRE_FALSE(rel.ok());
+  CHECK(rel.error() == "--discovery-kubeconfig \"kubeconfig\": must be an absolute path");
 }

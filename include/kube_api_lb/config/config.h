@@ -22,12 +22,15 @@ constexpr int64_t kMaxTcpUserTimeoutMs = 2147483647;
 constexpr int64_t kMaxKeepaliveIdleS = 32767;
 
 enum class HealthMode { Https, Tls, Tcp, None };
+enum class DiscoveryMode { None, EndpointSlices };
 
 // Names as written in flags and YAML ("least-conn", "round-robin", "random-two", "first").
 const char *to_string(Policy p);
 std::optional<Policy> policy_from_string(std::string_view s);
 const char *to_string(HealthMode m); // "https", "tls", "tcp", "none"
 std::optional<HealthMode> health_mode_from_string(std::string_view s);
+const char *to_string(DiscoveryMode m); // "none", "endpointslices"
+std::optional<DiscoveryMode> discovery_mode_from_string(std::string_view s);
 const char *to_string(LogFormat f); // "text", "json"
 std::optional<LogFormat> log_format_from_string(std::string_view s);
 
@@ -74,6 +77,21 @@ struct HealthConfig {
   bool operator==(const HealthConfig &) const = default;
 };
 
+// Endpoint discovery from the cluster (docs/discovery.md): the `default/kubernetes`
+// EndpointSlices, merged with the seed (Config::endpoints) and the last-known-good state.
+struct DiscoveryConfig {
+  DiscoveryMode mode = DiscoveryMode::None;
+  std::string kubeconfig; // required with EndpointSlices: server CA, client cert/key or token
+  std::string state_file; // last-known-good state (a hostPath directory); empty: none kept
+  // A change is applied once it has held this long (an apiserver joining adds, removes and
+  // re-adds itself).
+  Millis debounce{5000};
+  // An endpoint gone from discovery is kept this long (and while it is the last usable one).
+  Millis grace{300000};
+
+  bool operator==(const DiscoveryConfig &) const = default;
+};
+
 struct AdminConfig {
   // Address of /healthz, /readyz, /metrics, /stats. Empty host list disables the admin server.
   std::vector<HostPort> listen{HostPort{"127.0.0.1", 8081, HostPort::Kind::IPv4}};
@@ -110,6 +128,7 @@ struct Config {
   // Client bytes kept for replay when the upstream closes before answering.
   size_t replay_buffer_limit = 64 * 1024;
   HealthConfig health;
+  DiscoveryConfig discovery;
   AdminConfig admin;
   LogFormat log_format = LogFormat::Text;
   int verbosity = 0;

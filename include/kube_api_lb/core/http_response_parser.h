@@ -36,6 +36,20 @@ public:
   const std::string &error() const { return error_; }
   size_t body_bytes() const { return body_bytes_; }
 
+  // Keeps the body's bytes (de-chunked) for take_body() instead of only counting them, with
+  // `max_body` as the body limit instead of kMaxBodyBytes (0: none, for a watch stream whose
+  // events are bounded by their own framer, core/watch_stream.h). Call before feeding; reset()
+  // turns it off again.
+  void keep_body(size_t max_body) {
+    keep_body_ = true;
+    max_body_ = max_body;
+  }
+  // Appends the body bytes received since the last call to `out` (nothing unless keep_body()).
+  void take_body(std::string &out) {
+    out.append(body_);
+    body_.clear();
+  }
+
   // Ready for the next response on the same connection.
   void reset() { *this = HttpResponseParser(); }
 
@@ -55,6 +69,9 @@ private:
   size_t remaining_ = 0; // body or chunk bytes still to read
   size_t body_bytes_ = 0;
   bool extra_ = false;
+  bool keep_body_ = false;
+  size_t max_body_ = kMaxBodyBytes; // 0: no limit
+  std::string body_;                // kept body bytes not taken yet
 };
 
 } // namespace kal

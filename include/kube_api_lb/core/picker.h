@@ -1,7 +1,8 @@
 #pragma once
 // Chooses the endpoint for a new client connection. Pure: no I/O, no clock, an injected seed.
 //
-// Endpoints are ranked in tiers — Up, then Unknown, then Down (fail open: when nothing better is
+// Endpoints are ranked in tiers — Up, then Unknown, then withdrawn by discovery (not Down), then
+// Down (fail open: when nothing better is
 // left a down endpoint is still tried, so the first apiserver to come back serves at once). The
 // policy chooses inside the best non-empty tier; endpoints already tried for this client are
 // excluded so a retry always moves on.
@@ -23,6 +24,9 @@ struct Candidate {
   uint64_t active = 0;   // connections bound now
   double weight = 1.0;   // (0, 1]: below 1 while slow-starting after recovery
   bool excluded = false; // already tried for this client, or removed by a reload
+  // Discovery says it left (or is not ready in) the kubernetes EndpointSlice: ranked after Up and
+  // Unknown endpoints, before Down ones (core/discovery_merge.h).
+  bool withdrawn = false;
 };
 
 class Picker {
@@ -47,7 +51,15 @@ private:
   std::mt19937_64 rng_;
 };
 
-// Tier of a health state: 0 best.
+// Tier of a health state: 0 best; a withdrawn endpoint that is not Down ranks 2, Down ones 3.
+inline int tier_of(Health h, bool withdrawn) {
+  if (h == Health::Down) {
+    return 3;
+  }
+  return withdrawn ? 2 : (h == Health::Up ? 0 : 1);
+}
+
+// Tier of a health state alone: 0 best.
 inline int tier_of(Health h) {
   switch (h) {
   case Health::Up:

@@ -104,6 +104,18 @@ public:
   bool removed() const { return removed_.load(std::memory_order_relaxed); }
   void set_removed(bool v = true) { removed_.store(v, std::memory_order_relaxed); }
 
+  // Set while endpoint discovery says the apiserver left the kubernetes EndpointSlice or is not
+  // ready in it (core/discovery_merge.h): an outside not-ready signal. No new connections while
+  // another endpoint is Up or Unknown (the picker ranks it just above Down ones); nothing is
+  // closed, and the health checks go on as before.
+  bool withdrawn() const { return withdrawn_.load(std::memory_order_relaxed); }
+  void set_withdrawn(bool v) { withdrawn_.store(v, std::memory_order_relaxed); }
+
+  // Where the endpoint came from: kSourceSeed | kSourceDiscovered | kSourceSaved bits
+  // (core/discovery_merge.h); seed only without discovery.
+  uint8_t sources() const { return sources_.load(std::memory_order_relaxed); }
+  void set_sources(uint8_t s) { sources_.store(s, std::memory_order_relaxed); }
+
   // Passive evidence from client dials waiting for the checker (it re-checks at once).
   void add_passive_failure() { passive_failures_.fetch_add(1, std::memory_order_relaxed); }
   uint32_t take_passive_failures() { return passive_failures_.exchange(0); }
@@ -137,6 +149,8 @@ private:
   std::atomic<uint64_t> kill_epoch_{0};
   std::atomic<int64_t> up_since_ms_{0};
   std::atomic<bool> removed_{false};
+  std::atomic<bool> withdrawn_{false};
+  std::atomic<uint8_t> sources_{1}; // kSourceSeed
   std::atomic<uint32_t> passive_failures_{0};
   mutable std::mutex mu_;
   std::vector<sockaddr_storage> addrs_;
