@@ -154,8 +154,11 @@ void EndpointDiscovery::annotate(const List &active) const {
   const auto withdrawn = merge_.withdrawn();
   for (const auto &u : active) {
     u->set_sources(merge_.sources(u->address()));
-    u->set_withdrawn(std::find(withdrawn.begin(), withdrawn.end(), u->address()) !=
-                     withdrawn.end());
+    const bool w = std::find(withdrawn.begin(), withdrawn.end(), u->address()) != withdrawn.end();
+    u->set_withdrawn(w);
+    if (hooks_.withdrawn) {
+      hooks_.withdrawn(*u, w);
+    }
   }
 }
 

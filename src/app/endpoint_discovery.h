@@ -30,6 +30,10 @@ public:
     std::function<void(const std::vector<HostPort> &)> apply;
     // The active endpoints now (to pick a healthy one, to mark sources and withdrawn ones).
     std::function<std::shared_ptr<const List>()> active;
+    // An endpoint's withdrawn state, told after every change of the set (idempotent): the health
+    // checker holds a withdrawn endpoint not ready (HealthChecker::set_outside_not_ready), so its
+    // verdict, the close gate and /readyz see the drain signal too. Optional.
+    std::function<void(const Upstream &, bool withdrawn)> withdrawn;
   };
 
   // `c.discovery.mode` must be EndpointSlices. Reads the state file now (a warning when it cannot

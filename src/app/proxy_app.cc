@@ -473,6 +473,9 @@ void ProxyApp::setup_discovery(const Config &c) {
       for (const auto &u : *upstreams_.active()) {
         u->set_withdrawn(false);
         u->set_sources(kSourceSeed);
+        if (checker_) {
+          checker_->set_outside_not_ready(u->name(), false, "discovery");
+        }
       }
     }
     return;
@@ -484,6 +487,11 @@ void ProxyApp::setup_discovery(const Config &c) {
   EndpointDiscovery::Hooks hooks;
   hooks.apply = [this](const std::vector<HostPort> &eps) { apply_discovered(eps); };
   hooks.active = [this] { return upstreams_.active(); };
+  hooks.withdrawn = [this](const Upstream &u, bool on) {
+    if (checker_) {
+      checker_->set_outside_not_ready(u.name(), on, "discovery");
+    }
+  };
   discovery_ = std::make_unique<EndpointDiscovery>(loop_, time_, c, hooks);
   if (checker_) {
     discovery_->start(); // enabled by a reload: the checker runs already
