@@ -125,6 +125,12 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
   family("kube_api_lb_discovery_enabled", "gauge",
          "1 when endpoints are discovered from the default/kubernetes EndpointSlices.");
   o << "kube_api_lb_discovery_enabled " << (d.enabled ? 1 : 0) << '\n';
+  // Exported with discovery off too (0), so alert rules and dashboards name a series that exists
+  // on every node (deploy/prometheus: KubeApiLbDiscoveryStuck guards on _enabled).
+  family("kube_api_lb_discovery_last_sync_timestamp_seconds", "gauge",
+         "Unix time of the last successful list or watch event (0: never, or discovery off).");
+  o << "kube_api_lb_discovery_last_sync_timestamp_seconds "
+    << static_cast<uint64_t>(d.enabled ? d.last_sync_unix : 0) << '\n';
   if (d.enabled) {
     family("kube_api_lb_discovery_state", "gauge", "Discovery's state (1 for the current one).");
     for (const char *st : {"starting", "connecting", "listing", "watching", "backoff", "waiting",
@@ -132,10 +138,6 @@ std::string render_prometheus(const std::vector<std::shared_ptr<Upstream>> &ups,
       o << "kube_api_lb_discovery_state{state=\"" << st << "\"} " << (d.state == st ? 1 : 0)
         << '\n';
     }
-    family("kube_api_lb_discovery_last_sync_timestamp_seconds", "gauge",
-           "Unix time of the last successful list or watch event (0: never).");
-    o << "kube_api_lb_discovery_last_sync_timestamp_seconds "
-      << static_cast<uint64_t>(d.last_sync_unix) << '\n';
     struct DCounter {
       const char *name;
       const char *type;
