@@ -1,9 +1,11 @@
 // The admin server's HTTP request handling (kal::AdminServer::respond: the request line, method,
-// path and query) on arbitrary bytes. The first input byte picks the server (all paths, or a
+// path and query; /healthz, /livez, /readyz, /metrics, /stats and the status page at /) on
+// arbitrary bytes. The first input byte picks the server (all paths, or a
 // health port serving only /healthz to others than loopback), the peer and readiness; the rest
 // is the request. Properties: the answer is one well-formed HTTP/1.1 response with a known status,
 // a Content-Length that matches its body (none for HEAD), "Connection: close"; only GET and HEAD
-// are served; a health port never shows /metrics, /stats or /readyz to a non-loopback peer.
+// are served; a health port never shows /metrics, /stats, /readyz or the status page to a
+// non-loopback peer.
 #include "admin/admin_server.h"
 #include "fuzz_target.h"
 
@@ -28,6 +30,9 @@ struct Servers {
     h.stats = [] { return std::string("{\"STATS-BODY\":1}"); };
     h.readiness_detail = [] { return std::string("[+]DETAIL-BODY\n"); };
     h.not_ready_reason = [] { return std::string("REASON-BODY\n"); };
+    h.stats_compact = [] { return std::string("{\"COMPACT-BODY\":1}"); };
+    h.status_page = [] { return std::string("<html>STATUS-PAGE-BODY</html>"); };
+    h.status_page_csp = "default-src 'none'";
     full = std::make_unique<kal::AdminServer>(&loop, h, false);
     healthz_only = std::make_unique<kal::AdminServer>(&loop, h, true);
   }
@@ -65,7 +70,8 @@ KAL_FUZZ_TARGET(admin_request) {
     KAL_FUZZ_CHECK(status == 400 || status == 405, r);
   }
   if (health_port && !loopback) {
-    for (const char *secret : {"METRICS-BODY", "STATS-BODY", "DETAIL-BODY", "REASON-BODY"}) {
+    for (const char *secret : {"METRICS-BODY", "STATS-BODY", "DETAIL-BODY", "REASON-BODY",
+                               "COMPACT-BODY", "STATUS-PAGE-BODY"}) {
       KAL_FUZZ_CHECK(r.find(secret) == std::string::npos, r);
     }
     KAL_FUZZ_CHECK(status == 200 || status == 400 || status == 404 || status == 405, r);
