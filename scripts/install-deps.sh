@@ -4,6 +4,9 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake pkg-config clang-format
+  # the fuzzers (scripts/fuzz.sh): clang, its libFuzzer and sanitizer runtimes, and llvm-symbolizer
+  # for readable stack traces of a failing input
+  clang libclang-rt-14-dev llvm
   libuv1-dev libnghttp2-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev doctest-dev libcli11-dev
   # demo and tests: real TLS stand-in apiservers (python3; python3-h2 for their HTTP/2), real
   # clients, network namespaces

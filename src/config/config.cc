@@ -1,7 +1,10 @@
 #include "kube_api_lb/config/config.h"
 #include "kube_api_lb/config/duration.h"
 
+#include <cctype>
 #include <set>
+#include <string_view>
+#include <tuple>
 #include <utility>
 
 namespace kal {
@@ -77,6 +80,44 @@ std::optional<LogFormat> log_format_from_string(std::string_view s) {
   return std::nullopt;
 }
 
+namespace {
+
+// A health-check name or file path goes to OpenSSL and open() as a C string and into
+// check-config's YAML: a NUL would cut it short there, other control bytes and invalid UTF-8 do
+// not survive the YAML (the fuzzer found `check-sni ku\x04..\x00..bernetes` in a haproxy.cfg
+// accepted, and rendered to a different name). Returns what is wrong, or "" if nothing.
+std::string bad_text(std::string_view s, bool host_name) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const bool host_char = std::isalnum(b) || b == '-' || b == '.' || b == '_' || b == ':';
+    if (host_name && !host_char) {
+      return "is not a host name or IP address (byte " + std::to_string(i + 1) +
+             " is not a letter, digit, '-', '.', '_' or ':')";
+    }
+    if (b < 0x20 || b == 0x7f) {
+      return "contains a control character (byte " + std::to_string(i + 1) + ")";
+    }
+    if (b >= 0x80) {
+      // One UTF-8 sequence: a lead byte, then its continuation bytes (0x80-0xbf).
+      const size_t n = b >= 0xc2 && b <= 0xdf   ? 1
+                       : b >= 0xe0 && b <= 0xef ? 2
+                       : b >= 0xf0 && b <= 0xf4 ? 3
+                                                : 0;
+      bool ok = n != 0 && i + n < s.size();
+      for (size_t k = 1; ok && k <= n; ++k) {
+        ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+      }
+      if (!ok) {
+        return "is not valid UTF-8 (byte " + std::to_string(i + 1) + ")";
+      }
+      i += n;
+    }
+  }
+  return {};
+}
+
+} // namespace
+
 Result<bool> validate(const Config &c) {
   if (c.endpoints.empty()) {
     return Err{"no endpoints: give at least one apiserver (e.g. --endpoints=10.0.0.1:6443)"};
@@ -149,6 +190,16 @@ Result<bool> validate(const Config &c) {
   }
   if (auto p = check_health_path(c.health.path); !p) {
     return Err{"health path " + p.error()};
+  }
+  for (const auto &[what, text, host] :
+       {std::tuple<const char *, const std::string *, bool>{"health server name",
+                                                            &c.health.server_name, true},
+        {"health CA file", &c.health.ca_file, false},
+        {"health client certificate", &c.health.client_cert, false},
+        {"health client key", &c.health.client_key, false}}) {
+    if (auto bad = bad_text(*text, host); !bad.empty()) {
+      return Err{std::string(what) + " " + bad};
+    }
   }
   if (c.health.client_cert.empty() != c.health.client_key.empty()) {
     return Err{"health client certificate and key must be given together"};

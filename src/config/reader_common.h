@@ -27,9 +27,30 @@ struct ReaderFailure {
 }
 
 // "FILE:LINE:COL: text", the one format of reader errors and notes.
+// A message is one log line: the input bytes it quotes (a directive, a token, a YAML parser's
+// "unknown escape character") are shown with control characters as \xNN. The fuzzer found a
+// newline quoted raw from an nginx.conf and from YAML.
+inline std::string one_line(std::string_view text) {
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (b < 0x20 || b == 0x7f) {
+      out += "\\x";
+      out += hex[b >> 4];
+      out += hex[b & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 inline std::string reader_located(const std::string &file_name, ReaderPos pos,
                                   const std::string &text) {
-  return file_name + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.col) + ": " + text;
+  return one_line(file_name + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.col) +
+                  ": " + text);
 }
 
 inline std::string reader_error(const std::string &file_name, const ReaderFailure &f) {
@@ -41,7 +62,8 @@ inline std::string reader_error(const std::string &file_name, const ReaderFailur
 inline void reader_note(std::vector<std::string> *notes, const std::string &file_name,
                         const ReaderPos *pos, const std::string &text) {
   if (notes) {
-    notes->push_back(pos ? reader_located(file_name, *pos, text) : file_name + ": " + text);
+    notes->push_back(pos ? reader_located(file_name, *pos, text)
+                         : one_line(file_name + ": " + text));
   }
 }
 
@@ -55,7 +77,7 @@ Result<Config> run_reader(const std::string &file_name, const char *what,
   try {
     Config c = parse(local);
     if (auto v = validate(c); !v) {
-      return Err{file_name + ": " + v.error()};
+      return Err{one_line(file_name + ": " + v.error())};
     }
     if (notes) {
       notes->insert(notes->end(), local.begin(), local.end());
@@ -64,7 +86,7 @@ Result<Config> run_reader(const std::string &file_name, const char *what,
   } catch (const ReaderFailure &f) {
     return Err{reader_error(file_name, f)};
   } catch (const std::exception &e) {
-    return Err{file_name + ": cannot read " + what + ": " + e.what()};
+    return Err{one_line(file_name + ": cannot read " + what + ": " + e.what())};
   }
 }
 

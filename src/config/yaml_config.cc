@@ -602,15 +602,15 @@ Result<Config> parse_yaml_config(std::string_view text, const std::string &file_
     Config c = Reader(std::move(base)).read(real[0]);
     auto v = validate(c);
     if (!v) {
-      return Err{at(file_name, YAML::Mark()) + v.error()};
+      return Err{one_line(at(file_name, YAML::Mark()) + v.error())};
     }
     return c;
   } catch (const Failure &f) {
-    return Err{at(file_name, f.mark) + f.message};
+    return Err{one_line(at(file_name, f.mark) + f.message)};
   } catch (const YAML::Exception &e) {
-    return Err{at(file_name, e.mark) + "YAML syntax error: " + e.msg};
+    return Err{one_line(at(file_name, e.mark) + "YAML syntax error: " + e.msg)};
   } catch (const std::exception &e) {
-    return Err{at(file_name, YAML::Mark()) + "cannot read configuration: " + e.what()};
+    return Err{one_line(at(file_name, YAML::Mark()) + "cannot read configuration: " + e.what())};
   }
 }
 

@@ -161,3 +161,23 @@ TEST_CASE("flags: the HTTP/2 liveness settings") {
   REQUIRE_FALSE(zero.ok());
   CHECK(zero.error().find("health") != std::string::npos);
 }
+
+// Found by the haproxy_cfg fuzzer: a check-sni with a NUL and control bytes was accepted.
+TEST_CASE("validate: health-check names and paths are plain text") {
+  Config c = valid();
+  c.health.server_name = std::string("ku\x04\0bernetes", 11);
+  auto r = kal::validate(c);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().find("health server name is not a host name") != std::string::npos);
+  c.health.server_name = "kubernetes.default.svc";
+  CHECK(kal::validate(c).ok());
+  c.health.server_name = "fd00::1";
+  CHECK(kal::validate(c).ok());
+  c.health.ca_file = "/etc/pki/ca\n.crt";
+  CHECK(kal::validate(c).error().find("health CA file contains a control character") !=
+        std::string::npos);
+  c.health.ca_file = "/etc/pki/\xff.crt";
+  CHECK(kal::validate(c).error().find("health CA file is not valid UTF-8") != std::string::npos);
+  c.health.ca_file = "/etc/pki/cé.crt";
+  CHECK(kal::validate(c).ok());
+}

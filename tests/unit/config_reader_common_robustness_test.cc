@@ -110,3 +110,16 @@ TEST_CASE("robustness: deeply nested nginx blocks are an error, not a stack over
   REQUIRE_FALSE(r32.ok());
   CHECK(r32.error().find("nested") == std::string::npos);
 }
+
+// Found by the nginx_conf and yaml_config fuzzers: errors quoted input bytes raw, so a newline in
+// the file made a multi-line error (a forged log line). Control characters show as \xNN.
+TEST_CASE("robustness: an error is one line whatever the input quotes") {
+  auto n = kal::parse_nginx_conf("stream {\n upstream u {\n  \x01\x0b;\n }\n}\n", "n.conf");
+  REQUIRE_FALSE(n.ok());
+  CHECK(n.error().find('\x01') == std::string::npos);
+  CHECK(n.error().find("\\x01\\x0b") != std::string::npos);
+  auto y = kal::parse_yaml_config("a: \"\\\x01\"\n", "c.yaml");
+  REQUIRE_FALSE(y.ok());
+  CHECK(y.error().find('\x01') == std::string::npos);
+  CHECK(y.error().find('\n') == std::string::npos);
+}

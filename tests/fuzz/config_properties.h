@@ -1,0 +1,43 @@
+// Properties every config reader's harness checks (yaml_config, nginx_conf, haproxy_cfg, flags).
+#pragma once
+#include "fuzz_target.h"
+#include "kube_api_lb/config/config.h"
+#include "kube_api_lb/config/load.h"
+#include "kube_api_lb/config/yaml_config.h"
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+
+namespace kal::fuzz {
+
+// A configuration a reader accepted is valid, and check-config's YAML (to_yaml) parses back to
+// the very same configuration (every field; the checksum the reload compares follows), and
+// rendering that again gives the same text.
+inline void check_accepted_config(const Config &c) {
+  auto valid = validate(c);
+  KAL_FUZZ_CHECK(valid.ok(), "accepted but invalid: " + valid.error());
+  const std::string yaml = to_yaml(c);
+  auto back = parse_yaml_config(yaml, "rendered.yaml");
+  KAL_FUZZ_CHECK(back.ok(), "check-config's YAML does not parse back: " + back.error() +
+                                "\n--- rendered:\n" + yaml);
+  Config again = *back;
+  again.source = c.source;
+  KAL_FUZZ_CHECK(again == c, "check-config's YAML parses to another configuration:\n--- first:\n" +
+                                 yaml + "--- second:\n" + to_yaml(again));
+  KAL_FUZZ_CHECK(config_checksum(again) == config_checksum(c), "checksums differ");
+  KAL_FUZZ_CHECK(to_yaml(again) == yaml, "rendering is not a fixed point");
+}
+
+// The last line an error may name: every line break (\n, \r, \r\n) counted, plus one.
+inline int last_line(std::string_view text) {
+  int n = 1;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n' || (text[i] == '\r' && (i + 1 == text.size() || text[i + 1] != '\n'))) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+} // namespace kal::fuzz

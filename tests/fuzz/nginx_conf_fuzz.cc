@@ -1,0 +1,23 @@
+// kal::parse_nginx_conf (Kubespray's nginx.conf drop-in) on arbitrary bytes. Properties: an
+// accepted file is valid and renders (check-config's YAML) to text that parses back to the same
+// configuration; a rejection names the file and, when it points into the file ("FILE:LINE:COL:"),
+// a line that exists (a whole-file problem, such as no endpoints, is "FILE: message").
+#include "config_properties.h"
+#include "kube_api_lb/config/nginx_conf.h"
+
+KAL_FUZZ_TARGET(nginx_conf) {
+  const std::string_view text(reinterpret_cast<const char *>(data), size);
+  std::vector<std::string> notes;
+  auto c = kal::parse_nginx_conf(text, "fuzz.conf", {}, &notes);
+  if (c) {
+    kal::fuzz::check_accepted_config(*c);
+    return;
+  }
+  const std::string &e = c.error();
+  int line = 0;
+  const bool located =
+      kal::fuzz::has_file_line_col(e, "fuzz.conf", kal::fuzz::last_line(text), &line);
+  KAL_FUZZ_CHECK(located || (line == 0 && e.rfind("fuzz.conf: ", 0) == 0),
+                 "rejection without FILE[:LINE:COL] inside the file: " + e);
+  KAL_FUZZ_CHECK(e.find('\n') == std::string::npos, "multi-line error: " + e);
+}
