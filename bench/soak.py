@@ -20,7 +20,10 @@ in churn phases only (the quiet phases keep one new-conn client at one request p
 
 Faults, in churn phases only, one apiserver at a time (so at least one always stays ready): kill
 (SIGKILL, restarted 1-3 s later), hang (the control file's "hang", or SIGSTOP/SIGCONT, alternately,
-for 2-5 s), drain (SIGTERM with a 3 s shutdown delay; started again once it exited) and restart
+for 2-5 s), drain (SIGTERM with a 6 s shutdown delay: /readyz answers 500, then the apiserver
+closes its listener and its idle connections; the proxy's config checks /readyz every 2 s, so it
+stops sending new connections there in time, as docs/health-checks.md describes for a delay longer
+than readyzInterval + fall; started again once it exited) and restart
 (SIGTERM twice: it exits at once; started again at once). Before each fault the controller waits
 until the proxy reports every endpoint of its current set up again. Every ~10 s the config file is
 rewritten (temporary file + rename; the proxy's file watch reloads it), alternating the endpoint
@@ -40,8 +43,11 @@ Failure (precise):
       watch, a slow read after its headers) whose apiserver was not ready over the span since that
       connection's last good answer (a fault or a reload removing it broke that connection; the
       client reconnects, and that reconnect is judged on its own), or
-    - a fault began during the request (an answer already on its way from an apiserver that was
-      killed or stopped cannot be moved by an L4 proxy); such outcomes are counted as "excused".
+    - the request's span meets a fault's onset window: from the signal (or the control-file write)
+      until the fault took effect (the process died, was stopped, or reported the hang). A
+      connection the proxy had already handed to that apiserver, TLS handshake done, cannot be
+      moved by an L4 proxy; requests that start later must be served elsewhere.
+  Such outcomes are counted as "excused", by reason.
   A watch that ends (cleanly or not) and reconnects is never a failure; its reconnect is a new
   request. A vanisher's deliberate close or reset is not a failure; its request up to that point is
   judged like any other. A wrong body (bytes not those the apiserver sent) is always a failure.
@@ -95,7 +101,8 @@ CLIENT_TIMEOUT = 30.0
 WATCH_STALL = 30.0
 SLOW_BYTES = 2 * 1024 * 1024
 VANISH_BYTES = 64 * 1024 * 1024
-SHUTDOWN_DELAY = 3.0
+SHUTDOWN_DELAY = 6.0  # > readyzInterval (2 s) + fall: the proxy sees /readyz 500 in time
+READYZ_INTERVAL = "2s"
 RELOAD_EVERY = 10.0
 FD_TOL = 4            # descriptors: two proxied connections (client + upstream socket each)
 RSS_TOL_KIB = 4096    # RSS: 4 MiB or RSS_TOL_FRAC of the baseline, whichever is larger
@@ -115,7 +122,7 @@ class Timeline:
         self.lock = threading.Lock()
         self.faults = {n: [] for n in NAMES}  # [start, end or None]
         self.sets = []   # (t, frozenset of members counted as in the set from t on)
-        self.onsets = []  # sorted fault onset times (any apiserver)
+        self.onsets = []  # [onset, in effect] of every fault (any apiserver), in onset order
 
     def set_members(self, t, members):
         with self.lock:
@@ -124,7 +131,12 @@ class Timeline:
     def fault_start(self, name, t):
         with self.lock:
             self.faults[name].append([t, None])
-            self.onsets.append(t)
+            self.onsets.append([t, t])
+
+    def in_effect(self, t):
+        """The latest fault's onset window ends at t (the victim died or stopped by then)."""
+        with self.lock:
+            self.onsets[-1][1] = t
 
     def fault_end(self, name, t):
         with self.lock:
@@ -150,9 +162,14 @@ class Timeline:
         return any(self.ready(n, t0, t1) for n in NAMES)
 
     def onset_within(self, t0, t1):
+        """True if a fault's onset window (its signal until it took effect) meets [t0, t1]."""
         with self.lock:
-            i = bisect.bisect_left(self.onsets, t0)
-            return i < len(self.onsets) and self.onsets[i] <= t1
+            for a, b in reversed(self.onsets):
+                if b < t0 - 60:
+                    return False
+                if a <= t1 and b >= t0:
+                    return True
+            return False
 
 
 class Outcomes:
@@ -166,6 +183,7 @@ class Outcomes:
         self.failures = []
         self.excused = {}  # reason -> n
         self.per_second = {}  # int(t - base) -> [ok, failed, excused]
+        self.errors = []  # raw, judged at the end
 
     def _sec(self, t, idx):
         k = int(t - self.t_base)
@@ -179,23 +197,29 @@ class Outcomes:
 
     def error(self, kind, t0, t1, err, conn_api=None, conn_since=None, corrupt=False):
         """conn_api: the apiserver of the existing connection the request ran on (None: a new
-        connection); conn_since: that connection's last good answer."""
-        if corrupt:
-            verdict = "failed"
-        elif not self.tl.some_ready(t0, t1):
-            verdict = "excused: no apiserver ready"
-        elif conn_api is not None and not self.tl.ready(conn_api, conn_since, t1):
-            verdict = "excused: its apiserver was faulted or removed"
-        elif self.tl.onset_within(t0 - 0.05, t1):
-            verdict = "excused: a fault began during it"
-        else:
-            verdict = "failed"
+        connection); conn_since: that connection's last good answer. Judged by judge_all() once
+        the run is over and the timeline is complete (a fault's onset window ends only when the
+        victim has died or stopped, which may be after the client saw the error)."""
         with self.lock:
+            self.errors.append((kind, t0, t1, str(err)[:200], conn_api, conn_since, corrupt))
+
+    def judge_all(self):
+        for kind, t0, t1, err, conn_api, conn_since, corrupt in self.errors:
+            if corrupt:
+                verdict = "failed"
+            elif not self.tl.some_ready(t0, t1):
+                verdict = "excused: no apiserver ready"
+            elif conn_api is not None and not self.tl.ready(conn_api, conn_since, t1):
+                verdict = "excused: its apiserver was faulted or removed"
+            elif self.tl.onset_within(t0, t1):
+                verdict = "excused: a fault took effect during it"
+            else:
+                verdict = "failed"
             key = (kind, "failed" if verdict == "failed" else "excused")
             self.counts[key] = self.counts.get(key, 0) + 1
             if verdict == "failed":
                 self.failures.append({"kind": kind, "t0": round(t0 - self.t_base, 3),
-                                      "t1": round(t1 - self.t_base, 3), "error": str(err)[:200],
+                                      "t1": round(t1 - self.t_base, 3), "error": err,
                                       "conn_api": conn_api})
                 self._sec(t1, 1)
             else:
@@ -493,6 +517,7 @@ class Soak:
         self.reloads = 0
         self.last_reload = now()
         self.fault_kinds = {}
+        self.drain_seen = []  # seconds from SIGTERM until the proxy reported the apiserver down
 
     def ev(self, kind, target="", detail=""):
         t = now()
@@ -542,6 +567,7 @@ healthCheck:
   mode: https
   path: /readyz
   http2: true
+  readyzInterval: {READYZ_INTERVAL}
   caFile: {pki}/ca.crt
   clientCert: {pki}/health.crt
   clientKey: {pki}/health.key
@@ -587,6 +613,19 @@ admin:
                         f"{UP_WAIT:.0f} s")
                 return now()
             time.sleep(0.1)
+
+    def wait_down(self, name, timeout):
+        """Waits until the proxy reports `name` not up; returns the time it took, or None."""
+        t0 = now()
+        while now() - t0 < timeout:
+            try:
+                if name not in self.up_endpoints():
+                    t = self.ev("down", name, "the proxy saw the drain")
+                    return t - t0
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return None
 
     def reload_count(self):
         return json.loads(self.admin("/stats"))["config"]["reloads"]
@@ -655,6 +694,7 @@ admin:
             self.timeline.fault_start(victim, self.ev("kill", victim, "SIGKILL"))
             p.send_signal(signal.SIGKILL)
             p.wait()
+            self.timeline.in_effect(now())
             self.procs.stop(p)
             time.sleep(self.rnd.uniform(1.0, 3.0))
             self.ev("start", victim)
@@ -665,8 +705,12 @@ admin:
             ctl = os.path.join(self.out, f"apiserver-{victim}", "control.json")
             if how == "SIGSTOP":
                 p.send_signal(signal.SIGSTOP)
+                wait_for(lambda: proc_state(p.pid) == "T", 10)
             else:
+                t_w = time.time()
                 write_json(ctl, {"hang": True})
+                wait_for(lambda: counters(self.out, victim, t_w).get("hang") is True, 10)
+            self.timeline.in_effect(now())
             time.sleep(self.rnd.uniform(2.0, 5.0))
             self.ev("resume", victim)
             if how == "SIGSTOP":
@@ -677,6 +721,9 @@ admin:
             self.timeline.fault_start(victim, self.ev("drain", victim,
                                                       f"SIGTERM, {SHUTDOWN_DELAY:g} s delay"))
             p.send_signal(signal.SIGTERM)
+            t_down = self.wait_down(victim, SHUTDOWN_DELAY + 30)
+            if t_down is not None:
+                self.drain_seen.append(t_down)
             try:
                 p.wait(timeout=SHUTDOWN_DELAY + 30)
             except subprocess.TimeoutExpired:
@@ -697,6 +744,7 @@ admin:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+            self.timeline.in_effect(now())
             self.procs.stop(p)
             self.start_api(victim)
         t_up = self.wait_up([victim] if victim in SETS[self.current_set] else [],
@@ -800,6 +848,7 @@ def linfit(xs, ys):
 
 def judge(soak):
     s = soak
+    s.outcomes.judge_all()
     quiet_ends = []
     for kind, t0, t1 in s.phases:
         if kind != "quiet":
@@ -882,6 +931,7 @@ def write_outputs(soak, verdict):
         "outcomes": counts, "ok": s.outcomes.total("ok"), "failed": s.outcomes.total("failed"),
         "excused": s.outcomes.excused, "failures": s.outcomes.failures[:50],
         "faults": s.fault_kinds, "reloads": s.reloads,
+        "drain_detected_s": sorted(round(x, 2) for x in s.drain_seen),
         "watch_events": watch_events, "watch_ends": watch_ends,
         "baseline": verdict["baseline"], "quiet_ends": verdict["quiet_ends"],
         "checks": verdict["checks"], "trend": verdict["trend"],
@@ -917,6 +967,8 @@ def summary_text(r):
         f"apiserver was ready, {sum(r['excused'].values())} excused "
         f"({excused or 'none'})",
         f"- by client: {', '.join(f'{k} {v}' for k, v in r['outcomes'].items())}",
+        f"- drains seen by the proxy (SIGTERM to /readyz verdict down), s: "
+        f"{', '.join(f'{x:g}' for x in r['drain_detected_s']) or 'none'}",
         f"- watches: {r['watch_events']} events received, {r['watch_ends']} ends (each reconnected)",
         f"- faults: {', '.join(f'{k} {v}' for k, v in sorted(r['faults'].items()))}; "
         f"config reloads: {r['reloads']}",
@@ -944,6 +996,33 @@ def write_json(path, obj):
     with open(tmp, "w") as f:
         json.dump(obj, f)
     os.replace(tmp, path)
+
+
+def wait_for(pred, timeout):
+    deadline = now() + timeout
+    while now() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+def counters(out, name, newer_than):
+    """The stand-in's counters file, if written after `newer_than` (wall clock), else {}."""
+    try:
+        with open(os.path.join(out, f"apiserver-{name}", "counters.json")) as f:
+            c = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return c if c.get("unix_time", 0) > newer_than else {}
 
 
 def free_port_on(host):
@@ -1012,12 +1091,16 @@ def main():
         ok = result["pass"]
     finally:
         soak.done.set()
-        # A stopped apiserver cannot act on SIGTERM.
-        for p in soak.procs.popens:
-            try:
-                p.send_signal(signal.SIGCONT)
-            except OSError:
-                pass
+        # A stopped apiserver cannot act on SIGTERM; a second SIGTERM skips its shutdown delay.
+        for p in soak.apis.values():
+            if p in soak.procs.popens and p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGCONT)
+                    p.send_signal(signal.SIGTERM)
+                    time.sleep(0.05)
+                    p.send_signal(signal.SIGTERM)
+                except OSError:
+                    pass
         soak.procs.stop_all()
     sys.exit(0 if ok else 1)
 
