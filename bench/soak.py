@@ -503,6 +503,7 @@ class Soak:
         self.out = args.out
         self.procs = bench.Procs()
         self.done = threading.Event()
+        self.stop = threading.Event()  # a signal asked to end early (what ran is still judged)
         self.quiet = threading.Event()
         self.events = []  # (t, kind, target, detail)
         self.samples = []  # (t, fds, rss_kib, threads, cpu, phase)
@@ -775,18 +776,18 @@ admin:
             self.quiet.set()
             self.ensure_set(0)
             self.ev("quiet", "", f"{seconds:.0f} s")
-            while now() < end and self.proxy.poll() is None:
+            while now() < end and self.proxy.poll() is None and not self.stop.is_set():
                 time.sleep(0.2)
         else:
             self.quiet.clear()
             self.ev("churn", "", f"{seconds:.0f} s")
-            while now() < end - 1.0 and self.proxy.poll() is None:
+            while now() < end - 1.0 and self.proxy.poll() is None and not self.stop.is_set():
                 if now() - self.last_reload >= RELOAD_EVERY:
                     self.reload()
                 else:
                     self.fault()
                     time.sleep(self.rnd.uniform(0.5, 2.0))
-            while now() < end:
+            while now() < end and not self.stop.is_set():
                 time.sleep(0.1)
         self.phases.append((kind, t0, now()))
 
@@ -823,6 +824,9 @@ admin:
             self.run_phase(kind, seconds)
             if self.proxy.poll() is not None:
                 self.ev("proxy-exited", "", f"status {self.proxy.returncode}")
+                break
+            if self.stop.is_set():
+                self.ev("interrupted", "", "by a signal: judging what ran")
                 break
         self.done.set()
         for c in self.clients:
@@ -903,6 +907,8 @@ def judge(soak):
     oks = s.outcomes.total("ok")
     if oks == 0:
         reasons.append("no request succeeded at all")
+    if s.stop.is_set():
+        reasons.append("interrupted by a signal before the planned end (figures are partial)")
     return {"pass": not reasons, "reasons": reasons, "baseline": base, "quiet_ends": quiet_ends,
             "checks": checks, "trend": trend, "rss_judged": rss_judged,
             "fd_tolerance": FD_TOL,
@@ -1078,8 +1084,16 @@ def main():
         sys.exit(f"soak: error: no kube-api-lb binary at {kal_bin} (set KAL_BIN)")
     bench.raise_nofile()
     soak = Soak(a)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
+
+    def on_signal(num, frame):
+        # The first signal ends the run early, still judged and written; a second one at once.
+        if soak.stop.is_set():
+            sys.exit(128 + num)
+        bench.log(f"soak: signal {num}: stopping after the fault in progress (again: at once)")
+        soak.stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, on_signal)
     ok = False
     try:
         soak.run()
