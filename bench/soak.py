@@ -964,6 +964,9 @@ def summary_text(r):
     b = r["baseline"] or {}
     last = r["quiet_ends"][-1] if r["quiet_ends"] else {}
     tr = r["trend"]
+    ds = r["drain_detected_s"]
+    drains = (f"{len(ds)}, after {ds[0]:g}-{ds[-1]:g} s (median {statistics.median(ds):g} s)"
+              if ds else "none")
     excused = ", ".join(f"{k.split(': ', 1)[1]}: {v}" for k, v in sorted(r["excused"].items()))
     lines = [
         f"Churn soak: {r['seconds'] / 60:.1f} min, {'PASS' if r['pass'] else 'FAIL'}"
@@ -973,8 +976,7 @@ def summary_text(r):
         f"apiserver was ready, {sum(r['excused'].values())} excused "
         f"({excused or 'none'})",
         f"- by client: {', '.join(f'{k} {v}' for k, v in r['outcomes'].items())}",
-        f"- drains seen by the proxy (SIGTERM to /readyz verdict down), s: "
-        f"{', '.join(f'{x:g}' for x in r['drain_detected_s']) or 'none'}",
+        f"- drains seen by the proxy (SIGTERM to its /readyz verdict down): {drains}",
         f"- watches: {r['watch_events']} events received, {r['watch_ends']} ends (each reconnected)",
         f"- faults: {', '.join(f'{k} {v}' for k, v in sorted(r['faults'].items()))}; "
         f"config reloads: {r['reloads']}",
