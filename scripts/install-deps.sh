@@ -15,6 +15,8 @@ PACKAGES=(
   nginx libnginx-mod-stream haproxy wrk
   # failover benchmark (nft inside its namespace) and profiles (bench/profile.sh)
   nftables strace valgrind linux-perf
+  # the churn soak's plot (bench/soak_plot.py, run with /usr/bin/python3)
+  python3-matplotlib
   # the container image: built and run with buildah (vfs storage, chroot isolation)
   buildah
   # the linux/arm64 image: cross-compiled with Debian's multiarch packages
