@@ -109,6 +109,8 @@ DiscoveryMerge::Observed DiscoveryMerge::observe(const std::vector<DiscoveredEnd
         e.discovered = true;
         e.saved = false;
         e.absent_since.reset();
+      } else if (!e.seed && !e.discovered && !e.saved && !e.absent_since) {
+        e.absent_since = now; // an old seed entry only the dropped pending list named
       }
     }
     return Observed::Unchanged;
@@ -132,7 +134,8 @@ DiscoveryMerge::decide(TimePoint now, const std::vector<HostPort> &usable) {
         e.discovered = true;
         e.saved = false;
         e.absent_since.reset();
-      } else if ((e.discovered || e.saved) && !e.absent_since) {
+      } else if (!e.seed && !e.absent_since) {
+        // Discovered, saved, or an old seed entry kept because a pending list named it.
         e.discovered = false;
         e.absent_since = now;
       }
@@ -221,7 +224,10 @@ uint8_t DiscoveryMerge::sources(const HostPort &hp) const {
   if (e->seed) {
     s |= kSourceSeed;
   }
-  if (e->discovered || (e->absent_since && !e->saved)) {
+  // An old seed entry kept because a list waiting out its debounce names it has no flag: it is
+  // there because discovery listed it.
+  const bool kept_by_pending = !e->seed && !e->discovered && !e->saved && !e->absent_since;
+  if (e->discovered || (e->absent_since && !e->saved) || kept_by_pending) {
     s |= kSourceDiscovered;
   }
   if (e->saved) {
@@ -239,7 +245,10 @@ void DiscoveryMerge::set_seed(std::vector<HostPort> seed, TimePoint now) {
   for (auto &e : entries_) {
     if (e.seed && !contains(seed, e.address)) {
       e.seed = false;
-      if (!e.discovered && !e.absent_since) {
+      // A list still in its debounce that names it counts as discovery listing it: it stays, and
+      // leaves by the grace rule if the list that is finally applied does not name it.
+      const bool listed = e.discovered || (pending_ && contains(*pending_, e.address));
+      if (!listed && !e.absent_since) {
         // Removed by the operator and not listed by discovery: eligible at once.
         e.absent_since = now - s_.grace;
         e.saved = false;

@@ -259,6 +259,40 @@ TEST_CASE("discovery merge: sources, next wake-up, too many, seed changes") {
   CHECK(letters(m.endpoints()) == "SB");
 }
 
+TEST_CASE("discovery merge: a seed entry dropped while a list naming it waits out its debounce") {
+  DiscoveryMergeSettings s{.debounce = milliseconds(300), .grace = milliseconds(1000)};
+  // The first list names the seed S: pending (nothing applied yet) when a reload swaps S for T.
+  DiscoveryMerge m({hp('S')}, {}, s);
+  CHECK(m.observe(slice("S"), at(0)) == DiscoveryMerge::Observed::Pending);
+  m.set_seed({hp('T')}, at(100));
+  CHECK(letters(m.endpoints()) == "TS");
+  CHECK(std::string(source_name(m.sources(hp('S')))) == "discovered");
+  CHECK(!m.decide(at(150), {hp('S'), hp('T')})); // S stays: discovery listed it
+  auto d = m.decide(at(300), {hp('S'), hp('T')});
+  REQUIRE(d);
+  CHECK(d->removed.empty());
+  CHECK(letters(m.endpoints()) == "TS");
+  CHECK(std::string(source_name(m.sources(hp('S')))) == "discovered");
+  // Discovery drops S later: it leaves by the grace rule, like any discovered endpoint.
+  CHECK(m.observe(slice("A"), at(400)) == DiscoveryMerge::Observed::Pending);
+  CHECK(!m.decide(at(700), {hp('S'), hp('T')})->removed.size());
+  d = m.decide(at(1700), {hp('S'), hp('T')});
+  REQUIRE(d);
+  CHECK(letters(d->removed) == "S");
+
+  // The pending list naming the old seed entry is replaced by one equal to what is applied: the
+  // old entry leaves by the grace rule instead of staying forever.
+  DiscoveryMerge n({hp('S')}, {hp('A')}, s);
+  CHECK(n.observe(slice("SA"), at(0)) == DiscoveryMerge::Observed::Pending);
+  n.set_seed({hp('T')}, at(100));
+  CHECK(n.observe(slice("A"), at(200)) == DiscoveryMerge::Observed::Unchanged);
+  CHECK(n.absent_since(hp('S')) == at(200));
+  d = n.decide(at(1200), {hp('A'), hp('T')});
+  REQUIRE(d);
+  CHECK(letters(d->removed) == "S");
+  CHECK(letters(n.endpoints()) == "TA");
+}
+
 TEST_CASE("discovery backoff: doubles to the cap, jittered between half and all") {
   struct Row {
     int failures;

@@ -101,9 +101,10 @@ public:
   // Absent from discovery since (for /stats); nullopt when listed, or never discovered.
   std::optional<TimePoint> absent_since(const HostPort &hp) const;
 
-  // A reload changed the seed. New entries join at once. An old entry that discovery lists stays
-  // as a discovered one; one it does not list leaves at the next decide() (the operator removed
-  // it; it drains as in any reload), unless it is the last usable endpoint.
+  // A reload changed the seed. New entries join at once. An old entry that discovery lists (in
+  // the applied set, or in a list still waiting out its debounce) stays as a discovered one; one
+  // it does not list leaves at the next decide() (the operator removed it; it drains as in any
+  // reload), unless it is the last usable endpoint.
   void set_seed(std::vector<HostPort> seed, TimePoint now);
   void set_settings(DiscoveryMergeSettings s) { s_ = s; }
 
