@@ -11,7 +11,6 @@
 namespace kal {
 namespace {
 
-constexpr size_t kMaxRequest = 8192;
 constexpr uint64_t kExchangeMs = 5000; // request and answer
 // After the answer: the connection is half-closed and the peer's further bytes are read and
 // dropped until its FIN, kLingerMs or kMaxDiscard bytes, whichever comes first. Closing with
@@ -136,17 +135,14 @@ void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
     return;
   }
   c->in.append(buf->base, static_cast<size_t>(nread));
-  bool complete =
-      c->in.find("\r\n\r\n") != std::string::npos || c->in.find("\n\n") != std::string::npos;
-  if (!complete && c->in.size() < kMaxRequest) {
+  auto out = c->server->answer(c->in, c->loopback_peer);
+  if (!out) {
     return;
   }
   c->done = true; // reading goes on: what follows is dropped
   auto *w = new AdminConn::Write{};
   w->req.data = w;
-  w->out = complete ? c->server->respond(c->in, c->loopback_peer)
-                    : std::string("HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                                  "Content-Length: 0\r\nConnection: close\r\n\r\n");
+  w->out = std::move(*out);
   uv_buf_t b = uv_buf_init(w->out.data(), static_cast<unsigned>(w->out.size()));
   if (uv_write(&w->req, c->tcp.stream(), &b, 1, conn_written) != 0) {
     delete w;
@@ -262,6 +258,20 @@ void AdminServer::on_connection(uv_stream_t *server, int status) {
   }
   c->timer.start(conn_timeout, kExchangeMs);
   uv_read_start(c->tcp.stream(), conn_alloc, conn_read);
+}
+
+std::optional<std::string> AdminServer::answer(std::string_view read_so_far,
+                                               bool loopback_peer) const {
+  const std::string_view head = read_so_far.substr(0, kMaxRequest);
+  if (head.find("\r\n\r\n") != std::string_view::npos ||
+      head.find("\n\n") != std::string_view::npos) {
+    return respond(head, loopback_peer);
+  }
+  if (read_so_far.size() < kMaxRequest) {
+    return std::nullopt;
+  }
+  return std::string("HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                     "Content-Length: 0\r\nConnection: close\r\n\r\n");
 }
 
 std::string AdminServer::respond(std::string_view req, bool loopback_peer) const {

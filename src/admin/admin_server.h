@@ -11,6 +11,7 @@
 #include "uvx/listener.h"
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,14 @@ public:
   // Builds the full HTTP response for a raw request (pure; exposed for unit tests).
   // `loopback_peer`: the request came from 127.0.0.0/8 or ::1.
   std::string respond(std::string_view request, bool loopback_peer = true) const;
+
+  // What the bytes read so far on a connection make of a request (pure; the read callback's
+  // decision, exposed for tests and the fuzzer). nullopt: the head is not complete yet, read on.
+  // A head ends at the first blank line ("\r\n\r\n" or "\n\n") within the first kMaxRequest
+  // bytes and is answered by respond(); kMaxRequest bytes or more with no blank line among them
+  // get a 431. Bytes after the blank line are never looked at.
+  static constexpr size_t kMaxRequest = 8192;
+  std::optional<std::string> answer(std::string_view read_so_far, bool loopback_peer) const;
 
   // Connections open now (accepted, not yet finished).
   size_t connections() const;

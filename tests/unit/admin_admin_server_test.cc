@@ -41,6 +41,28 @@ TEST_CASE("admin server answers /healthz always and /readyz by readiness") {
   CHECK(s.respond("GET /healthz\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
 }
 
+TEST_CASE("admin server: a head is answered at its blank line, or with 431 past 8 KiB") {
+  AdminHandlers h;
+  h.ready = [] { return true; };
+  AdminServer s(nullptr, h, false);
+  CHECK(!s.answer("", true));
+  CHECK(!s.answer("GET /readyz HTTP/1.1\r\nHost: x\r\n", true));
+  CHECK(!s.answer("GET /readyz HTTP/1.1\r\nHost: x\r\n\r", true)); // mid blank line
+  auto a = s.answer("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics", true);
+  REQUIRE(a);
+  CHECK(a->rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(s.answer("GET /livez HTTP/1.0\n\n", true)->rfind("HTTP/1.1 200", 0) == 0);
+  const std::string start = "GET /readyz HTTP/1.1\r\nX-Long: ";
+  std::string big = start + std::string(AdminServer::kMaxRequest - start.size() - 1, 'a');
+  CHECK(!s.answer(big, true)); // 8191 bytes, no blank line yet: read on
+  big += 'a';
+  a = s.answer(big, true);
+  REQUIRE(a);
+  CHECK(a->rfind("HTTP/1.1 431 ", 0) == 0);
+  // A blank line past the limit does not count: the same 431 whether it came in the same read.
+  CHECK(*s.answer(big + "\r\n\r\n", true) == *a);
+}
+
 TEST_CASE(
     "healthz-only server (Kubespray's health port): /healthz for all, the rest for loopback") {
   AdminHandlers h;
