@@ -874,6 +874,11 @@ private:
       }
     }
     drop_default_admin_for_dropin(c_, notes_, file_);
+    // What the whole configuration breaks (too many endpoints, a timeout out of range) is shown
+    // at the backend it was built from.
+    if (auto v = validate(c_); !v) {
+      fail(b.pos, v.error());
+    }
   }
 
   void backend(const Proxy &b) {

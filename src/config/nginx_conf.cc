@@ -550,7 +550,9 @@ private:
         listen_pos.push_back(s.listen_pos[i]);
       }
     }
+    Pos anchor = first.target_pos; // where the endpoint set comes from
     if (auto it = upstreams_.find(first.target); it != upstreams_.end()) {
+      anchor = it->second.pos;
       c_.endpoints = it->second.servers;
       c_.policy = it->second.policy;
       for (const auto &[name, u] : upstreams_) {
@@ -583,6 +585,11 @@ private:
     }
     c_.admin.healthz_listen = drop_covered(healthz_, healthz_pos_);
     drop_default_admin_for_dropin(c_, notes_, file_);
+    // What the whole configuration breaks (too many endpoints, a timeout out of range) is shown
+    // at the upstream block it was built from.
+    if (auto v = validate(c_); !v) {
+      fail(anchor, v.error());
+    }
   }
 
   const std::string &file_;

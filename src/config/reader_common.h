@@ -69,15 +69,17 @@ inline void reader_note(std::vector<std::string> *notes, const std::string &file
 
 // The boundary every file reader shares: runs `parse(notes)` (which throws ReaderFailure on bad
 // input), validates the Config it returns, hands the collected notes over only on success, and
-// turns every failure into one "FILE[:LINE:COL]: message" error. Never throws.
+// turns every failure into one "FILE:LINE:COL: message" error. Never throws.
 template <class Parse>
 Result<Config> run_reader(const std::string &file_name, const char *what,
                           std::vector<std::string> *notes, Parse parse) {
   std::vector<std::string> local;
   try {
     Config c = parse(local);
+    // The readers validate at the block the configuration came from; this is the last net
+    // (the whole file: line 1).
     if (auto v = validate(c); !v) {
-      return Err{one_line(file_name + ": " + v.error())};
+      return Err{reader_located(file_name, ReaderPos{}, v.error())};
     }
     if (notes) {
       notes->insert(notes->end(), local.begin(), local.end());
@@ -86,7 +88,8 @@ Result<Config> run_reader(const std::string &file_name, const char *what,
   } catch (const ReaderFailure &f) {
     return Err{reader_error(file_name, f)};
   } catch (const std::exception &e) {
-    return Err{one_line(file_name + ": cannot read " + what + ": " + e.what())};
+    return Err{reader_located(file_name, ReaderPos{},
+                              std::string("cannot read ") + what + ": " + e.what())};
   }
 }
 

@@ -527,3 +527,14 @@ TEST_CASE("haproxy: bind localhost means 127.0.0.1; other host names are errors"
   CHECK(r.error() == "haproxy.cfg:3:23: bind: cp1.example:6443 is not an IP address (listen "
                      "addresses must be IP addresses or localhost)");
 }
+
+TEST_CASE("haproxy: a problem of the whole configuration points at its backend") {
+  std::string text = "frontend f\n  mode tcp\n  bind 127.0.0.1:6443\n  default_backend b\n"
+                     "backend b\n  mode tcp\n";
+  for (int i = 1; i <= 65; ++i) {
+    text += "  server s" + std::to_string(i) + " 10.0.1." + std::to_string(i) + ":6443\n";
+  }
+  auto r = kal::parse_haproxy_cfg(text, "haproxy.cfg");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().rfind("haproxy.cfg:5:1: too many endpoints: 65", 0) == 0);
+}

@@ -373,3 +373,14 @@ TEST_CASE("nginx: listen localhost means 127.0.0.1; other host names are errors"
   CHECK(r.error() == "nginx.conf:3:12: listen: cp1.example:6443 is not an IP address (listen "
                      "addresses must be IP addresses or localhost)");
 }
+
+TEST_CASE("nginx: a problem of the whole configuration points at its upstream block") {
+  std::string text = "stream {\n  upstream kube_apiserver {\n";
+  for (int i = 1; i <= 65; ++i) {
+    text += "    server 10.0.1." + std::to_string(i) + ":6443;\n";
+  }
+  text += "  }\n  server {\n    listen 127.0.0.1:6443;\n    proxy_pass kube_apiserver;\n  }\n}\n";
+  auto r = kal::parse_nginx_conf(text, "nginx.conf");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().rfind("nginx.conf:2:3: too many endpoints: 65", 0) == 0);
+}
