@@ -1,4 +1,5 @@
 #include "kube_api_lb/config/config.h"
+#include "config/reader_common.h"
 #include "kube_api_lb/config/duration.h"
 
 #include <cctype>
@@ -149,6 +150,28 @@ Result<bool> validate(const Config &c) {
       if (l.kind == HostPort::Kind::Name) {
         return Err{what + l.str() +
                    " is not an IP address (listen addresses must be IP addresses)"};
+      }
+    }
+  }
+  // Every listener of every kind must be bindable at the same time (the YAML reader says the
+  // same with positions; flags and the drop-in readers get it here).
+  {
+    std::vector<std::pair<const char *, const HostPort *>> all;
+    for (const auto &l : c.listen) {
+      all.emplace_back("listen address", &l);
+    }
+    for (const auto &l : c.admin.listen) {
+      all.emplace_back("admin listen address", &l);
+    }
+    for (const auto &l : c.admin.healthz_listen) {
+      all.emplace_back("healthz listen address", &l);
+    }
+    for (size_t i = 0; i < all.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (listeners_overlap(*all[i].second, *all[j].second)) {
+          return Err{std::string(all[i].first) + " " + all[i].second->str() + " overlaps " +
+                     all[j].first + " " + all[j].second->str() + "; use another port"};
+        }
       }
     }
   }

@@ -8,14 +8,16 @@
 namespace kal {
 namespace {
 
+// inet_pton reads a C string: a NUL inside `s` would end the address early and let the bytes
+// after it through (the fuzzer found "10.0.0.1\0<garbage>" accepted as an IPv4 endpoint).
 bool is_ipv4(const std::string &s) {
   in_addr a;
-  return inet_pton(AF_INET, s.c_str(), &a) == 1;
+  return s.find('\0') == std::string::npos && inet_pton(AF_INET, s.c_str(), &a) == 1;
 }
 
 bool is_ipv6(const std::string &s) {
   in6_addr a;
-  return inet_pton(AF_INET6, s.c_str(), &a) == 1;
+  return s.find('\0') == std::string::npos && inet_pton(AF_INET6, s.c_str(), &a) == 1;
 }
 
 // inet_ntop's form (RFC 5952: lower case, longest zero run as "::") of a valid IPv6 literal.

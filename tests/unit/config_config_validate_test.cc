@@ -47,6 +47,21 @@ TEST_CASE("validate: listen addresses must be IP addresses") {
                                     "(listen addresses must be IP addresses)");
 }
 
+TEST_CASE("validate: listeners of every kind must not overlap (flags get what the YAML says)") {
+  // The fuzzer found flags accepted that check-config's YAML then refused.
+  auto r = from_flags({"--endpoints=10.0.0.1:6443", "--healthz-listen=0.0.0.0:8081"});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().find("healthz listen address 0.0.0.0:8081 overlaps admin listen address "
+                       "127.0.0.1:8081; use another port") != std::string::npos);
+  Config c = valid();
+  c.listen = {HostPort{"::", 6443, HostPort::Kind::IPv6}};
+  c.admin.listen = {HostPort{"::1", 6443, HostPort::Kind::IPv6}};
+  CHECK(kal::validate(c).error() ==
+        "admin listen address [::1]:6443 overlaps listen address [::]:6443; use another port");
+  c.admin.listen = {HostPort{"::1", 6444, HostPort::Kind::IPv6}};
+  CHECK(kal::validate(c).ok());
+}
+
 TEST_CASE("validate: the health-check path goes into the request line as it is") {
   struct Case {
     std::string path;

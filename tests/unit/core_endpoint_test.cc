@@ -56,6 +56,16 @@ TEST_CASE("parse_host_port rejects bad input with a message naming it") {
     REQUIRE_FALSE(r);
     CHECK(r.error().find(c.msg) != std::string::npos);
   }
+  // A NUL ends the C string inet_pton reads: the bytes after it must not ride along (fuzzer).
+  for (std::string_view in :
+       {std::string_view("10.0.0.1\0junk:6443", 18), std::string_view("[::1\0junk]:6443", 16),
+        std::string_view("name\0junk:6443", 15)}) {
+    CAPTURE(std::string(in));
+    CHECK_FALSE(is_ip_literal(in.substr(0, in.rfind(':'))));
+    auto r = parse_host_port(in);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().find("is not") != std::string::npos);
+  }
 }
 
 TEST_CASE("parse_endpoint_list splits, trims and rejects duplicates and empties") {
