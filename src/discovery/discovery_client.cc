@@ -3,6 +3,7 @@
 #include "kube_api_lb/core/discovery_merge.h"
 #include "kube_api_lb/log/logger.h"
 #include "kube_api_lb/version.h"
+#include "uvx/stream_io.h"
 
 #include <nlohmann/json.hpp>
 
@@ -19,11 +20,6 @@ constexpr const char *kPermission =
 // A list's answer larger than this is refused (the kubernetes service has one slice of a few
 // hundred bytes per apiserver).
 constexpr size_t kMaxListBytes = 4 * 1024 * 1024;
-
-struct WriteReq {
-  uv_write_t req;
-  std::string bytes;
-};
 
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -172,7 +168,9 @@ void DiscoveryClient::on_connect(int status) {
     fail("TLS: cannot create a client");
     return;
   }
-  if (int rc = uv_read_start(tcp_.stream(), &DiscoveryClient::alloc_cb, &DiscoveryClient::read_cb);
+  if (int rc =
+          uvx::read_start<DiscoveryClient, &DiscoveryClient::readbuf_, &DiscoveryClient::on_read>(
+              tcp_.stream());
       rc != 0) {
     fail(uv_error("read", rc));
     return;
@@ -181,46 +179,20 @@ void DiscoveryClient::on_connect(int status) {
   drive_handshake();
 }
 
-void DiscoveryClient::alloc_cb(uv_handle_t *h, size_t, uv_buf_t *buf) noexcept {
-  auto *self = static_cast<DiscoveryClient *>(h->data);
-  if (!self) {
-    *buf = uv_buf_init(nullptr, 0);
-    return;
-  }
-  *buf = uv_buf_init(self->readbuf_.data(), static_cast<unsigned>(self->readbuf_.size()));
-}
-
-void DiscoveryClient::read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
-  auto *self = static_cast<DiscoveryClient *>(s->data);
-  if (!self || nread == 0) {
-    return;
-  }
-  self->on_read(nread, buf->base);
-}
-
-void DiscoveryClient::write_cb(uv_write_t *req, int status) noexcept {
-  auto *w = reinterpret_cast<WriteReq *>(req);
-  auto *self = static_cast<DiscoveryClient *>(req->handle->data);
-  delete w;
-  if (!self || status == 0 || status == UV_ECANCELED) {
-    return;
-  }
-  self->fail(uv_error("write", status));
-}
+void DiscoveryClient::on_write_error(int status) { fail(uv_error("write", status)); }
 
 void DiscoveryClient::flush() {
   if (!tls_ || !tcp_) {
     return;
   }
-  auto *w = new WriteReq{};
-  if (tls_->take_output(w->bytes) == 0) {
-    delete w;
+  std::string bytes;
+  if (tls_->take_output(bytes) == 0) {
     return;
   }
-  uv_buf_t b = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
-  if (int rc = uv_write(&w->req, tcp_.stream(), &b, 1, &DiscoveryClient::write_cb); rc != 0) {
-    delete w;
-    fail(uv_error("write", rc));
+  if (int rc = uvx::write_owned<DiscoveryClient, &DiscoveryClient::on_write_error>(
+          tcp_.stream(), std::move(bytes));
+      rc != 0) {
+    on_write_error(rc);
   }
 }
 

@@ -101,14 +101,12 @@ private:
   enum class Phase { Idle, Connecting, Handshaking, Listing, Watching };
 
   static void connect_cb(uv_connect_t *req, int status) noexcept;
-  static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) noexcept;
-  static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept;
-  static void write_cb(uv_write_t *req, int status) noexcept;
 
   bool load_kubeconfig();
   void begin(bool watch); // picks an apiserver and connects (a list, or a watch from rv_)
   void on_connect(int status);
   void on_read(ssize_t nread, const char *data);
+  void on_write_error(int status);
   void drive_handshake();
   void send_request();
   void on_plaintext(const std::string &plain);

@@ -2,6 +2,7 @@
 #include "kube_api_lb/version.h"
 
 #include "uvx/sockaddr.h"
+#include "uvx/stream_io.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,12 +13,6 @@
 
 namespace kal {
 namespace {
-
-// A write request that owns its bytes and frees itself in the callback.
-struct WriteReq {
-  uv_write_t req;
-  std::string bytes;
-};
 
 std::string uv_error(const char *what, int status) {
   return std::string(what) + ": " + uv_strerror(status);
@@ -224,7 +219,7 @@ void Probe::on_connect(int status) {
     finish(CheckResult::L6Rsp, "cannot create TLS session");
     return;
   }
-  if (int rc = uv_read_start(tcp_.stream(), &Probe::alloc_cb, &Probe::read_cb); rc != 0) {
+  if (int rc = uvx::read_start<Probe, &Probe::readbuf_, &Probe::on_read>(tcp_.stream()); rc != 0) {
     close_connection();
     finish(CheckResult::L4Con, uv_error("read", rc));
     return;
@@ -233,46 +228,17 @@ void Probe::on_connect(int status) {
   drive_handshake();
 }
 
-void Probe::alloc_cb(uv_handle_t *h, size_t, uv_buf_t *buf) noexcept {
-  auto *self = static_cast<Probe *>(h->data);
-  if (!self) {
-    *buf = uv_buf_init(nullptr, 0); // read_cb gets UV_ENOBUFS and ignores it
-    return;
-  }
-  *buf = uv_buf_init(self->readbuf_.data(), static_cast<unsigned>(self->readbuf_.size()));
-}
-
-void Probe::read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept {
-  auto *self = static_cast<Probe *>(s->data);
-  if (!self || nread == 0) {
-    return;
-  }
-  self->on_read(nread, buf->base);
-}
-
-void Probe::write_cb(uv_write_t *req, int status) noexcept {
-  auto *w = reinterpret_cast<WriteReq *>(req);
-  auto *self = static_cast<Probe *>(req->handle->data);
-  delete w;
-  if (!self || status == 0 || status == UV_ECANCELED) {
-    return;
-  }
-  self->on_io_error(status);
-}
-
 void Probe::flush() {
   if (!tls_ || !tcp_) {
     return;
   }
-  auto *w = new WriteReq{};
-  if (tls_->take_output(w->bytes) == 0) {
-    delete w;
+  std::string bytes;
+  if (tls_->take_output(bytes) == 0) {
     return;
   }
-  uv_buf_t b = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
-  const size_t n = w->bytes.size();
-  if (int rc = uv_write(&w->req, tcp_.stream(), &b, 1, &Probe::write_cb); rc != 0) {
-    delete w;
+  const size_t n = bytes.size();
+  if (int rc = uvx::write_owned<Probe, &Probe::on_io_error>(tcp_.stream(), std::move(bytes));
+      rc != 0) {
     on_io_error(rc);
     return;
   }

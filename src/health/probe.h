@@ -145,9 +145,6 @@ private:
   enum class Phase { Idle, Connecting, Handshaking, Requesting };
 
   static void connect_cb(uv_connect_t *req, int status) noexcept;
-  static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) noexcept;
-  static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept;
-  static void write_cb(uv_write_t *req, int status) noexcept;
 
   void connect();
   void on_connect(int status);
