@@ -40,4 +40,19 @@ inline int last_line(std::string_view text) {
   return n;
 }
 
+// What a file reader (YAML, nginx.conf, haproxy.cfg) made of `text` read as `file`: accepted,
+// the properties above; rejected, one line "FILE:LINE:COL: message" with LINE inside the file.
+inline void check_reader_outcome(const Result<Config> &c, std::string_view text,
+                                 const std::string &file) {
+  if (c) {
+    KAL_FUZZ_CHECK(c->source == file, c->source);
+    check_accepted_config(*c);
+    return;
+  }
+  const std::string &e = c.error();
+  KAL_FUZZ_CHECK(has_file_line_col(e, file, last_line(text)),
+                 "rejection without FILE:LINE:COL inside the file: " + e);
+  KAL_FUZZ_CHECK(e.find('\n') == std::string::npos, "multi-line error: " + e);
+}
+
 } // namespace kal::fuzz
