@@ -26,6 +26,7 @@ control planes have their own IPs and one port); the slice lists those addresses
     (unparsable, and one signed by another CA); a token without permission (403): each a clear
     log line and a metric, and the proxy serves from the seed throughout.
 """
+import json
 import os
 import re
 import shutil
@@ -452,6 +453,79 @@ class Restart(unittest.TestCase):
         print(f"  ready {ready_after:.2f}s after start with every seed endpoint down",
               file=sys.stderr)
         p.stop_clean()
+
+
+class KilledWhileSaving(unittest.TestCase):
+    """SIGKILL of kube-api-lb while it saves the discovery state (issue 19, "at the limits"):
+    strace, attached to the running proxy and following only the state file, its temporary file
+    and its directory, delivers SIGKILL at the chosen system call of the save. The state file is
+    then the old one or the new one, whole, and a new process starts from it."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("strace"):
+            raise unittest.SkipTest("strace is not installed (scripts/install-deps.sh installs it)")
+        cls.certs = pki()
+        cls.cluster = Cluster(cls.certs, "killed")
+        cls.cluster.start("127.0.0.27", "k1")
+        cls.cluster.start("127.0.0.28", "k2")
+        cls.cluster.write(["127.0.0.27", "127.0.0.28"])
+        cls.seed = [ep("127.0.0.27")]
+        cls.old = {"kind": "KubeAPILBDiscoveryState", "formatVersion": 1, "seed": cls.seed,
+                   "endpoints": [ep("127.0.0.27"), ep("127.0.0.29")], "savedAt": "old"}
+
+    def run_killed(self, name, call, when):
+        d = os.path.join(kt.tmpdir(), f"killed-{name}")
+        os.makedirs(d)
+        state = os.path.join(d, "discovery.json")
+        kt.write_json_atomically(state, self.old)
+        kc = kubeconfig(os.path.join(kt.tmpdir(), f"kc-killed-{name}"), self.certs,
+                        cert_user(self.certs))
+        # A 2 s debounce: strace is attached long before the save.
+        args = health_args(self.certs) + [
+            "--discovery=endpointslices", f"--discovery-kubeconfig={kc}",
+            f"--state-file={state}", "--discovery-debounce=2s", "--discovery-grace=5s"]
+        p = kt.Proxy(self.seed, args=args)
+        p.wait_up(10)  # it has read the state file: what strace sees next is the save
+        pid = p.proc.pid
+        tracer = subprocess.Popen(
+            ["strace", "-f", "-qq", "-o", "/dev/null", "-p", str(pid),
+             "-P", state, "-P", f"{state}.tmp.{pid}", "-P", d,
+             "-e", "trace=openat,write,fsync,rename",
+             "-e", f"inject={call}:signal=SIGKILL:when={when}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def traced():
+            with open(f"/proc/{pid}/status") as f:
+                return any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f)
+        try:
+            kt.wait_until(traced, 10, what="strace attached")
+            status = p.proc.wait(timeout=30)
+        finally:
+            if tracer.poll() is None:
+                tracer.kill()
+            tracer.wait(timeout=10)
+        self.assertEqual(status, -signal.SIGKILL, f"{name}: the injected SIGKILL did not happen")
+        self.assertIn("applied once the change holds", p.log(), f"{name}: killed before the save")
+        with open(state) as f:
+            saved = json.load(f)  # whole: it parses
+        # A new process starts from it (no "cannot be used" warning) and serves.
+        q = kt.Proxy(self.seed, args=health_args(self.certs) + discovery_args(kc, state))
+        q.wait_ready(10)
+        self.assertNotIn("cannot be used", q.log())
+        self.assertIn(kt.served_by("127.0.0.1", q.port, self.certs), ("k1", "k2"))
+        q.stop_clean()
+        return saved
+
+    def test_sigkill_before_the_rename_keeps_the_old_state_whole(self):
+        for call in ("openat", "write", "fsync", "rename"):
+            saved = self.run_killed(call, call, 1)
+            self.assertEqual(saved, self.old, f"killed at {call}: the state file changed")
+
+    def test_sigkill_after_the_rename_has_the_new_state_whole(self):
+        # The second fsync is the directory's, after the rename.
+        saved = self.run_killed("dir-fsync", "fsync", 2)
+        self.assertEqual(sorted(saved["endpoints"]), [ep("127.0.0.27"), ep("127.0.0.28")])
 
 
 class ReloadWithDiscovery(unittest.TestCase):
