@@ -1,19 +1,20 @@
 #include "app/config_watcher.h"
 
 #include "kube_api_lb/log/logger.h"
+#include "sys/small_file.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace kal {
 namespace {
 
+// What the watcher compares: the content, or why there is none (a file replaced by something that
+// cannot be read is a change; the reload then says what is wrong with it). Bounded like the
+// loader, so a huge or endless file cannot fill memory here first.
 std::string read_file(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
+  SmallFile f = read_small_file(path, 4 * 1024 * 1024 + 1);
+  return f.ok() ? std::move(f.text)
+                : "\x01unreadable:" + std::to_string(static_cast<int>(f.status));
 }
 
 } // namespace

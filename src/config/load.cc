@@ -3,6 +3,7 @@
 #include "kube_api_lb/config/haproxy_cfg.h"
 #include "kube_api_lb/config/nginx_conf.h"
 #include "kube_api_lb/config/yaml_config.h"
+#include "sys/small_file.h"
 
 #include <openssl/evp.h>
 
@@ -119,42 +120,20 @@ std::optional<ConfigFormat> detect_config_format(const std::string &path, std::s
 Result<Config> load_config_file(const std::string &path, std::optional<ConfigFormat> forced,
                                 Config base, ConfigFormat *format_used,
                                 std::vector<std::string> *notes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return Err{"cannot read config file " + path + ": " + std::strerror(errno)};
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return Err{"cannot read config file " + path + ": " + std::strerror(e)};
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
+  SmallFile file = read_small_file(path, kMaxConfigBytes);
+  switch (file.status) {
+  case SmallFile::Status::Ok:
+    break;
+  case SmallFile::Status::Missing:
+  case SmallFile::Status::OpenFailed:
+  case SmallFile::Status::ReadFailed:
+    return Err{"cannot read config file " + path + ": " + std::strerror(file.err)};
+  case SmallFile::Status::NotRegular:
     return Err{"config file " + path + " is not a regular file"};
+  case SmallFile::Status::TooLarge:
+    return Err{"config file " + path + " is larger than 4 MiB"};
   }
-  std::string text;
-  char buf[65536];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      int e = errno;
-      ::close(fd);
-      return Err{"cannot read config file " + path + ": " + std::strerror(e)};
-    }
-    if (n == 0) {
-      break;
-    }
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxConfigBytes) {
-      ::close(fd);
-      return Err{"config file " + path + " is larger than 4 MiB"};
-    }
-  }
-  ::close(fd);
+  const std::string &text = file.text;
   if (text.find('\0') != std::string::npos) {
     return Err{"config file " + path + " is not a text file (it contains NUL bytes)"};
   }

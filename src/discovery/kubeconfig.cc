@@ -1,4 +1,5 @@
 #include "discovery/kubeconfig.h"
+#include "sys/small_file.h"
 
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
@@ -17,33 +18,20 @@ constexpr size_t kMaxFileBytes = 1024 * 1024;
 std::string q(const std::string &s) { return "\"" + s + "\""; }
 
 Result<std::string> read_file(const std::string &path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return Err{std::strerror(errno)};
+  SmallFile file = read_small_file(path, kMaxFileBytes);
+  switch (file.status) {
+  case SmallFile::Status::Ok:
+    return std::move(file.text);
+  case SmallFile::Status::Missing:
+  case SmallFile::Status::OpenFailed:
+  case SmallFile::Status::ReadFailed:
+    return Err{std::strerror(file.err)};
+  case SmallFile::Status::NotRegular:
+    return Err{"not a regular file"};
+  case SmallFile::Status::TooLarge:
+    break;
   }
-  std::string out;
-  char buf[16384];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      std::string e = std::strerror(errno);
-      ::close(fd);
-      return Err{e};
-    }
-    if (n == 0) {
-      break;
-    }
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > kMaxFileBytes) {
-      ::close(fd);
-      return Err{"larger than 1 MiB"};
-    }
-  }
-  ::close(fd);
-  return out;
+  return Err{"larger than 1 MiB"};
 }
 
 Result<std::string> base64(const std::string &in) {

@@ -1,4 +1,5 @@
 #include "discovery/state_file.h"
+#include "sys/small_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -119,35 +120,25 @@ Result<DiscoveryState> load_discovery_state(const std::string &path, bool *missi
   if (missing) {
     *missing = false;
   }
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (missing && errno == ENOENT) {
+  SmallFile file = read_small_file(path, kMaxStateBytes);
+  switch (file.status) {
+  case SmallFile::Status::Ok:
+    break;
+  case SmallFile::Status::Missing:
+    if (missing) {
       *missing = true;
     }
-    return Err{errno_text("cannot open state file", path)};
+    [[fallthrough]];
+  case SmallFile::Status::OpenFailed:
+    return Err{"cannot open state file " + path + ": " + std::strerror(file.err)};
+  case SmallFile::Status::ReadFailed:
+    return Err{"cannot read state file " + path + ": " + std::strerror(file.err)};
+  case SmallFile::Status::NotRegular:
+    return Err{"state file " + path + " is not a regular file"};
+  case SmallFile::Status::TooLarge:
+    return Err{"state file " + path + " is larger than 1 MiB"};
   }
-  std::string text;
-  char buf[16384];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      std::string e = errno_text("cannot read state file", path);
-      ::close(fd);
-      return Err{e};
-    }
-    if (n == 0) {
-      break;
-    }
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxStateBytes) {
-      ::close(fd);
-      return Err{"state file " + path + " is larger than 1 MiB"};
-    }
-  }
-  ::close(fd);
+  const std::string &text = file.text;
   auto s = decode_discovery_state(text);
   if (!s) {
     return Err{"state file " + path + ": " + s.error()};

@@ -93,8 +93,7 @@ TEST_CASE("state file on disk: atomic save, load, and the failures the proxy war
   write(dir + "/a-file", "x");
   const Row load_rows[] = {
       {"corrupt", dir + "/corrupt.json", "state file "},
-      {"unreadable (a directory where the file should be)", dir + "/a-directory",
-       "cannot read state file "},
+      {"unreadable (a directory where the file should be)", dir + "/a-directory", "state file "},
   };
   for (const auto &r : load_rows) {
     CAPTURE(r.name);
@@ -104,6 +103,8 @@ TEST_CASE("state file on disk: atomic save, load, and the failures the proxy war
     CHECK(s.error().rfind(r.error, 0) == 0);
     CHECK(s.error().find(r.path) != std::string::npos);
   }
+  CHECK(load_discovery_state(dir + "/a-directory", &missing).error() ==
+        "state file " + dir + "/a-directory is not a regular file");
   const Row save_rows[] = {
       {"unwritable: the directory does not exist", dir + "/nope/state.json", "cannot create "},
       {"unwritable: the parent is a file", dir + "/a-file/state.json", "cannot create "},
