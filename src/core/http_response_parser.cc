@@ -97,6 +97,17 @@ HttpResponseParser::State HttpResponseParser::complete() {
   return state_;
 }
 
+size_t HttpResponseParser::take_body(std::string_view &data) {
+  const size_t n = std::min(remaining_, data.size());
+  if (keep_body_) {
+    body_.append(data.substr(0, n));
+  }
+  remaining_ -= n;
+  body_bytes_ += n;
+  data.remove_prefix(n);
+  return remaining_;
+}
+
 bool HttpResponseParser::take_line(std::string_view &data, std::string &line) {
   auto nl = data.find('\n');
   if (nl == std::string_view::npos) {
@@ -251,19 +262,11 @@ HttpResponseParser::State HttpResponseParser::feed(std::string_view data) {
       }
       break;
     }
-    case Phase::Body: {
-      const size_t n = std::min(remaining_, data.size());
-      if (keep_body_) {
-        body_.append(data.substr(0, n));
-      }
-      remaining_ -= n;
-      body_bytes_ += n;
-      data.remove_prefix(n);
-      if (remaining_ == 0) {
+    case Phase::Body:
+      if (take_body(data) == 0) {
         complete();
       }
       break;
-    }
     case Phase::ChunkSize: {
       std::string line;
       if (!take_line(data, line)) {
@@ -283,19 +286,11 @@ HttpResponseParser::State HttpResponseParser::feed(std::string_view data) {
       }
       break;
     }
-    case Phase::ChunkData: {
-      const size_t n = std::min(remaining_, data.size());
-      if (keep_body_) {
-        body_.append(data.substr(0, n));
-      }
-      remaining_ -= n;
-      body_bytes_ += n;
-      data.remove_prefix(n);
-      if (remaining_ == 0) {
+    case Phase::ChunkData:
+      if (take_body(data) == 0) {
         phase_ = Phase::ChunkDataEnd;
       }
       break;
-    }
     case Phase::ChunkDataEnd: {
       std::string line;
       if (!take_line(data, line)) {

@@ -59,6 +59,9 @@ private:
   State parse_head(std::string_view head);
   State complete();
   bool take_line(std::string_view &data, std::string &line);
+  // Takes up to remaining_ body bytes off the front of `data` (kept if keep_body_); returns what
+  // remains of the body or chunk after them.
+  size_t take_body(std::string_view &data);
 
   State state_ = State::Incomplete;
   Phase phase_ = Phase::Head;
