@@ -2,6 +2,8 @@
 
 #include "kube_api_lb/config/yaml_config.h"
 
+#include "temp_dir.h"
+
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
@@ -18,24 +20,7 @@ namespace {
 
 const std::string kData = std::string(KAL_SOURCE_DIR) + "/tests/data/";
 
-// A scratch directory removed with everything in it at the end of the test.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/kal-config-test-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::string cmd = "rm -rf '" + path + "'";
-    (void)std::system(cmd.c_str());
-  }
-  std::string write(const std::string &name, const std::string &text) const {
-    std::string p = path + "/" + name;
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-};
+using kal::testing::TempDir;
 
 const std::string kYaml = "apiVersion: kubeapilb.config.k8s.io/v1alpha1\n"
                           "kind: KubeAPILBConfiguration\nendpoints: [10.0.0.1:6443]\n";

@@ -1,4 +1,5 @@
 #include "sys/small_file.h"
+#include "temp_dir.h"
 
 #include <doctest/doctest.h>
 
@@ -13,24 +14,11 @@
 using kal::read_small_file;
 using kal::SmallFile;
 
-namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/kal-small-file-XXXXXX";
-    REQUIRE(mkdtemp(t) != nullptr);
-    path = t;
-  }
-  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-};
-
-} // namespace
+using kal::testing::TempDir;
 
 TEST_CASE("read_small_file: whole, bounded, regular files only, never blocking") {
-  TempDir d;
-  const std::string file = d.path + "/f";
-  { std::ofstream(file) << std::string(1000, 'x'); }
+  TempDir d("kal-small-file");
+  const std::string file = d.write("f", std::string(1000, 'x'));
   SmallFile f = read_small_file(file, 1000);
   CHECK(f.ok());
   CHECK(f.text == std::string(1000, 'x'));
