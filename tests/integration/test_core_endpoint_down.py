@@ -41,8 +41,9 @@ class HangingApiserver:
     each GET is answered 200 until hang(); from then on none is (the apiserver hangs: the checks
     time out, a hard failure). Plain connections are clients: "SEND n\n" is answered with n bytes
     of kal_pattern and a FIN, "WATCH\n" with "OK\n" and then nothing (a watch with no events).
-    "BLAST n\n" is answered like SEND, but at once; acked is set once the proxy's kernel has
-    acknowledged all of it and the FIN, and proxy_port is the proxy's port of that connection."""
+    "BLAST\n" is answered with kal_pattern until the proxy stops reading, then a FIN; acked is
+    set once the proxy's kernel has acknowledged all of it and the FIN, blast_size is how much
+    was sent and proxy_port is the proxy's port of that connection."""
 
     def __init__(self, certs):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -52,6 +53,7 @@ class HangingApiserver:
         self.sent = threading.Event()  # a SEND answer and its FIN went out
         self.acked = threading.Event()  # a BLAST answer and its FIN were acknowledged
         self.proxy_port = None
+        self.blast_size = None
         self.l = socket.socket()
         self.l.bind(("127.0.0.1", 0))
         self.l.listen(16)
@@ -126,17 +128,48 @@ class HangingApiserver:
             c.shutdown(socket.SHUT_WR)
             self.sent.set()
             self.held(c)  # until the proxy closes its side
-        elif line.startswith(b"BLAST "):
-            size = int(line.split()[1])
-            self.proxy_port = c.getpeername()[1]
-            c.sendall(kt.kal_pattern.chunk(0, size))
-            c.shutdown(socket.SHUT_WR)
-            deadline = time.monotonic() + 10
+        elif line == b"BLAST\n":
+            self.blast(c)
+
+    def blast(self, c):
+        """Sends an answer until the proxy has stopped reading it (its high watermark), then the
+        FIN, and sets acked once the proxy's kernel has acknowledged all of it. The size is found,
+        not fixed: how much the proxy takes in before it stops, and how much its socket then
+        holds, depend on the kernel's buffer autotuning (a fixed 480,000 bytes overflowed the
+        socket once on a loaded CI machine and the FIN never went out). In 4 KiB pieces, each
+        acknowledged before the next: the proxy has stopped once its socket holds 16 KiB it
+        does not read for 300 ms, and the window then still has room for the FIN."""
+        self.proxy_port = c.getpeername()[1]
+        my_port = c.getsockname()[1]
+        size, unread, still = 0, 0, 0.0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            c.sendall(kt.kal_pattern.chunk(size, 4096))
+            size += 4096
             while kt.outq(c) > 0 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if kt.outq(c) == 0:
-                self.acked.set()
-            self.held(c)
+                time.sleep(0.002)
+            state = proc_tcp(self.proxy_port, my_port)
+            if state is None or kt.outq(c) > 0:
+                return self.held(c)
+            if state[2] >= 16384:
+                unread, since = state[2], time.monotonic()
+                while time.monotonic() - since < 0.3:
+                    time.sleep(0.02)
+                    state = proc_tcp(self.proxy_port, my_port)
+                    if state is None or state[2] < unread:
+                        break
+                else:
+                    break
+        else:
+            return self.held(c)
+        self.blast_size = size
+        c.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + 10
+        while kt.outq(c) > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if kt.outq(c) == 0:
+            self.acked.set()
+        self.held(c)
 
     def hang(self):
         self.hung.set()
@@ -243,16 +276,16 @@ class EndpointDown(unittest.TestCase):
         # As above, but the answer is larger than the proxy takes in before it stops reading (its
         # high watermark): the rest and the apiserver's FIN wait unread in the proxy's socket
         # when the endpoint goes down, so the proxy cannot know from its reads that the answer
-        # has ended; the kernel's TCP state (close-wait) tells it. The size: the proxy takes in
-        # 330-360 KB before it stops (its 256 KiB watermark, a 64 KiB read, the small share the
-        # kernel holds for this client), and its socket to the apiserver must hold all the rest
-        # and the FIN (233-344 KB seen). Before: the session was closed as if stuck on the
-        # endpoint, and the client got 90,212 of the 480,000 bytes and a silent EOF (3 of 3).
-        size = 480_000
+        # has ended; the kernel's TCP state (close-wait) tells it. The stand-in sends until the
+        # proxy has stopped reading (330-360 KB when measured), then its FIN. Before: the session
+        # was closed as if stuck on the endpoint, and the client got 90,212 of 480,000 bytes and
+        # a silent EOF (3 of 3).
         srv, p = self.start()
-        s = self.slow_client(p, b"BLAST %d\n" % size)
-        self.assertTrue(srv.acked.wait(15),
-                        "the proxy's kernel did not take the whole answer and its FIN")
+        s = self.slow_client(p, b"BLAST\n")
+        self.assertTrue(srv.acked.wait(35),
+                        "the proxy never stopped reading, or its kernel did not take the whole "
+                        f"answer and its FIN (sent {srv.blast_size} bytes)")
+        size = srv.blast_size
         port = int(srv.endpoint.rsplit(":", 1)[1])
         state = proc_tcp(srv.proxy_port, port)
         self.assertIsNotNone(state, "the proxy's socket to the apiserver is not in /proc/net/tcp")
