@@ -119,7 +119,7 @@ std::optional<ConfigFormat> detect_config_format(const std::string &path, std::s
 
 Result<Config> load_config_file(const std::string &path, std::optional<ConfigFormat> forced,
                                 Config base, ConfigFormat *format_used,
-                                std::vector<std::string> *notes) {
+                                std::vector<std::string> *notes, ReaderChecks checks) {
   SmallFile file = read_small_file(path, kMaxConfigBytes);
   switch (file.status) {
   case SmallFile::Status::Ok:
@@ -147,11 +147,11 @@ Result<Config> load_config_file(const std::string &path, std::optional<ConfigFor
   }
   switch (*format) {
   case ConfigFormat::Yaml:
-    return parse_yaml_config(text, path, std::move(base));
+    return parse_yaml_config(text, path, std::move(base), checks);
   case ConfigFormat::Nginx:
-    return parse_nginx_conf(text, path, std::move(base), notes);
+    return parse_nginx_conf(text, path, std::move(base), notes, checks);
   case ConfigFormat::Haproxy:
-    return parse_haproxy_cfg(text, path, std::move(base), notes);
+    return parse_haproxy_cfg(text, path, std::move(base), notes, checks);
   }
   return Err{"unknown config format"};
 }
@@ -230,6 +230,16 @@ Result<Config> effective_config(const FlagValues &v, std::vector<std::string> *n
     }
     auto loaded = load_config_file(v.config_path, forced, base, nullptr, notes);
     if (!loaded) {
+      // Flags override the file, so a file wrong only as a whole may be put right by them (its
+      // clientCert with --health-client-key, its discovery mode with --discovery-kubeconfig).
+      // When they do not, the file's own error, with its position, says what to fix.
+      auto fields =
+          load_config_file(v.config_path, forced, base, nullptr, notes, ReaderChecks::FieldsOnly);
+      if (fields) {
+        if (auto merged = apply_flags(v, *fields)) {
+          return merged;
+        }
+      }
       return Err{loaded.error()};
     }
     base = *loaded;

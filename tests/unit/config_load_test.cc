@@ -4,14 +4,17 @@
 
 #include "temp_dir.h"
 
+#include <CLI/CLI.hpp>
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <vector>
 
 using kal::Config;
 using kal::ConfigFormat;
@@ -24,6 +27,16 @@ using kal::testing::TempDir;
 
 const std::string kYaml = "apiVersion: kubeapilb.config.k8s.io/v1alpha1\n"
                           "kind: KubeAPILBConfiguration\nendpoints: [10.0.0.1:6443]\n";
+
+// The configuration of the command line `args` (as main() builds it: defaults, file, flags).
+kal::Result<Config> effective(std::vector<std::string> args) {
+  CLI::App app;
+  kal::FlagValues fv;
+  kal::add_config_flags(app, fv);
+  std::reverse(args.begin(), args.end()); // CLI11 takes the vector back to front
+  app.parse(args);
+  return kal::effective_config(fv);
+}
 
 } // namespace
 
@@ -232,4 +245,79 @@ TEST_CASE("load: a YAML config whose first key is listen is YAML, not HAProxy") 
   auto r = kal::load_config_file(p, std::nullopt, {}, &used);
   REQUIRE_MESSAGE(r.ok(), r.error());
   CHECK(used == ConfigFormat::Yaml);
+}
+
+TEST_CASE("effective config: flags put right what a file gets wrong only as a whole") {
+  TempDir dir;
+  SUBCASE("discovery switched on in the file, its kubeconfig given by flag") {
+    std::string p = dir.write("c.yaml", kYaml + "discovery:\n  mode: endpointslices\n");
+    auto alone = effective({"--config=" + p});
+    REQUIRE_FALSE(alone.ok());
+    CHECK(alone.error() == p + ":5:9: discovery.mode: endpointslices needs discovery.kubeconfig "
+                               "(or --discovery-kubeconfig=FILE): the kubelet's own credentials "
+                               "cannot list EndpointSlices (docs/discovery.md)");
+    auto r = effective({"--config=" + p, "--discovery-kubeconfig=/etc/kal/kubeconfig"});
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    CHECK(r->discovery.mode == kal::DiscoveryMode::EndpointSlices);
+    CHECK(r->discovery.kubeconfig == "/etc/kal/kubeconfig");
+    CHECK(r->source == p);
+  }
+  SUBCASE("a client certificate in the file, its key by flag") {
+    std::string p = dir.write("c.yaml", kYaml + "healthCheck:\n  clientCert: /pki/c.crt\n");
+    auto alone = effective({"--config=" + p});
+    REQUIRE_FALSE(alone.ok());
+    CHECK(alone.error() ==
+          p + ":5:15: healthCheck.clientCert is set but healthCheck.clientKey is not");
+    auto r = effective({"--config=" + p, "--health-client-key=/pki/c.key"});
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    CHECK(r->health.client_cert == "/pki/c.crt");
+    CHECK(r->health.client_key == "/pki/c.key");
+  }
+  SUBCASE("two listeners of the file on one port, one moved by flag") {
+    std::string p = dir.write("c.yaml", kYaml + "listen: [\"127.0.0.1:9000\"]\n"
+                                                "admin:\n  listen: [\"127.0.0.1:9000\"]\n");
+    auto alone = effective({"--config=" + p});
+    REQUIRE_FALSE(alone.ok());
+    CHECK(alone.error().rfind(p + ":6:12: admin.listen[0]: 127.0.0.1:9000 overlaps", 0) == 0);
+    auto r = effective({"--config=" + p, "--listen=127.0.0.1:9001"});
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    CHECK(r->listen.front().port == 9001);
+  }
+  SUBCASE("flags that do not put it right leave the file's error, with its position") {
+    std::string p = dir.write("c.yaml", kYaml + "healthCheck:\n  clientCert: /pki/c.crt\n");
+    auto r = effective({"--config=" + p, "--workers=3", "--discovery-kubeconfig=/k"});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == p + ":5:15: healthCheck.clientCert is set but healthCheck.clientKey is not");
+  }
+  SUBCASE("a field wrong by itself is the file's error whatever the flags say") {
+    std::string p = dir.write("c.yaml", kYaml + "healthCheck:\n  fall: 0\n");
+    auto r = effective({"--config=" + p, "--health-fall=2"});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == p + ":5:9: healthCheck.fall: 0 is out of range (1-100)");
+  }
+  SUBCASE("the drop-in readers too: an nginx.conf's 65 servers replaced by --endpoints") {
+    std::string servers;
+    for (int i = 1; i <= 65; ++i) {
+      servers += "    server 10.0.0." + std::to_string(i) + ":6443;\n";
+    }
+    std::string p = dir.write("nginx.conf", "stream {\n  upstream kube_apiserver {\n" + servers +
+                                                "  }\n  server {\n    listen 127.0.0.1:6443;\n"
+                                                "    proxy_pass kube_apiserver;\n  }\n}\n");
+    auto alone = effective({"--config=" + p});
+    REQUIRE_FALSE(alone.ok());
+    CHECK(alone.error().rfind(p + ":2:3: too many endpoints: 65", 0) == 0);
+    auto r = effective({"--config=" + p, "--endpoints=10.0.0.1:6443,10.0.0.2:6443"});
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    CHECK(r->endpoints.size() == 2);
+  }
+  SUBCASE("a state file without discovery, in the file") {
+    std::string p = dir.write("c.yaml", kYaml + "discovery:\n  stateFile: /var/lib/kal/s.json\n");
+    auto r = effective({"--config=" + p});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == p + ":5:14: discovery.stateFile is set but discovery.mode is none (add "
+                           "\"mode: endpointslices\")");
+    auto on =
+        effective({"--config=" + p, "--discovery=endpointslices", "--discovery-kubeconfig=/k"});
+    REQUIRE_MESSAGE(on.ok(), on.error());
+  }
 }

@@ -483,11 +483,15 @@ TEST_CASE("yaml: the discovery section is read, written and checked") {
        "test.yaml:5:9: discovery.mode: unknown mode \"endpoints\" (expected none or "
        "endpointslices)"},
       {"discovery:\n  mode: endpointslices\n",
-       "test.yaml:1:1: discovery endpointslices needs a kubeconfig (--discovery-kubeconfig=FILE): "
-       "the kubelet's own credentials cannot list EndpointSlices (docs/discovery.md)"},
+       "test.yaml:5:9: discovery.mode: endpointslices needs discovery.kubeconfig (or "
+       "--discovery-kubeconfig=FILE): the kubelet's own credentials cannot list EndpointSlices "
+       "(docs/discovery.md)"},
       {"discovery:\n  stateFile: /x\n",
-       "test.yaml:1:1: a discovery kubeconfig or state file is set but discovery is none (add "
-       "--discovery=endpointslices)"},
+       "test.yaml:5:14: discovery.stateFile is set but discovery.mode is none (add \"mode: "
+       "endpointslices\")"},
+      {"discovery:\n  mode: none\n  kubeconfig: /k\n  stateFile: /x\n",
+       "test.yaml:6:15: discovery.kubeconfig is set but discovery.mode is none (add \"mode: "
+       "endpointslices\")"},
       {"discovery:\n  kubeconfg: /x\n",
        "test.yaml:5:3: unknown field \"kubeconfg\" in discovery (did you mean \"kubeconfig\"?)"},
   };

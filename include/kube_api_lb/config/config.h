@@ -140,6 +140,13 @@ struct Config {
   bool operator==(const Config &) const = default;
 };
 
+// How much a file reader checks. All: every field, and the configuration as a whole (the
+// cross-field checks and kal::validate(), reported at the file position they come from).
+// FieldsOnly: every field alone, nothing across fields: for effective_config(), which lets the
+// flags complete what a file leaves open (a client key, a kubeconfig) before the whole is
+// validated.
+enum class ReaderChecks { All, FieldsOnly };
+
 // Cross-field checks shared by every reader: at least one endpoint and one listener, rise/fall >=
 // 1, timeouts > 0, no duplicate listeners or endpoints, listen addresses (listen, admin and
 // healthz) that are IP addresses (readers map "localhost" with to_listen_address() first), a

@@ -31,8 +31,10 @@ namespace kal {
 //
 // Errors: "FILE:LINE:COL: what is wrong". Notes (if `notes` is given): one line per ignored or
 // reinterpreted keyword, e.g. "haproxy.cfg:2:5: ignored \"maxconn\" in global".
+// With ReaderChecks::FieldsOnly the result is not validated as a whole (see ReaderChecks).
 Result<Config> parse_haproxy_cfg(std::string_view text, const std::string &file_name,
-                                 Config base = {}, std::vector<std::string> *notes = nullptr);
+                                 Config base = {}, std::vector<std::string> *notes = nullptr,
+                                 ReaderChecks checks = ReaderChecks::All);
 
 // HAProxy time syntax: a number with an optional unit us, ms, s, m, h, d (default ms). Exposed for
 // tests.

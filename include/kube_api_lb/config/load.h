@@ -35,9 +35,11 @@ std::optional<ConfigFormat> detect_config_format(const std::string &path, std::s
 //   or the reader's own "FILE:LINE:COL: what is wrong".
 // If `format_used` is given it receives the format that was applied; if `notes` is given, the
 // nginx/haproxy readers append one line per ignored or reinterpreted directive (for debug logs).
+// `checks` as in ReaderChecks (FieldsOnly: the result has not passed kal::validate()).
 Result<Config> load_config_file(const std::string &path, std::optional<ConfigFormat> forced,
                                 Config base = {}, ConfigFormat *format_used = nullptr,
-                                std::vector<std::string> *notes = nullptr);
+                                std::vector<std::string> *notes = nullptr,
+                                ReaderChecks checks = ReaderChecks::All);
 
 // The search list of the no-argument drop-in mode: /etc/kube-api-lb/config.yaml,
 // /etc/nginx/nginx.conf, /usr/local/etc/haproxy/haproxy.cfg.
@@ -53,7 +55,11 @@ std::optional<std::string> find_default_config(const std::vector<std::string> &s
 
 // The configuration the command line asks for: defaults, then the config file of `v` (if any),
 // then the flags of `v`. Endpoints given as a flag also seed the file's base, so a file without
-// endpoints is valid when --endpoints supplies them. Validated (kal::validate()); errors are the
+// endpoints is valid when --endpoints supplies them. A file that is wrong only as a whole (a
+// client certificate without its key, discovery without a kubeconfig, two listeners on one port)
+// is taken when the flags put that right (--health-client-key, --discovery-kubeconfig,
+// --listen); when they do not, the error is the file's, with its position. Validated
+// (kal::validate()); errors are the
 // one-line messages of parse_endpoint_list ("--endpoints: ..."), load_config_file and
 // apply_flags. `notes` receives load_config_file's notes on ignored directives. Pure: reads the
 // file, nothing else (the TLS files are checked by the app layer, see app/app.h).

@@ -32,8 +32,10 @@ namespace kal {
 //   nginx.conf:21:5: "ssl_preread" is not supported: kube-api-lb does not route on TLS SNI
 // If `notes` is given, one line per ignored or reinterpreted directive is appended to it, e.g.
 //   nginx.conf:3:1: ignored "worker_processes" (nginx process setting)
+// With ReaderChecks::FieldsOnly the result is not validated as a whole (see ReaderChecks).
 Result<Config> parse_nginx_conf(std::string_view text, const std::string &file_name,
-                                Config base = {}, std::vector<std::string> *notes = nullptr);
+                                Config base = {}, std::vector<std::string> *notes = nullptr,
+                                ReaderChecks checks = ReaderChecks::All);
 
 // nginx time syntax ("10m", "1s", "500ms", "1h 30m", a bare number is seconds). Exposed for tests.
 Result<Millis> parse_nginx_time(std::string_view text);

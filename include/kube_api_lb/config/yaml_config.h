@@ -26,8 +26,9 @@ inline constexpr const char *kConfigKind = "KubeAPILBConfiguration";
 // "FILE:LINE:COL: what is wrong" with 1-based line and column, e.g.
 //   config.yaml:7:3: unknown field "conectTimeout" (did you mean "connectTimeout"?)
 //   config.yaml:4:5: endpoints[1]: duplicate endpoint 10.0.0.1:6443 (first at line 3)
+// With ReaderChecks::FieldsOnly the result is not validated as a whole (see ReaderChecks).
 Result<Config> parse_yaml_config(std::string_view text, const std::string &file_name,
-                                 Config base = {});
+                                 Config base = {}, ReaderChecks checks = ReaderChecks::All);
 
 // The full effective configuration as a YAML document in the same schema, every field written out
 // (for check-config and the config hash). parse_yaml_config(to_yaml(c), c.source) == c for every
