@@ -109,8 +109,8 @@ DiscoveryMerge::Observed DiscoveryMerge::observe(const std::vector<DiscoveredEnd
         e.discovered = true;
         e.saved = false;
         e.absent_since.reset();
-      } else if (!e.seed && !e.discovered && !e.saved && !e.absent_since) {
-        e.absent_since = now; // an old seed entry only the dropped pending list named
+      } else if (e.kept_by_pending()) {
+        e.absent_since = now; // the pending list that named it is dropped: its grace starts
       }
     }
     return Observed::Unchanged;
@@ -224,10 +224,8 @@ uint8_t DiscoveryMerge::sources(const HostPort &hp) const {
   if (e->seed) {
     s |= kSourceSeed;
   }
-  // An old seed entry kept because a list waiting out its debounce names it has no flag: it is
-  // there because discovery listed it.
-  const bool kept_by_pending = !e->seed && !e->discovered && !e->saved && !e->absent_since;
-  if (e->discovered || (e->absent_since && !e->saved) || kept_by_pending) {
+  // An entry kept by a pending list is there because discovery listed it.
+  if (e->discovered || (e->absent_since && !e->saved) || e->kept_by_pending()) {
     s |= kSourceDiscovered;
   }
   if (e->saved) {

@@ -55,4 +55,27 @@ inline void check_reader_outcome(const Result<Config> &c, std::string_view text,
   KAL_FUZZ_CHECK(e.find('\n') == std::string::npos, "multi-line error: " + e);
 }
 
+// The two ways a reader checks (ReaderChecks) agree: read with FieldsOnly, a file is rejected
+// only for what All rejects it for (the same error), and what it gives passes kal::validate()
+// exactly when All accepts the file, as the same configuration. effective_config() relies on it
+// when it lets flags complete a file. `read(checks)` parses the fuzz input with `checks`.
+template <class Read> void check_checks_agree(const Result<Config> &all, Read read) {
+  const Result<Config> fields = read(ReaderChecks::FieldsOnly);
+  if (!fields) {
+    KAL_FUZZ_CHECK(!all && all.error() == fields.error(),
+                   "FieldsOnly rejects what All " +
+                       (all ? std::string("accepts") : "rejects otherwise: " + all.error()) + ": " +
+                       fields.error());
+    return;
+  }
+  const bool valid = validate(*fields).ok();
+  KAL_FUZZ_CHECK(valid == all.ok(),
+                 valid
+                     ? "All rejects what FieldsOnly reads to a valid configuration: " + all.error()
+                     : "All accepts what FieldsOnly reads to an invalid configuration");
+  if (valid) {
+    KAL_FUZZ_CHECK(*fields == *all, "FieldsOnly and All read different configurations");
+  }
+}
+
 } // namespace kal::fuzz

@@ -1,13 +1,17 @@
 // kal::parse_nginx_conf (Kubespray's nginx.conf drop-in) on arbitrary bytes. Properties: an
 // accepted file is valid and renders (check-config's YAML) to text that parses back to the same
 // configuration; a rejection is one line "FILE:LINE:COL: message" with LINE inside the file (a
-// problem of the whole configuration points at the block it was built from).
+// problem of the whole configuration points at the block it was built from); reading with
+// ReaderChecks::FieldsOnly agrees (config_properties.h, check_checks_agree).
 #include "config_properties.h"
 #include "kube_api_lb/config/nginx_conf.h"
 
 KAL_FUZZ_TARGET(nginx_conf) {
   const std::string_view text(reinterpret_cast<const char *>(data), size);
   std::vector<std::string> notes;
-  kal::fuzz::check_reader_outcome(kal::parse_nginx_conf(text, "fuzz.conf", {}, &notes), text,
-                                  "fuzz.conf");
+  auto all = kal::parse_nginx_conf(text, "fuzz.conf", {}, &notes);
+  kal::fuzz::check_reader_outcome(all, text, "fuzz.conf");
+  kal::fuzz::check_checks_agree(all, [&](kal::ReaderChecks checks) {
+    return kal::parse_nginx_conf(text, "fuzz.conf", {}, nullptr, checks);
+  });
 }

@@ -117,6 +117,9 @@ private:
     bool seen = false;       // discovery has listed it (ready or not) at least once
     bool withdrawn = false;
     std::optional<TimePoint> absent_since; // not in the applied discovered set since
+    // An old seed entry, dropped from the seed by a reload, that only a list still waiting out
+    // its debounce names: it belongs to discovery (set_seed), and has no flag of its own.
+    bool kept_by_pending() const { return !seed && !discovered && !saved && !absent_since; }
   };
   Entry *find(const HostPort &hp);
   const Entry *find(const HostPort &hp) const;
