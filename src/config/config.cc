@@ -166,13 +166,10 @@ Result<bool> validate(const Config &c) {
     for (const auto &l : c.admin.healthz_listen) {
       all.emplace_back("healthz listen address", &l);
     }
-    for (size_t i = 0; i < all.size(); ++i) {
-      for (size_t j = 0; j < i; ++j) {
-        if (listeners_overlap(*all[i].second, *all[j].second)) {
-          return Err{std::string(all[i].first) + " " + all[i].second->str() + " overlaps " +
-                     all[j].first + " " + all[j].second->str() + "; use another port"};
-        }
-      }
+    if (auto o = first_overlap(all, [](const auto &named) { return *named.second; })) {
+      const auto &[i, j] = *o;
+      return Err{std::string(all[i].first) + " " + all[i].second->str() + " overlaps " +
+                 all[j].first + " " + all[j].second->str() + "; use another port"};
     }
   }
   auto positive = [](Millis m) { return m.count() > 0; };

@@ -838,16 +838,15 @@ private:
                       ": kube-api-lb is a TCP proxy (use mode tcp)");
     }
     backend(b);
+    if (auto o = first_overlap(listen, [](const auto &bind) { return bind.first; })) {
+      const auto &[i, j] = *o;
+      fail(listen[i].second, "bind " + listen[i].first.str() + " overlaps bind " +
+                                 listen[j].first.str() + " (line " +
+                                 std::to_string(listen[j].second.line) + ")");
+    }
     c_.listen.clear();
-    for (size_t i = 0; i < listen.size(); ++i) {
-      for (size_t j = 0; j < i; ++j) {
-        if (listeners_overlap(listen[i].first, listen[j].first)) {
-          fail(listen[i].second, "bind " + listen[i].first.str() + " overlaps bind " +
-                                     listen[j].first.str() + " (line " +
-                                     std::to_string(listen[j].second.line) + ")");
-        }
-      }
-      c_.listen.push_back(listen[i].first);
+    for (const auto &bind : listen) {
+      c_.listen.push_back(bind.first);
     }
     c_.admin.healthz_listen.clear();
     {

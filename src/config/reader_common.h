@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kal {
@@ -110,6 +111,22 @@ inline std::string quote(std::string_view s) {
 // IPv6 address; listeners are bound IPV6_V6ONLY so 0.0.0.0 and :: do not overlap). Host names are
 // compared as written.
 bool listeners_overlap(const HostPort &a, const HostPort &b);
+
+// The first pair (i, j), j < i, of `items` whose addresses overlap, in the order they were written
+// (i as small as it can be, then j); nullopt when they can all be bound at once. `address(item)`
+// gives an item's HostPort.
+template <class T, class Address>
+std::optional<std::pair<size_t, size_t>> first_overlap(const std::vector<T> &items,
+                                                       Address address) {
+  for (size_t i = 0; i < items.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (listeners_overlap(address(items[i]), address(items[j]))) {
+        return std::pair{i, j};
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 // Indexes of entries of `list` that another entry, a wildcard on the same port, already covers
 // (nginx and HAProxy accept "listen 8081; listen 127.0.0.1:8081"; only one socket can be bound).

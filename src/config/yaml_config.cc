@@ -533,16 +533,13 @@ private:
     add(listen_, c_.listen, "listen");
     add(admin_, c_.admin.listen, "admin.listen");
     add(healthz_, c_.admin.healthz_listen, "admin.healthzListen");
-    for (size_t i = 0; i < all.size(); ++i) {
-      for (size_t j = 0; j < i; ++j) {
-        if (listeners_overlap(all[i].addr, all[j].addr)) {
-          // Report at whichever of the two the file wrote last, so defaults never get the blame.
-          const Placed &later = all[i].mark.line >= all[j].mark.line ? all[i] : all[j];
-          const Placed &other = &later == &all[i] ? all[j] : all[i];
-          fail(later.mark, later.where + ": " + later.addr.str() + " overlaps " + other.where +
-                               " " + other.addr.str() + "; use another port");
-        }
-      }
+    if (auto o = first_overlap(all, [](const Placed &p) { return p.addr; })) {
+      const auto &[i, j] = *o;
+      // Report at whichever of the two the file wrote last, so defaults never get the blame.
+      const Placed &later = all[i].mark.line >= all[j].mark.line ? all[i] : all[j];
+      const Placed &other = &later == &all[i] ? all[j] : all[i];
+      fail(later.mark, later.where + ": " + later.addr.str() + " overlaps " + other.where + " " +
+                           other.addr.str() + "; use another port");
     }
   }
 
