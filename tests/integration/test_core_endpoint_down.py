@@ -41,6 +41,9 @@ class HangingApiserver:
     each GET is answered 200 until hang(); from then on none is (the apiserver hangs: the checks
     time out, a hard failure). Plain connections are clients: "SEND n\n" is answered with n bytes
     of kal_pattern and a FIN, "WATCH\n" with "OK\n" and then nothing (a watch with no events).
+    "SEND\n" is answered with kal_pattern in pieces the proxy reads one by one until the proxy
+    holds part of it (kernel_held, set by the test, says what the kernel holds towards the
+    client), then a FIN; send_size is its size and sent is set once the FIN went out.
     "BLAST\n" is answered with kal_pattern until the proxy stops reading, then a FIN; acked is
     set once the proxy's kernel has acknowledged all of it and the FIN, blast_size is how much
     was sent and proxy_port is the proxy's port of that connection."""
@@ -54,6 +57,8 @@ class HangingApiserver:
         self.acked = threading.Event()  # a BLAST answer and its FIN were acknowledged
         self.proxy_port = None
         self.blast_size = None
+        self.send_size = None
+        self.kernel_held = None
         self.l = socket.socket()
         self.l.bind(("127.0.0.1", 0))
         self.l.listen(16)
@@ -117,19 +122,46 @@ class HangingApiserver:
         if line == b"WATCH\n":
             c.sendall(b"OK\n")
             self.held(c)
-        elif line.startswith(b"SEND "):
-            size = int(line.split()[1])
-            # In pieces well under the proxy's 64 KiB read buffer, a few ms apart: a read that
-            # fills the buffer while nothing is queued would switch the proxy to splice(2),
-            # which keeps the answer in the kernel (see the test).
-            for off in range(0, size, 16384):
-                c.sendall(kt.kal_pattern.chunk(off, min(16384, size - off)))
-                time.sleep(0.002)
-            c.shutdown(socket.SHUT_WR)
-            self.sent.set()
-            self.held(c)  # until the proxy closes its side
+        elif line == b"SEND\n":
+            self.send_paced(c)
         elif line == b"BLAST\n":
             self.blast(c)
+
+    def drained(self, c, proxy_port, deadline):
+        """Waits until the proxy has acknowledged and read everything sent on c."""
+        my_port = c.getsockname()[1]
+        while time.monotonic() < deadline:
+            state = proc_tcp(proxy_port, my_port)
+            if kt.outq(c) == 0 and (state is None or state[2] == 0):
+                return True
+            time.sleep(0.001)
+        return False
+
+    def send_paced(self, c):
+        """Sends an answer in 16 KiB pieces, each read by the proxy before the next: a read that
+        fills the proxy's 64 KiB buffer while nothing is queued would switch it to splice(2),
+        which keeps the answer in the kernel (see the test). Once the kernel's buffers towards
+        the client are full (kernel_held(), set by the test, stays 32 KiB behind what was sent
+        for 100 ms: the proxy holds the rest), 96 KiB more, then the FIN. The proxy then holds
+        about 128 KiB, well under its 256 KiB high watermark, so it reads the FIN too; the size
+        is found, not fixed (the kernel's share follows its autotuning). send_size is how much
+        was sent; sent is set once the FIN went out."""
+        proxy_port = c.getpeername()[1]
+        size, until = 0, None
+        deadline = time.monotonic() + 20
+        while until is None or size < until:
+            c.sendall(kt.kal_pattern.chunk(size, 16384))
+            size += 16384
+            if not self.drained(c, proxy_port, deadline):
+                return self.held(c)
+            if until is None and size - self.kernel_held() >= 32768:
+                time.sleep(0.1)  # the proxy may not have written out what it read yet
+                if size - self.kernel_held() >= 32768:
+                    until = size + 96 * 1024
+        self.send_size = size
+        c.shutdown(socket.SHUT_WR)
+        self.sent.set()
+        self.held(c)  # until the proxy closes its side
 
     def blast(self, c):
         """Sends an answer until the proxy has stopped reading it (its high watermark), then the
@@ -137,8 +169,10 @@ class HangingApiserver:
         not fixed: how much the proxy takes in before it stops, and how much its socket then
         holds, depend on the kernel's buffer autotuning (a fixed 480,000 bytes overflowed the
         socket once on a loaded CI machine and the FIN never went out). In 4 KiB pieces, each
-        acknowledged before the next: the proxy has stopped once its socket holds 16 KiB it
-        does not read for 300 ms, and the window then still has room for the FIN."""
+        acknowledged before the next: the proxy has stopped once it has been sent more than its
+        256 KiB high watermark and its socket holds 16 KiB it does not read for 500 ms (a proxy
+        merely slow, under ASan, catches up within that), and the window then still has room
+        for the FIN."""
         self.proxy_port = c.getpeername()[1]
         my_port = c.getsockname()[1]
         size, unread, still = 0, 0, 0.0
@@ -151,9 +185,9 @@ class HangingApiserver:
             state = proc_tcp(self.proxy_port, my_port)
             if state is None or kt.outq(c) > 0:
                 return self.held(c)
-            if state[2] >= 16384:
+            if size > 256 * 1024 and state[2] >= 16384:
                 unread, since = state[2], time.monotonic()
-                while time.monotonic() - since < 0.3:
+                while time.monotonic() - since < 0.5:
                     time.sleep(0.02)
                     state = proc_tcp(self.proxy_port, my_port)
                     if state is None or state[2] < unread:
@@ -203,7 +237,7 @@ class EndpointDown(unittest.TestCase):
         return srv, p
 
     def slow_client(self, p, request):
-        """A client connection that sends request and reads nothing yet. A small window and
+        """A client connection that sends request (if not None) and reads nothing yet. A small window and
         segments, so that the kernel buffers of the proxy's socket to the client take little of
         the answer (loopback's 64 KiB MSS would let them take all of it)."""
         s = socket.socket()
@@ -212,7 +246,8 @@ class EndpointDown(unittest.TestCase):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
         s.settimeout(10)
         s.connect(("127.0.0.1", p.port))
-        s.sendall(request)
+        if request is not None:
+            s.sendall(request)
         return s
 
     def mark_down(self, srv, p):
@@ -236,8 +271,8 @@ class EndpointDown(unittest.TestCase):
         # (before: what the kernel held, and a silent EOF). The size: the kernel's share (the
         # proxy's send queue, grown by autotuning, 96-175 KB seen, plus the client's receive
         # buffer) must leave a good part to the proxy, and the proxy's part must stay under its
-        # 256 KiB high watermark, past which it stops reading the upstream and never sees the FIN.
-        size = 300_000
+        # 256 KiB high watermark, past which it stops reading the upstream and never sees the FIN;
+        # the stand-in finds it (HangingApiserver.send_paced).
         srv, p = self.start()
 
         w = socket.create_connection(("127.0.0.1", p.port), timeout=10)
@@ -245,8 +280,11 @@ class EndpointDown(unittest.TestCase):
         w.sendall(b"WATCH\n")
         self.assertEqual(kt.recv_exact(w, 3), b"OK\n")
 
-        s = self.slow_client(p, b"SEND %d\n" % size)
-        self.assertTrue(srv.sent.wait(5), "the apiserver did not send its answer")
+        s = self.slow_client(p, None)
+        srv.kernel_held = lambda: inq(s) + (proc_tcp(p.port, s.getsockname()[1]) or (0, 0, 0))[1]
+        s.sendall(b"SEND\n")
+        self.assertTrue(srv.sent.wait(25), "the apiserver did not send its answer")
+        size = srv.send_size
         kt.wait_until(lambda: self.counter(p, "received_bytes_total", srv.endpoint) >= 3 + size,
                       5, what="the proxy to read the whole answer")
         time.sleep(0.2)  # and the FIN after it
