@@ -40,6 +40,9 @@ DRAIN = 2.0  # drainTimeout written in the config, seconds
 WATCH_MS = 100  # stand-in watch event interval
 MAX_SECONDS = 100  # hard bound of every background loop
 STREAMS_PER_ENDPOINT = 2
+# The proxy logs "configuration reloaded" once its main loop has applied a reload; the workers
+# take the new settings on their next loop turn (posted), so counting starts a little later.
+SETTLE = 0.3
 
 
 def log_time(line):
@@ -462,9 +465,9 @@ admin:
         time.sleep(max(0.0, DRAIN - 0.5 - (time.time() - t_reload)))
         # Not before drainTimeout: c's streams still flow 1.5 s after the reload.
         for s in c_streams:
-            self.assertTrue(s.alive(0.5), f"{s.describe()} closed before drainTimeout "
+            self.assertTrue(s.alive(1.0), f"{s.describe()} closed before drainTimeout "
                                           f"(reload at {t_reload:.3f})")
-        after = collections.Counter(r[2] for r in self.load.since(t_seen))
+        after = collections.Counter(r[2] for r in self.load.since(t_seen + SETTLE))
         self.assertGreater(sum(after.values()), 10, after)
         self.assertNotIn("c", after, f"new connections reached the removed endpoint: {after}")
         self.assertEqual(set(after), {"a", "b", "d"}, after)
@@ -474,7 +477,9 @@ admin:
         for s in c_streams:
             waited = s.ended_at - t_reload
             print(f"  {s.describe()}: closed {waited:.3f}s after the reload", file=sys.stderr)
-            self.assertGreaterEqual(waited, DRAIN - 0.05, s.describe())
+            # The drain's clock starts before the reload's log line is written (the loop's time
+            # when the reload began), so the lower bound is taken from the write of the file.
+            self.assertGreaterEqual(s.ended_at - t_write, DRAIN, s.describe())
             self.assertLessEqual(waited, DRAIN + 1.0, s.describe())
         # The apiserver itself is fine: it was the proxy that closed them.
         self.assertEqual(self.apis["c"].proc.poll(), None)
@@ -491,7 +496,8 @@ admin:
 
     def add_c_with_streams_then_remove_it(self):
         """Adds c back, opens streams to it, removes it again (the reload not yet awaited).
-        Returns the count of reload lines before, and c's new streams."""
+        Returns the count of reload lines before, c's new streams and when the removal was
+        written."""
         n = len(self.log_lines(self.RELOADED))
         self.__class__.settings = self.write_config(endpoints=["a", "b", "c", "d"])
         self.wait_log(self.RELOADED, n + 1)
@@ -499,14 +505,15 @@ admin:
         old = set(self.streams_of("c"))
         self.open_streams_to("c", STREAMS_PER_ENDPOINT)
         c_streams = [s for s in self.streams_of("c") if s not in old]
+        t_write = time.time()
         self.__class__.settings = self.write_config(endpoints=["a", "b", "d"])
-        return n, c_streams
+        return n, c_streams, t_write
 
     def test_b2_drain_not_postponed_by_another_reload(self):
         """c comes back (a new endpoint again: checked, then used), gets streams, is removed
         again, and 1.2 s into its drain an unrelated setting changes: the drain still ends
         drainTimeout after the removal."""
-        n, c_streams = self.add_c_with_streams_then_remove_it()
+        n, c_streams, t_write = self.add_c_with_streams_then_remove_it()
         line = self.wait_log(self.RELOADED, n + 2)
         t_reload = log_time(line)
         time.sleep(max(0.0, 1.2 - (time.time() - t_reload)))
@@ -516,7 +523,7 @@ admin:
                       what="the removed endpoint's streams to be closed")
         for s in c_streams:
             waited = s.ended_at - t_reload
-            self.assertGreaterEqual(waited, DRAIN - 0.05, s.describe())
+            self.assertGreaterEqual(s.ended_at - t_write, DRAIN, s.describe())  # as in b1
             self.assertLessEqual(waited, DRAIN + 0.8,
                                  f"{s.describe()}: closed {waited:.2f}s after its endpoint was "
                                  f"removed (drainTimeout {DRAIN}s; a second reload came 1.2s "
@@ -527,7 +534,7 @@ admin:
     def test_b3_endpoint_added_back_while_draining_keeps_its_connections(self):
         """c is removed and, before its drain timeout, added back (an Ansible run that rewrites
         the file twice, a revert): it is the same endpoint, so its streams stay."""
-        n, c_streams = self.add_c_with_streams_then_remove_it()
+        n, c_streams, _ = self.add_c_with_streams_then_remove_it()
         self.wait_log(self.RELOADED, n + 2)
         time.sleep(0.3)
         self.__class__.settings = self.write_config(endpoints=["a", "b", "c", "d"])
@@ -536,7 +543,7 @@ admin:
                                             re.escape(self.ep["c"]))), 1, self.log()[-2000:])
         time.sleep(max(0.0, DRAIN + 1.0 - (time.time() - t_back)))
         for s in c_streams:
-            self.assertTrue(s.alive(0.5), f"{s.describe()}: closed although its endpoint was "
+            self.assertTrue(s.alive(1.0), f"{s.describe()}: closed although its endpoint was "
                                           "added back before the drain timeout")
         # One endpoint, one series (kt.metric requires exactly one sample).
         m = self.metrics()
@@ -562,7 +569,7 @@ admin:
         line = self.wait_log(self.RELOADED, n + 1)
         t_seen = time.time()
         self.assertIn("trigger=SIGHUP", line)
-        got = self.counts_since(t_seen, 30)
+        got = self.counts_since(t_seen + SETTLE, 30)
         self.assertEqual(got, collections.Counter({"a": 30}),
                          f"policy first: every new connection to a (first listed), got {got}")
         time.sleep(0.5)
