@@ -150,7 +150,9 @@ class Workers(unittest.TestCase):
             p.proc.send_signal(signal.SIGHUP)
             kt.wait_until(lambda: kt.metric(p.metrics(), "kube_api_lb_config_reloads_total") >= 1,
                           10, what="the reload")
-            time.sleep(0.3)  # the other loop applies it on its next turn
+            # The other loop applies it on its next turn: wait for ten in a row.
+            kt.wait_until(lambda: all(kt.served_by("127.0.0.1", p.port, self.certs) == "a"
+                                      for _ in range(10)), 5, what="policy first on both loops")
             got = {kt.served_by("127.0.0.1", p.port, self.certs) for _ in range(40)}
             self.assertEqual(got, {"a"}, "policy 'first' not applied on every loop")
         finally:
