@@ -369,12 +369,18 @@ class DelayRelay:
     def endpoint(self):
         return hostport(*self.addr)
 
-    def set(self, hang=None, delay_ms=None, jitter_ms=None):
-        """Changes the link at run time (applies within the relay's 100 ms poll; waits 0.3 s)."""
+    def set(self, hang=None, delay_ms=None, jitter_ms=None, timeout=10):
+        """Changes the link at run time and returns once the relay says it has applied it
+        (within its 100 ms poll, later on a loaded machine)."""
+        self.seq = getattr(self, "seq", 0) + 1
         want = {k: v for k, v in (("hang", hang), ("delay_ms", delay_ms),
                                   ("jitter_ms", jitter_ms)) if v is not None}
+        want["seq"] = self.seq
         write_json_atomically(self.control_file, want)
-        time.sleep(0.3)
+        line = f"control applied seq={self.seq}"
+        wait_until(lambda: any(l.endswith(" " + line) for l in read_log(self.proc).splitlines()),
+                   timeout,
+                   what=f"the delay relay to apply {want}")
 
     def stop(self):
         return stop(self.proc)

@@ -268,11 +268,11 @@ class Relay(unittest.TestCase):
             for rtt in rtts:
                 self.assertIsNotNone(rtt)
                 self.assertGreaterEqual(rtt, 0.295, rtts)
-                self.assertLess(rtt, 0.45, rtts)
+                self.assertLess(rtt, 0.7, rtts)  # 2 x 150 ms and a Python relay's delays
             relay.set(delay_ms=50)
             rtt = slow.ping()
             self.assertGreaterEqual(rtt, 0.095)
-            self.assertLess(rtt, 0.25)
+            self.assertLess(rtt, 0.29)  # under the old delay's 0.3 s
         finally:
             direct.close()
             slow.close()

@@ -89,7 +89,8 @@ class HealthSlowLink(unittest.TestCase):
         target = w.server or "a"
         t_hang = time.time()
         relays[target].set(hang=True)
-        t_hang += 0.0  # set() waits 0.3 s for the relay to apply it; times count from the request
+        # set() returns once the relay has applied it (within its 100 ms poll); times count from
+        # the request, before that.
 
         def dead():
             s = p.stats()

@@ -22,7 +22,8 @@ relay's listening socket), loss, bandwidth limits.
 Control (all optional):
   --control-file PATH   polled every 100 ms; on a change a JSON object sets any of
                         {"hang": true|false, "delay_ms": D, "jitter_ms": J}; keys left out keep
-                        their value. New delays apply to bytes read from then on.
+                        their value. New delays apply to bytes read from then on. With a
+                        "seq" key, "control applied seq=N" is logged once it has been applied.
   SIGUSR1 / SIGUSR2     hang / resume.
   hang                  the link forwards nothing in either direction and closes nothing (a
                         blackhole whose path comes back later): bytes keep being read into the
@@ -242,6 +243,8 @@ async def watch_control(link, path):
                 if not isinstance(want, dict):
                     raise ValueError("not a JSON object")
                 link.set(want.get("hang"), want.get("delay_ms"), want.get("jitter_ms"))
+                if "seq" in want:
+                    log(f"control applied seq={want['seq']}")
             except ValueError as e:
                 log(f"ignoring {path}: {e}")
         await asyncio.sleep(0.1)
