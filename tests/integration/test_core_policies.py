@@ -250,7 +250,9 @@ class Policies(unittest.TestCase):
             self.assertTrue(line, "the open watch was cut during graceful shutdown")
             json.loads(line)
             events += 1
-        self.assertGreaterEqual(events, 50)
+        # Every 20 ms at the stand-in; the point is that the stream keeps flowing, and a loaded
+        # machine stretches the stand-in's sleeps.
+        self.assertGreaterEqual(events, 10, "the open watch stalled during graceful shutdown")
         self.assertIsNone(p.proc.poll(), "exited while a connection was still open")
         self.assertTrue(refused(), "accepting again?")
         c.close()
