@@ -8,7 +8,8 @@
 #
 # The build stage runs on the builder's own platform (BUILDPLATFORM) and cross-compiles for the
 # target (TARGETARCH) with Debian's multiarch packages, so no emulation is needed to compile
-# (scripts/build-static.sh picks cmake/toolchain-aarch64-linux-gnu.cmake for arm64 on amd64).
+# (scripts/build-static.sh picks cmake/toolchain-aarch64-linux-gnu.cmake for arm64 on an amd64
+# builder, cmake/toolchain-x86_64-linux-gnu.cmake for amd64 on an arm64 one).
 # With no arguments the binary auto-detects /etc/kube-api-lb/config.yaml, then
 # /etc/nginx/nginx.conf, then /usr/local/etc/haproxy/haproxy.cfg, so the image is a drop-in for
 # Kubespray's nginx-proxy image (nginx_image_repo / nginx_image_tag). No USER is set: Kubespray's

@@ -5,7 +5,8 @@
 #
 # ARCH is a Debian architecture name: amd64 or arm64. The machine's own architecture builds
 # natively; arm64 on amd64 is cross-compiled with cmake/toolchain-aarch64-linux-gnu.cmake (Debian's
-# multiarch packages, installed by scripts/install-deps.sh). Used by scripts/build-image.sh, the
+# multiarch packages, installed by scripts/install-deps.sh), amd64 on arm64 (the Dockerfile on an
+# arm64 buildx builder) with cmake/toolchain-x86_64-linux-gnu.cmake. Used by scripts/build-image.sh, the
 # Dockerfile's build stage and tests/integration/test_arm64.py. KAL_JOBS: parallel jobs (nproc).
 set -euo pipefail
 if [ $# -lt 2 ]; then
@@ -23,8 +24,9 @@ args=(-G "Unix Makefiles" -DKAL_STATIC=ON -DCMAKE_BUILD_TYPE=Release)
 case "$host/$arch" in
 amd64/amd64 | arm64/arm64) ;;
 amd64/arm64) args+=(-DCMAKE_TOOLCHAIN_FILE="$repo/cmake/toolchain-aarch64-linux-gnu.cmake") ;;
+arm64/amd64) args+=(-DCMAKE_TOOLCHAIN_FILE="$repo/cmake/toolchain-x86_64-linux-gnu.cmake") ;;
 *)
-  echo "build-static: cannot build for '$arch' on $host (amd64 and arm64 natively, arm64 on amd64)" >&2
+  echo "build-static: cannot build for '$arch' on $host (amd64 and arm64, natively or cross)" >&2
   exit 2
   ;;
 esac
