@@ -156,7 +156,17 @@ std::string num_cell(double v) {
          std::to_string(static_cast<uint64_t>(v)) + "</td>";
 }
 
-std::string endpoint_row(const nlohmann::json &ep, double now, double window) {
+// Where an endpoint comes from, as the page's sourceText() says it: "config" without discovery,
+// else seed, discovered or saved; ", withdrawn" when discovery says it left the slice.
+std::string source_text(const nlohmann::json &ep, bool discovery_on) {
+  std::string s = str(ep, "source", "seed");
+  if (s == "seed" && !discovery_on) {
+    s = "config";
+  }
+  return ep.value("withdrawn", false) ? s + ", withdrawn" : s;
+}
+
+std::string endpoint_row(const nlohmann::json &ep, double now, double window, bool discovery_on) {
   const bool removed = ep.value("removed", false);
   const std::string health = str(ep, "health", "unknown");
   const std::string shown = removed ? "removed" : health;
@@ -196,7 +206,7 @@ std::string endpoint_row(const nlohmann::json &ep, double now, double window) {
   r += "<td class=\"num\">" + bytes(numv(ep, "sentBytes")) + " / " +
        bytes(numv(ep, "receivedBytes")) + "</td>";
   r += num_cell(numv(ep, "connectFailures")) + num_cell(numv(ep, "closedOnDown"));
-  r += "<td>" + html_escape(str(ep, "source", "config")) + "</td></tr>";
+  r += "<td>" + html_escape(source_text(ep, discovery_on)) + "</td></tr>";
   return r;
 }
 
@@ -305,10 +315,12 @@ std::string render_status_page(const nlohmann::json &st) {
   const auto eit = st.find("endpoints");
   const nlohmann::json &eps = eit != st.end() && eit->is_array() ? *eit : kNone;
 
+  const auto dit = st.find("discovery");
+  const bool discovery_on = dit != st.end() && dit->is_object() && dit->value("enabled", false);
   size_t total = 0, up = 0;
   std::string rows;
   for (const auto &ep : eps) {
-    rows += endpoint_row(ep, now, window);
+    rows += endpoint_row(ep, now, window, discovery_on);
     if (!ep.value("removed", false)) {
       total++;
       up += str(ep, "health") == "up" ? 1 : 0;

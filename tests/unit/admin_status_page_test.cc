@@ -140,3 +140,47 @@ TEST_CASE("status page: the CSP allows exactly the inline style and script, noth
   }
   CHECK(tpl.size() < 32 * 1024);
 }
+
+TEST_CASE("status page: an endpoint's source is config without discovery, its origin with it") {
+  auto j = hostile_stats();
+  j["endpoints"][1]["source"] = "seed";
+  j["discovery"] = {{"enabled", false}};
+  std::string page = render_status_page(j);
+  CHECK(page.find("<td>config</td></tr>") != std::string::npos);
+  CHECK(page.find("<td>seed</td></tr>") == std::string::npos);
+  j["discovery"] = {{"enabled", true}};
+  j["endpoints"][0]["source"] = "discovered";
+  j["endpoints"][0]["withdrawn"] = true;
+  page = render_status_page(j);
+  CHECK(page.find("<td>seed</td></tr>") != std::string::npos);
+  CHECK(page.find("<td>discovered, withdrawn</td></tr>") != std::string::npos);
+  CHECK(page.find("<td>config</td></tr>") == std::string::npos);
+}
+
+TEST_CASE("status page: stays a few tens of KiB with every history ring full") {
+  // Three endpoints, each with its full ring of checks (240), failures among them (each drawn as
+  // a mark of its own): the worst case of the page's size.
+  std::vector<std::shared_ptr<Upstream>> ups;
+  for (const char *a : {"10.0.0.11:6443", "10.0.0.12:6443", "10.0.0.13:6443"}) {
+    ups.push_back(std::make_shared<Upstream>(*parse_host_port(a)));
+    ups.back()->set_health(Health::Up);
+    for (int i = 0; i < 240; i++) {
+      const bool fail = i % 3 == 0;
+      ups.back()->check_history.add(
+          CheckSample{static_cast<int64_t>(10000 + i * 1000), static_cast<uint32_t>(800 + i),
+                      fail ? CheckResult::L7Tout : CheckResult::Ok, i % 2 == 0});
+    }
+  }
+  ProcessStats ps;
+  ps.ready = true;
+  ps.start_time_seconds = 1000;
+  ps.now_unix = 1250;
+  ps.now_mono_ms = 250000;
+  for (size_t i = 0; i < kal::EventLog::kCapacity; i++) { // the event log's bound
+    ps.events.push_back(Event{static_cast<int64_t>(1000000 + i * 1000), EventKind::Transition,
+                              "10.0.0.11:6443", "up -> down (L7TOUT)"});
+  }
+  const std::string page = render_status_page(stats_json(ups, ps));
+  MESSAGE("rendered page with three full rings: ", page.size(), " bytes");
+  CHECK(page.size() < 64 * 1024);
+}
