@@ -46,6 +46,15 @@ milliseconds CheckBudget::readyz_delay(Cadence c) const {
   case Cadence::Fast:
     return cfg_.fast_interval;
   case Cadence::Down:
+    if (way_ == Liveness::Http2 && alive_ && down_streak_ > 1) {
+      // Alive but not ready: back off towards the budget's interval (see the header).
+      const milliseconds cap = std::max(cfg_.readyz_interval, cfg_.down_interval);
+      milliseconds d = cfg_.down_interval;
+      for (unsigned i = 1; i < down_streak_ && d < cap; i++) {
+        d *= 2;
+      }
+      return std::min(d, cap);
+    }
     return cfg_.down_interval;
   case Cadence::Normal:
     break;
@@ -75,6 +84,9 @@ void CheckBudget::start(TimePoint now, milliseconds offset) {
 
 void CheckBudget::set_way(Liveness way, TimePoint now) {
   way_ = way;
+  if (way != Liveness::Http2) {
+    down_streak_ = 0;
+  }
   ping_due_ =
       way == Liveness::Http2 ? now + jitter_.jittered(cfg_.ping_interval) : TimePoint::max();
   if (started_ && !in_flight_) {
@@ -113,6 +125,8 @@ void CheckBudget::on_readyz_started(TimePoint now) {
 void CheckBudget::on_readyz_finished(TimePoint now, Cadence cadence, bool answered) {
   in_flight_ = false;
   cadence_ = cadence;
+  down_streak_ =
+      cadence == Cadence::Down && way_ == Liveness::Http2 && alive_ ? down_streak_ + 1 : 0;
   if (pending_) {
     pending_ = false;
     readyz_due_ = now;
@@ -124,8 +138,18 @@ void CheckBudget::on_readyz_finished(TimePoint now, Cadence cadence, bool answer
   }
 }
 
+void CheckBudget::set_alive(bool alive) {
+  alive_ = alive;
+  if (!alive) {
+    down_streak_ = 0;
+  }
+}
+
 void CheckBudget::on_cadence(TimePoint now, Cadence cadence) {
   cadence_ = cadence;
+  if (cadence != Cadence::Down) {
+    down_streak_ = 0;
+  }
   if (started_ && !in_flight_) {
     const TimePoint by_cadence = readyz_started_ + readyz_jittered(cadence);
     readyz_due_ = std::max(now, std::min(readyz_due_, by_cadence));

@@ -505,6 +505,7 @@ void HealthChecker::on_result(Target &t, const ProbeOutcome &o) {
   // that timed out stays a readiness result, so one stall is not counted twice.
   apply(t, observation_of(o, o.h2, stalled && !o.h2), o.result, now, &o);
   if (!t.retired && !stopped_) {
+    t.budget.set_alive(!t.verdict.dead());
     t.budget.on_readyz_finished(now, cadence_of(t.verdict.tracker()), o.status != 0);
     arm(t);
   }

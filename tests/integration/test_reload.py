@@ -429,7 +429,7 @@ admin:
         self.assertEqual(kt.metric(m, "kube_api_lb_endpoint_up", endpoint=self.ep["a"]), 1)
         # Now it becomes ready: it comes up, and only then gets clients.
         open(self.ready_file, "w").close()
-        self.wait_up(["d"], timeout=5)
+        self.wait_up(["d"], timeout=15)  # not ready a while: checked every 0.5-10 s (h2 backoff)
         up_lines = [ln for ln in self.log_lines(r"health=up")
                     if f"endpoint={self.ep['d']}" in ln]
         self.assertTrue(up_lines, self.log()[-2000:])

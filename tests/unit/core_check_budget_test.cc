@@ -150,10 +150,99 @@ TEST_CASE("budget: cadences (table): fast 250 ms, down 500 ms, http/1.1 1 s, h2 
     CHECK(ms_of(b.ping_due()) == (r.proto == P::Http2 ? 1005 : kNever));
     CHECK(b.due(at(r.next - 1)) == (r.proto == P::Http2 && r.next > 1005 ? K::Ping : K::None));
     CHECK(b.due(at(r.next)) == K::Readyz);
-    // A check slower than its interval: the next one starts at once, never in the past.
+    // A check slower than its interval: the next one starts at once, never in the past (Down
+    // on h2 backs off: the second one waits 1 s, see below).
     b.on_readyz_started(at(20000));
     b.on_readyz_finished(at(20000 + r.next + 100), r.cadence, true);
-    CHECK(ms_of(b.readyz_due()) == 20000 + r.next + 100);
+    const bool backoff = r.proto == P::Http2 && r.cadence == C::Down;
+    CHECK(ms_of(b.readyz_due()) == (backoff ? 21000 : 20000 + r.next + 100));
+  }
+}
+
+TEST_CASE("budget: not ready but alive on h2 backs off to the budget; lost h2 or a change resets") {
+  // An overloaded or draining apiserver answers PINGs: its /readyz is asked 0.5, 1, 2, 4, 8 s
+  // apart, then every readyz_interval (10 s), not twice a second for as long as it lasts.
+  CheckBudget b(no_jitter(), 1);
+  b.start(at(0));
+  b.set_way(P::Http2, at(0));
+  int64_t t = 0;
+  const std::vector<int64_t> gaps = {500, 1000, 2000, 4000, 8000, 10000, 10000};
+  for (int64_t gap : gaps) {
+    CAPTURE(gap);
+    b.on_readyz_started(at(t));
+    b.on_readyz_finished(at(t + 5), C::Down, true);
+    CHECK(ms_of(b.readyz_due()) == t + gap);
+    t += gap;
+  }
+  // A 60 s not-ready spell costs 11 requests, not 120.
+  // The first pass after it moves the verdict (Fast): the next /readyz comes 250 ms later.
+  b.on_readyz_started(at(t));
+  b.on_readyz_finished(at(t + 5), C::Fast, true);
+  CHECK(ms_of(b.readyz_due()) == t + 250);
+  t += 250;
+  b.on_readyz_started(at(t));
+  b.on_readyz_finished(at(t + 5), C::Down, true); // and down again: from 500 ms
+  CHECK(ms_of(b.readyz_due()) == t + 500);
+  t += 500;
+  b.on_readyz_started(at(t));
+  b.on_readyz_finished(at(t + 5), C::Down, true);
+  CHECK(ms_of(b.readyz_due()) == t + 1000);
+  t += 1000;
+  // The h2 connection breaks (a restart): no PING says it is alive, so 500 ms again, also after
+  // h2 comes back.
+  b.set_way(P::Unknown, at(t));
+  b.on_readyz_started(at(t));
+  b.on_readyz_finished(at(t + 5), C::Down, true);
+  CHECK(ms_of(b.readyz_due()) == t + 500);
+  t += 500;
+  b.set_way(P::Http2, at(t));
+  b.on_readyz_started(at(t));
+  b.on_readyz_finished(at(t + 5), C::Down, true);
+  CHECK(ms_of(b.readyz_due()) == t + 500);
+  t += 500;
+  b.on_readyz_started(at(t));
+  b.on_readyz_finished(at(t + 5), C::Down, false); // a slow /readyz (no answer): still alive
+  CHECK(ms_of(b.readyz_due()) == t + 1000);
+  t += 1000;
+  // Dead (a hang: the connection stays, PINGs go unanswered): 500 ms, to see the recovery at once.
+  b.set_alive(false);
+  b.on_readyz_started(at(t));
+  b.on_readyz_finished(at(t + 5), C::Down, false);
+  CHECK(ms_of(b.readyz_due()) == t + 500);
+  b.on_readyz_started(at(t + 500));
+  b.on_readyz_finished(at(t + 505), C::Down, false);
+  CHECK(ms_of(b.readyz_due()) == t + 1000);
+  t += 1000;
+  b.set_alive(true); // alive again, still not ready: the backoff starts over
+  b.on_readyz_started(at(t));
+  b.on_readyz_finished(at(t + 5), C::Down, true);
+  CHECK(ms_of(b.readyz_due()) == t + 500);
+  // Passive evidence still brings the next one forward (rate limited as ever).
+  CHECK(b.on_passive(PassiveEvidence::DialRefused, at(t + 100)));
+  CHECK(ms_of(b.readyz_due()) == t + 100);
+}
+
+TEST_CASE("budget: the h2 backoff never goes past a short readyz_interval, nor below down") {
+  BudgetConfig cfg = no_jitter();
+  cfg.readyz_interval = 2000ms;
+  CheckBudget b(cfg, 1);
+  b.start(at(0));
+  b.set_way(P::Http2, at(0));
+  int64_t t = 0;
+  for (int64_t gap : {500, 1000, 2000, 2000, 2000}) {
+    b.on_readyz_started(at(t));
+    b.on_readyz_finished(at(t + 5), C::Down, true);
+    CHECK(ms_of(b.readyz_due()) == t + gap);
+    t += gap;
+  }
+  cfg.readyz_interval = 100ms; // below down_interval: down_interval stays the floor
+  CheckBudget c(cfg, 1);
+  c.start(at(0));
+  c.set_way(P::Http2, at(0));
+  for (int i = 0; i < 3; i++) {
+    c.on_readyz_started(at(i * 500));
+    c.on_readyz_finished(at(i * 500 + 5), C::Down, true);
+    CHECK(ms_of(c.readyz_due()) == (i + 1) * 500);
   }
 }
 

@@ -17,7 +17,13 @@
 //  - while the ready verdict is changing (Cadence::Fast) /readyz runs every fast_interval, while it
 //    is fully not ready (Cadence::Down) every down_interval, as HAProxy's fastinter/downinter do:
 //    a transition is confirmed or an apiserver's recovery seen within a second, at the price of
-//    more requests only while something is wrong;
+//    more requests only while something is wrong. On an h2 connection, though, a not-ready
+//    apiserver is alive (its PINGs are answered, or the connection would be gone) and merely
+//    overloaded or draining (set_alive(): the dead verdict says so): there the Down delay doubles
+//    with each /readyz (0.5, 1, 2, 4, 8 s) up to readyz_interval, so a fleet does not ask an
+//    overloaded apiserver 2 times a second per node (10,000 requests/s at 5,000 nodes) while it is
+//    least able to answer. Its recovery is seen within one readyz_interval; a restart breaks the
+//    connection (Unknown: 500 ms again);
 //  - when the apiserver did not negotiate h2 (or before the first connection said), no PING can be
 //    sent, so /readyz itself is the liveness check and runs every http1_interval (1 s, today's
 //    default interval) in the Normal cadence.
@@ -125,6 +131,11 @@ public:
   // proves the connection alive and defers the next PING.
   void on_readyz_finished(TimePoint now, Cadence cadence, bool answered);
 
+  // Whether the dead verdict (core/verdict.h) holds the apiserver alive; call it before
+  // on_readyz_finished(). The Down backoff on h2 applies only while it is alive: a hung apiserver
+  // keeps its h2 connection but answers no PING, and its recovery must be seen at once.
+  void set_alive(bool alive);
+
   // The ready verdict changed cadence between two /readyz (a PING timeout dented it): the next
   // /readyz comes no later than the new cadence's delay after the last one started.
   void on_cadence(TimePoint now, Cadence cadence);
@@ -143,6 +154,7 @@ public:
   uint64_t suppressed() const { return suppressed_; } // passive evidence the rate limit absorbed
 
 private:
+  // The delay after a /readyz in cadence c (Down on h2: backed off by down_streak_).
   std::chrono::milliseconds readyz_delay(Cadence c) const;
   // readyz_delay(c) jittered; in the Normal cadence on h2 jittered upwards only (see the .cc).
   std::chrono::milliseconds readyz_jittered(Cadence c);
@@ -159,6 +171,8 @@ private:
   bool in_flight_ = false;
   bool pending_ = false; // evidence arrived during the /readyz in flight: run the next one at once
   bool triggered_once_ = false;
+  unsigned down_streak_ = 0; // /readyz finished in a row in Cadence::Down on h2, alive (backoff)
+  bool alive_ = true;
   TimePoint last_trigger_{};
   uint64_t triggered_ = 0;
   uint64_t suppressed_ = 0;
