@@ -62,6 +62,7 @@ step() { printf '\n== %s (%ss)\n' "$*" "$(($(date +%s) - start))"; }
 
 if ! command -v buildah >/dev/null; then
   step "installing buildah"
+  apt-get update -qq
   apt-get install -y buildah >/dev/null
 fi
 buildah=(buildah --root "$work/containers" --runroot "$work/run" --storage-driver vfs)

@@ -68,5 +68,3 @@ if [ "$(cat "$arm64_root/libyaml-cpp-dev.version" 2>/dev/null)" != "$yaml_versio
   echo "$yaml_version" >"$arm64_root/libyaml-cpp-dev.version"
   rm -rf "$tmp"
 fi
-# Debian's nginx package starts a default server on port 80 where a service manager exists; the
-# project never uses it, and it must not hold ports our tests use.

@@ -53,7 +53,7 @@ def setUpModule():
             raise AssertionError(f"{tool} is missing: run scripts/install-deps.sh")
     t0 = time.monotonic()
     subprocess.run([os.path.join(lib.REPO, "scripts", "build-static.sh"), "arm64", BUILD,
-                    "kube-api-lb", "kal_unit_tests"], check=True, timeout=1500)
+                    "kube-api-lb", "kal_unit_tests"], check=True, timeout=1200)
     print(f"arm64 build (kube-api-lb, kal_unit_tests) up to date in "
           f"{time.monotonic() - t0:.1f} s: {BUILD}", file=sys.stderr)
 
@@ -115,7 +115,7 @@ class Arm64Test(unittest.TestCase):
         t0 = time.monotonic()
         r = subprocess.run([QEMU, UNIT, "--test-case-exclude=" + ",".join(UNDER_QEMU_EXCLUDED)],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=900, cwd=lib.tmpdir())
+                           timeout=480, cwd=lib.tmpdir())
         took = time.monotonic() - t0
         tail = "\n".join(r.stdout.splitlines()[-40:])
         self.assertEqual(r.returncode, 0, tail)
