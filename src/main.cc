@@ -7,6 +7,7 @@
 #include "kube_api_lb/config/yaml_config.h"
 #include "kube_api_lb/log/logger.h"
 #include "kube_api_lb/manifest/manifest_command.h"
+#include "kube_api_lb/manifest/prepare_state_dir.h"
 #include "kube_api_lb/version.h"
 
 #include <CLI/CLI.hpp>
@@ -91,6 +92,9 @@ int main(int argc, char **argv) {
   if (argc >= 2 && std::strcmp(argv[1], "manifest") == 0) {
     return kal::manifest_main(argc - 1, argv + 1);
   }
+  if (argc >= 2 && std::strcmp(argv[1], "prepare-state-dir") == 0) {
+    return kal::prepare_state_dir_main(argc - 1, argv + 1);
+  }
   CLI::App app{"kube-api-lb: a node-local TCP load balancer for the Kubernetes API server.\n"
                "TLS passes through untouched; endpoints are health-checked (GET /readyz) and\n"
                "connections fail over in seconds.",
@@ -107,6 +111,9 @@ int main(int argc, char **argv) {
   kal::add_config_flags(*check, cv);
   auto *ver = app.add_subcommand("version", "Print the version and exit");
   app.add_subcommand("manifest", "Print a static Pod manifest (see `kube-api-lb manifest --help`)");
+  app.add_subcommand("prepare-state-dir",
+                     "Give the discovery state directory to the proxy's user (the manifest's init "
+                     "container; see `kube-api-lb prepare-state-dir --help`)");
   app.require_subcommand(0, 1);
 
   auto args = kal::normalize_args(argc, argv);

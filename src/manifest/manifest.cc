@@ -477,6 +477,41 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
   out << YAML::Key << "priorityClassName" << YAML::Value << "system-node-critical";
   out << YAML::Key << "terminationGracePeriodSeconds" << YAML::Value << grace_s;
 
+  if (!discovery_rw.empty()) {
+    // kubelet creates the state directory root-owned (0755) and fsGroup does not apply to
+    // hostPath volumes: an init container gives it to the proxy's user once (`kube-api-lb
+    // prepare-state-dir`, root with CAP_CHOWN and CAP_FOWNER only, nothing else).
+    const DirMount &state = discovery_rw.front();
+    out << YAML::Key << "initContainers" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << "prepare-state-dir";
+    out << YAML::Key << "image" << YAML::Value << o.image;
+    out << YAML::Key << "imagePullPolicy" << YAML::Value << o.image_pull_policy;
+    out << YAML::Key << "args" << YAML::Value << YAML::BeginSeq << "prepare-state-dir"
+        << "--dir=" + state.path
+        << "--owner=" + std::to_string(o.run_as_user) + ":" + std::to_string(o.run_as_group)
+        << YAML::EndSeq;
+    out << YAML::Key << "securityContext" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "allowPrivilegeEscalation" << YAML::Value << false;
+    out << YAML::Key << "capabilities" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "add" << YAML::Value << YAML::BeginSeq << "CHOWN"
+        << "FOWNER" << YAML::EndSeq;
+    out << YAML::Key << "drop" << YAML::Value << YAML::BeginSeq << "ALL" << YAML::EndSeq;
+    out << YAML::EndMap;
+    out << YAML::Key << "readOnlyRootFilesystem" << YAML::Value << true;
+    out << YAML::Key << "runAsGroup" << YAML::Value << 0;
+    out << YAML::Key << "runAsNonRoot" << YAML::Value << false;
+    out << YAML::Key << "runAsUser" << YAML::Value << 0;
+    out << YAML::Key << "seccompProfile" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "type" << YAML::Value << "RuntimeDefault";
+    out << YAML::EndMap;
+    out << YAML::EndMap; // securityContext
+    out << YAML::Key << "volumeMounts" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
+    out << YAML::Key << "mountPath" << YAML::Value << state.path;
+    out << YAML::Key << "name" << YAML::Value << state.volume;
+    out << YAML::EndMap << YAML::EndSeq;
+    out << YAML::EndMap << YAML::EndSeq; // initContainers
+  }
+
   out << YAML::Key << "containers" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << o.name;
   out << YAML::Key << "image" << YAML::Value << o.image;

@@ -528,6 +528,33 @@ TEST_CASE("manifest: discovery mounts the kubeconfig's directory read-only and t
   CHECK(std::find(args.begin(), args.end(), "--discovery=endpointslices") != args.end());
   CHECK(std::find(args.begin(), args.end(), "--state-file=/var/lib/kube-api-lb/discovery.json") !=
         args.end());
+  // kubelet makes the state directory root's (0755); an init container gives it to the proxy's
+  // user, as root with CAP_CHOWN and CAP_FOWNER and nothing else.
+  const YAML::Node init = m["spec"]["initContainers"];
+  REQUIRE(init.size() == 1);
+  CHECK(init[0]["name"].as<std::string>() == "prepare-state-dir");
+  CHECK(init[0]["image"].as<std::string>() == container(m)["image"].as<std::string>());
+  CHECK(strings(init[0]["args"]) == std::vector<std::string>{"prepare-state-dir",
+                                                             "--dir=/var/lib/kube-api-lb",
+                                                             "--owner=65532:65532"});
+  const YAML::Node isc = init[0]["securityContext"];
+  CHECK(strings(isc["capabilities"]["add"]) == std::vector<std::string>{"CHOWN", "FOWNER"});
+  CHECK(strings(isc["capabilities"]["drop"]) == std::vector<std::string>{"ALL"});
+  CHECK(isc["runAsUser"].as<int>() == 0);
+  CHECK(isc["allowPrivilegeEscalation"].as<bool>() == false);
+  CHECK(isc["readOnlyRootFilesystem"].as<bool>() == true);
+  REQUIRE(init[0]["volumeMounts"].size() == 1);
+  CHECK(init[0]["volumeMounts"][0]["name"].as<std::string>() == "discovery-state");
+  CHECK(init[0]["volumeMounts"][0]["mountPath"].as<std::string>() == "/var/lib/kube-api-lb");
+  o.run_as_user = 1000;
+  o.run_as_group = 2000;
+  CHECK(strings(render(c, o)["spec"]["initContainers"][0]["args"])[2] == "--owner=1000:2000");
+  o = opts();
+  // Without a state file: nothing to hand over, no init container.
+  Config no_state = c;
+  no_state.discovery.state_file.clear();
+  CHECK_FALSE(render(no_state, o)["spec"]["initContainers"]);
+  CHECK_FALSE(render(lab_config(), o)["spec"]["initContainers"]);
 
   // Inside the read-only config directory: the kubeconfig needs no mount of its own, the state
   // file cannot live there.
