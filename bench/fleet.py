@@ -3,7 +3,8 @@
 100, 1,000 and 5,000 nodes (issue 21).
 
     bench/fleet.py [--nodes 40] [--duration 60] [--kal-arg=--health-interval=10s ...] \\
-        [--apiserver-arg=--readyz-delay-ms=600 ...] [--no-http2] [--assert-budget] [--json out.json]
+        [--apiserver-arg=--readyz-delay-ms=600 ...] [--slow-readyz-ms 600] [--no-http2] \\
+        [--assert-budget] [--json out.json]
 
 Starts three counting stand-in apiservers (tests/tools/fake_apiserver.py, TLS with client
 certificates, ALPN h2 + http/1.1 unless --no-http2) on 127.0.0.11-13 and N kube-api-lb processes,
@@ -136,13 +137,15 @@ def start_apiservers(procs, work, pki, http2, extra):
     py = kal_python.interpreter("h2") if http2 else sys.executable
     for name, ip in zip(NAMES, APISERVER_IPS):
         counters = os.path.join(work, f"counters-{name}.json")
-        argv = [py, os.path.join(TOOLS, "fake_apiserver.py"), "--name", name,
+        control = os.path.join(work, f"control-{name}.json")
+        argv = [py, os.path.join(TOOLS, "fake_apiserver.py"), "--name", name, "--control-file",
+                control,
                 "--listen", f"{ip}:0", "--cert", os.path.join(pki, "server.crt"),
                 "--key", os.path.join(pki, "server.key"), "--ca", os.path.join(pki, "ca.crt"),
                 "--counters-file", counters, "--count-peers", "--http2" if http2 else "--no-http2",
                 *extra]
         p = procs.start(argv, os.path.join(work, f"apiserver-{name}.log"))
-        servers[name] = {"proc": p, "counters": counters}
+        servers[name] = {"proc": p, "counters": counters, "control": control}
     for name, s in servers.items():
         def listening():
             if s["proc"].poll() is not None:
@@ -334,6 +337,9 @@ def main():
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     ap.add_argument("--ready-timeout", type=float, default=60.0)
+    ap.add_argument("--slow-readyz-ms", type=int, default=0, metavar="MS",
+                    help="once every proxy is ready, every stand-in answers /readyz after MS ms "
+                         "(overload: not ready, still alive); measured after --warmup more")
     a = ap.parse_args()
     if a.nodes < 1 or a.duration <= 0:
         ap.error("--nodes must be >= 1 and --duration > 0")
@@ -373,6 +379,17 @@ def main():
         log(f"all {a.nodes} ready after {time.monotonic() - t_start:.1f} s; warming up "
             f"{a.warmup:g} s, then measuring {a.duration:g} s")
         time.sleep(a.warmup)
+        if a.slow_readyz_ms:
+            # The control plane overloaded: /readyz slow on every apiserver, everything else
+            # (PINGs included) answered. What the fleet then costs each apiserver is the figure.
+            for s in servers.values():
+                tmp = s["control"] + ".tmp"
+                with open(tmp, "w") as f:
+                    json.dump({"readyz_delay_ms": a.slow_readyz_ms}, f)
+                os.replace(tmp, s["control"])
+            log(f"every apiserver now answers /readyz after {a.slow_readyz_ms} ms; settling "
+                f"{a.warmup:g} s more")
+            time.sleep(a.warmup)
         before = read_counters(servers)
         deadline = time.monotonic() + a.duration
         while time.monotonic() < deadline:  # watch for deaths while waiting
@@ -386,7 +403,7 @@ def main():
         not_ready = sum(1 for p in proxies if admin_status(p["admin"], "/readyz") != 200)
 
         res = {"nodes": a.nodes, "kal_bin": a.kal_bin, "kal_args": a.kal_arg,
-               "apiserver_args": a.apiserver_arg,
+               "apiserver_args": a.apiserver_arg, "slow_readyz_ms": a.slow_readyz_ms,
                "http2_offered": not a.no_http2, "apiservers": {}, "proxies_not_ready_at_end":
                not_ready}
         for name in NAMES:
@@ -406,7 +423,8 @@ def main():
                           "ok": ok, "x": wpn["requests"] / a.budget if a.budget else 0.0}
         print(f"fleet: {a.nodes} kube-api-lb x 3 apiservers, binary {a.kal_bin}, flags: "
               f"{' '.join(a.kal_arg) or '(defaults)'}; stand-ins offer "
-              f"{'h2, http/1.1' if not a.no_http2 else 'http/1.1'}")
+              f"{'h2, http/1.1' if not a.no_http2 else 'http/1.1'}"
+              f"{f'; /readyz answered after {a.slow_readyz_ms} ms (overload)' if a.slow_readyz_ms else ''}")
         report(res, a.nodes, a.budget)
         if not_ready:
             print(f"warning: {not_ready} of {a.nodes} proxies were not ready at the end")
