@@ -227,6 +227,7 @@ class EndpointDown(unittest.TestCase):
         self.addCleanup(srv.close)
         spare = HangingApiserver(certs)
         self.addCleanup(spare.close)
+        self.spare = spare
         p = kt.Proxy([srv.endpoint, spare.endpoint], ["--health-check=https", "--policy=first"])
         self.addCleanup(p.stop_clean)
         p.wait_ready()
@@ -309,6 +310,12 @@ class EndpointDown(unittest.TestCase):
         self.assert_whole_answer(s, size)
         self.assertEqual(self.counter(p, "closed_on_down_total", srv.endpoint), 1,
                          "the watch, and only the watch, is closed for the endpoint down")
+        # These stand-ins speak HTTP/1.1 only: the checker says so once per endpoint (issue 21),
+        # not at every check or reconnection (the hung one was re-dialled several times).
+        for e in (srv.endpoint, self.spare.endpoint):
+            lines = [ln for ln in p.log().splitlines()
+                     if "did not negotiate HTTP/2" in ln and f"endpoint={e} " in ln]
+            self.assertEqual(len(lines), 1, f"{e}: {lines}")
 
     def test_endpoint_down_after_its_answer_ended_unread_delivers_all_of_it(self):
         # As above, but the answer is larger than the proxy takes in before it stops reading (its

@@ -124,6 +124,16 @@ class HealthOverload(unittest.TestCase):
             return all(self.state(m, n) == s for n, s in want.items())
         kt.wait_until(ok, timeout * FACTOR, interval=0.1, what=f"endpoint states {want}")
 
+    def assert_alive(self, names, when):
+        """Slow /readyz is a readiness signal, never proof of death: the dead verdict holds these
+        endpoints alive, and the close gate was never even asked to close (a wrong dead verdict
+        would be held back by it while no endpoint is ready, and cut nothing: this sees it)."""
+        eps = {e["endpoint"]: e for e in self.p.stats()["endpoints"]}
+        for n in names:
+            e = eps[self.ep[n]]
+            self.assertTrue(e["alive"], f"{n} judged dead {when}: {e}")
+            self.assertEqual(e["closesPrevented"], 0, f"a close of {n} was attempted {when}")
+
     def closed_on_down(self):
         m = self.p.metrics()
         return {n: kt.metric(m, "kube_api_lb_endpoint_closed_on_down_total", endpoint=self.ep[n])
@@ -147,6 +157,7 @@ class HealthOverload(unittest.TestCase):
             self.wait_states({"a": "not-up", "b": "up", "c": "up"}, DETECT)
             t_seen = time.time()
             time.sleep(2.0)
+            self.assert_alive(["a"], f"while slow ({delay} ms)")
             t1 = time.time()
             steered = req.between(t_seen + 0.2, t1)
             self.assertTrue(steered, "no request ran while a was slow")
@@ -162,6 +173,7 @@ class HealthOverload(unittest.TestCase):
             self.wait_states({n: "not-up" for n in NAMES}, DETECT)
             t_seen = time.time()
             time.sleep(2.0)
+            self.assert_alive(NAMES, f"while all were slow ({delay} ms)")
             served = req.between(t_seen, time.time())
             self.assertTrue(served, "no request ran while all were slow")
             report.append(f"all slow ({delay} ms): not ready after {t_seen - t0:.2f}s, "

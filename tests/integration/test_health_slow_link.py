@@ -84,6 +84,16 @@ class HealthSlowLink(unittest.TestCase):
                                 .group(1) for n in NAMES))}
         for n in NAMES:
             self.assertGreater(timeouts[n], 400, f"{n}'s timeout does not follow the link")
+        # The same round trip and timeout in /stats and /metrics (issue 21: all three places).
+        st = {e["endpoint"]: e for e in p.stats()["endpoints"]}
+        m = p.metrics()
+        for n in NAMES:
+            self.assertGreaterEqual(st[ep[n]]["rttSeconds"], 0.3, f"{n}: {st[ep[n]]}")
+            self.assertGreater(st[ep[n]]["checkTimeoutSeconds"], 0.4, f"{n}: {st[ep[n]]}")
+            self.assertGreaterEqual(kt.metric(m, "kube_api_lb_endpoint_health_rtt_seconds",
+                                              endpoint=ep[n]), 0.3, n)
+            self.assertGreater(kt.metric(m, "kube_api_lb_endpoint_health_timeout_seconds",
+                                         endpoint=ep[n]), 0.4, n)
 
         # A hang behind the slow link: the relay stops forwarding both ways.
         target = w.server or "a"

@@ -55,7 +55,8 @@ def _binary_sanitized():
 SANITIZED = os.environ.get("KAL_SANITIZED") == "1" or _binary_sanitized()
 FACTOR = 1.3 if SANITIZED else 1.0
 STREAM_CLOSE_LIMIT = 2.0 * FACTOR  # stream bound to a hard-failed apiserver closed within
-DETECT_LIMIT = 2.0 * FACTOR  # hung / cut-off / crashed apiserver marked down within
+DETECT_LIMIT = 2.0 * FACTOR  # hung / cut-off apiserver marked down within
+CRASH_DETECT_LIMIT = 0.5 * FACTOR  # crashed (kill -9) apiserver marked down within: "at once"
 DRAIN_DETECT_LIMIT = 2.5 * FACTOR  # draining apiserver (/readyz 500) marked down within (HTTP/1.1)
 # h2: the next /readyz comes within readyz_interval x 1.2 (jittered upwards), then as over HTTP/1.1.
 H2_DRAIN_DETECT_LIMIT = 12.0 * FACTOR + DRAIN_DETECT_LIMIT
@@ -89,7 +90,8 @@ def report():
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
               for i, (_, h) in enumerate(cols)]
     out = ["", "kube-api-lb failover measurements (seconds after the fault; "
-           f"limits: detect {DETECT_LIMIT:g}, stream closed {STREAM_CLOSE_LIMIT:g}, "
+           f"limits: detect {DETECT_LIMIT:g} (kill {CRASH_DETECT_LIMIT:g}), stream closed "
+           f"{STREAM_CLOSE_LIMIT:g}, "
            f"recovery {RECOVERY_LIMIT:g}{', sanitized x1.3' if SANITIZED else ''})",
            "  ".join(h.ljust(w) for (_, h), w in zip(cols, widths)),
            "  ".join("-" * w for w in widths)]
@@ -103,7 +105,8 @@ def report():
     if path:
         with open(path, "w") as f:
             json.dump({"sanitized": SANITIZED, "limits": {
-                "detect_s": DETECT_LIMIT, "drain_detect_s": DRAIN_DETECT_LIMIT,
+                "detect_s": DETECT_LIMIT, "crash_detect_s": CRASH_DETECT_LIMIT,
+                "drain_detect_s": DRAIN_DETECT_LIMIT,
                 "stream_closed_s": STREAM_CLOSE_LIMIT, "recovery_s": RECOVERY_LIMIT,
                 "reconnect_s": RECONNECT_LIMIT}, "scenarios": RESULTS}, f, indent=2)
 
@@ -472,7 +475,8 @@ class NetnsFailover(unittest.TestCase):
         ready_st = sc.proxy.admin_get("/readyz")[0]
         sc.finish()
         for n in targets:
-            sc.detection(n, t, DETECT_LIMIT, want_reason=None)
+            sc.detection(n, t, CRASH_DETECT_LIMIT if kind == "kill" else DETECT_LIMIT,
+                         want_reason=None)
         sc.close_log(t)
         sc.check_failures()
         sc.check_hard_streams(targets, t)
@@ -726,7 +730,7 @@ class NetnsFailover(unittest.TestCase):
         time.sleep(2.5)
         sc.finish()
         for n in NAMES:
-            sc.detection(n, t, DETECT_LIMIT)
+            sc.detection(n, t, CRASH_DETECT_LIMIT)
         # Before the kill: no failure at all; after the restart (+ the recovery limit): none.
         sc.check_failures(t_to=t - SLACK, label="before the kill: ")
         sc.check_failures(t_from=t_listen + RECOVERY_LIMIT, label="after the restart: ")
