@@ -80,12 +80,13 @@ class Cluster:
         self.apis = {}
         self.write([])
 
-    def write(self, members, fault=None, compacted=0):
+    def write(self, members, fault=None, compacted=0, compacted_status=False):
         self.rv += 1
         self.members = list(members)
         eps = [{"ip": ip, "ready": ready} for ip, ready in
                ((m if isinstance(m, tuple) else (m, True)) for m in members)]
         doc = {"resourceVersion": self.rv, "compactedRV": compacted,
+               "compactedStatus": compacted_status,
                "slices": [{"name": "kubernetes", "port": port(), "endpoints": eps}]}
         if fault:
             self.fault_id += 1
@@ -251,6 +252,7 @@ class Lifecycle(unittest.TestCase):
         self.assert_no_failures("while discovery starts")
 
     def test_b_fourth_control_plane_gets_traffic_after_its_checks(self):
+        applied0 = self.disc()["appliedUpdates"]
         ready = os.path.join(kt.tmpdir(), "d-ready")
         self.cluster.start("127.0.0.14", "d", ["--ready-file", ready, "--shutdown-delay", "2"])
         self.cluster.write(self.seed_ips + ["127.0.0.14"])
@@ -267,6 +269,10 @@ class Lifecycle(unittest.TestCase):
                       what="traffic to the fourth control plane")
         self.assertEqual(kt.metric(self.proxy.metrics(), "kube_api_lb_endpoint_source",
                                    endpoint=ep("127.0.0.14"), source="discovered"), 1)
+        # The join was an applied update (issue 18: applied and ignored updates are counted).
+        self.assertGreater(self.disc()["appliedUpdates"], applied0)
+        self.assertGreater(kt.metric(self.proxy.metrics(),
+                                     "kube_api_lb_discovery_applied_updates_total"), applied0)
         self.assertIsNotNone(re.search(r"endpoint added; health-checked before it gets traffic"
                                        r".*127\.0\.0\.14", self.proxy.log()))
         self.assert_no_failures("while a control plane joined")
@@ -386,6 +392,20 @@ class Lifecycle(unittest.TestCase):
         self.fault_then_change("error", r"ERROR event: 500")
         self.fault_then_change("malformed", r"malformed watch event")
         self.fault_then_change("oversize", r"event larger than 1048576 bytes")
+        # The watch refused with an HTTP 410 answer (not an ERROR event): every watch from the
+        # listed version is too old while the history is compacted past it; the client relists
+        # (with backoff) and resumes once it is not.
+        d0 = self.disc()
+        gone = r"410 Gone: the resourceVersion is too old; listing again"
+        n = len(re.findall(gone, self.proxy.log()))
+        self.cluster.write(self.cluster.members, fault="cut", compacted=self.cluster.rv + 1000,
+                           compacted_status=True)
+        self.wait_log(gone, count=n + 1)
+        self.cluster.write(self.cluster.members)
+        kt.wait_until(lambda: self.disc()["lists"] > d0["lists"] and
+                      self.disc()["state"] == "watching", 40,
+                      what="discovery to list and watch again after HTTP 410")
+        self.assertGreater(self.disc()["watchRestarts"], d0["watchRestarts"])
         d = self.disc()
         self.assertGreaterEqual(d["watchRestarts"], 2)
         self.assertGreaterEqual(d["malformedEvents"], 1)
@@ -450,6 +470,19 @@ class Restart(unittest.TestCase):
                       what="discovery through the saved endpoints")
         kt.wait_until(lambda: {e["endpoint"]: e for e in p.stats()["endpoints"]}
                       [ep("127.0.0.21")]["source"] == "discovered", 5, what="confirmed")
+        # Discovery's own connection is counted as its own, never as a client session: with the
+        # one client above gone, no session is open while discovery's connection is.
+        kt.wait_until(lambda: p.stats()["activeConnections"] == 0, 5,
+                      what="the client's session to end")
+        st = p.stats()
+        self.assertTrue(st["discovery"]["connectionOpen"], st["discovery"])
+        m = p.metrics()
+        self.assertEqual(kt.metric(m, "kube_api_lb_discovery_connection_open"), 1)
+        self.assertEqual(sum(e["activeConnections"] for e in st["endpoints"]), 0, st["endpoints"])
+        # Its last successful sync (issue 18), in /stats and /metrics.
+        self.assertLess(abs(time.time() - st["discovery"]["lastSyncSeconds"]), 30, st["discovery"])
+        self.assertLess(abs(time.time() - kt.metric(
+            m, "kube_api_lb_discovery_last_sync_timestamp_seconds")), 30)
         print(f"  ready {ready_after:.2f}s after start with every seed endpoint down",
               file=sys.stderr)
         p.stop_clean()

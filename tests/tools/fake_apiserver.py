@@ -50,7 +50,8 @@ apiservers share etcd):
                            "endpoints": [{"ip": "127.0.0.11", "ready": true|false|null}]}],
                            "fault": {"id": K, "kind": KIND}}  (write it atomically). "ready": null
                            leaves the conditions out. A watch from a resourceVersion below
-                           compactedRV gets an ERROR event 410 Gone. A new fault id is applied once
+                           compactedRV gets an ERROR event 410 Gone (with "compactedStatus": true
+                           an HTTP 410 answer instead). A new fault id is applied once
                            by every watch open then: "410" (ERROR 410 event, stream ends),
                            "error" (ERROR 500 event), "malformed" (an event that is not JSON),
                            "oversize" (a 2 MiB event), "cut" (half an event, then the connection
@@ -302,7 +303,8 @@ class Server:
         self.awake = threading.Event()  # cleared while hanging
         self.awake.set()
         self.ctx = self.make_ctx()
-        self.cluster = {"resourceVersion": 1, "compactedRV": 0, "slices": [], "fault": None}
+        self.cluster = {"resourceVersion": 1, "compactedRV": 0, "compactedStatus": False,
+                        "slices": [], "fault": None}
         self.cluster_cond = threading.Condition()
         self.tokens = dict(t.split("=", 1) for t in (args.token or []))
 
@@ -371,6 +373,7 @@ class Server:
                             self.cluster = {
                                 "resourceVersion": int(want.get("resourceVersion", 1)),
                                 "compactedRV": int(want.get("compactedRV", 0)),
+                                "compactedStatus": bool(want.get("compactedStatus", False)),
                                 "slices": list(want.get("slices", [])),
                                 "fault": want.get("fault")}
                             self.cluster_cond.notify_all()
@@ -705,6 +708,14 @@ class Server:
                              "application/json")
             if q.get("watch", [""])[0] in ("1", "true"):
                 self.counters.add("slices_watches")
+                with self.cluster_cond:
+                    c = self.cluster
+                rv = int(q.get("resourceVersion", ["0"])[0] or 0)
+                if c["compactedStatus"] and rv < c["compactedRV"]:
+                    # As kube-apiserver does when the watch cannot even start from rv.
+                    return Reply(410, status_json(410, "Expired", f"too old resource version: "
+                                                  f"{rv} ({c['compactedRV']})"),
+                                 "application/json")
                 return Reply(200, ctype="application/json", kind="slices_watch", ns={
                     "rv": int(q.get("resourceVersion", ["0"])[0] or 0),
                     "timeout": float(q.get("timeoutSeconds", ["300"])[0]),
