@@ -1,4 +1,5 @@
 #include "discovery/kubeconfig.h"
+#include "config/reader_common.h"
 #include "sys/small_file.h"
 
 #include <openssl/evp.h>
@@ -88,10 +89,8 @@ std::string scalar(const YAML::Node &m, const char *key) {
   return v && v.IsScalar() ? v.Scalar() : "";
 }
 
-} // namespace
-
-Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string &path,
-                                    const FileReader &read) {
+Result<Kubeconfig> parse_kubeconfig_lines(std::string_view text, const std::string &path,
+                                          const FileReader &read) {
   const std::string where = "kubeconfig " + path + ": ";
   const std::string dir =
       path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
@@ -240,6 +239,19 @@ Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string &pa
     }
   } catch (const YAML::Exception &e) {
     return Err{where + "line " + std::to_string(e.mark.line + 1) + ": " + e.msg};
+  }
+  return k;
+}
+
+} // namespace
+
+Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string &path,
+                                    const FileReader &read) {
+  // An error is one log line: names and yaml-cpp's messages ("unknown escape character" quotes
+  // the raw byte) may hold control characters, shown as \xNN (the fuzzer found a newline).
+  auto k = parse_kubeconfig_lines(text, path, read);
+  if (!k) {
+    return Err{one_line(k.error())};
   }
   return k;
 }
