@@ -60,10 +60,10 @@ sizes=()
 
 step() { printf '\n== %s (%ss)\n' "$*" "$(($(date +%s) - start))"; }
 
-if ! command -v buildah >/dev/null; then
-  step "installing buildah"
+if ! command -v buildah >/dev/null || ! command -v skopeo >/dev/null; then
+  step "installing buildah and skopeo"
   apt-get update -qq
-  apt-get install -y buildah >/dev/null
+  apt-get install -y buildah skopeo >/dev/null
 fi
 buildah=(buildah --root "$work/containers" --runroot "$work/run" --storage-driver vfs)
 
@@ -197,6 +197,30 @@ with tarfile.open(archive) as t:
     for plat, digest in sorted(got.items()):
         print(f"  {plat}: {digest}")
 PY
+# The way docs/kubespray.md publishes it: skopeo copies the archive, every architecture, to another
+# OCI layout (each blob's digest verified on the way), and the copy holds both images again.
+step "copying the archive with skopeo copy --all, as docs/kubespray.md pushes it"
+copy=$work/skopeo-copy
+rm -rf "$copy"
+skopeo copy --quiet --all "oci-archive:$archive:$tag" "oci:$copy:$tag"
+python3 - "$copy" "${arches[@]}" <<'PY'
+import json, os, sys
+d, arches = sys.argv[1], sys.argv[2:]
+def blob(desc):
+    algo, hexd = desc["digest"].split(":")
+    with open(os.path.join(d, "blobs", algo, hexd)) as f:
+        return json.load(f)
+with open(os.path.join(d, "index.json")) as f:
+    top = json.load(f)
+index = blob(top["manifests"][0])
+got = sorted(f'{m["platform"]["os"]}/{m["platform"]["architecture"]}' for m in index["manifests"])
+want = sorted(f"linux/{a}" for a in arches)
+assert got == want, f"skopeo's copy holds {got}, not {want}"
+for m in index["manifests"]:
+    assert blob(blob(m)["config"])["config"]["Entrypoint"] == ["/kube-api-lb"], m
+print(f"  skopeo copy --all: {', '.join(got)}, every blob verified")
+PY
+
 if [ "$run_tests" = 1 ]; then
   step "running tests/integration/test_image.py against $tag"
   KAL_IMAGE="$tag" KAL_IMAGE_DIR="$work" KAL_SOURCE_DIR="$repo" PYTHONDONTWRITEBYTECODE=1 \

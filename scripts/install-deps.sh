@@ -17,8 +17,9 @@ PACKAGES=(
   nftables strace valgrind linux-perf
   # the churn soak's plot (bench/soak_plot.py, run with /usr/bin/python3)
   python3-matplotlib
-  # the container image: built and run with buildah (vfs storage, chroot isolation)
-  buildah
+  # the container image: built and run with buildah (vfs storage, chroot isolation); its OCI
+  # archive is copied with skopeo, as docs/kubespray.md publishes it
+  buildah skopeo
   # the linux/arm64 image: cross-compiled with Debian's multiarch packages
   # (cmake/toolchain-aarch64-linux-gnu.cmake; yaml-cpp's arm64 archive comes below) and tested
   # under qemu-aarch64-static, called directly (no binfmt registration)
