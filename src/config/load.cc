@@ -232,15 +232,19 @@ Result<Config> effective_config(const FlagValues &v, std::vector<std::string> *n
     if (!loaded) {
       // Flags override the file, so a file wrong only as a whole may be put right by them (its
       // clientCert with --health-client-key, its discovery mode with --discovery-kubeconfig).
-      // When they do not, the file's own error, with its position, says what to fix.
       auto fields =
           load_config_file(v.config_path, forced, base, nullptr, notes, ReaderChecks::FieldsOnly);
-      if (fields) {
-        if (auto merged = apply_flags(v, *fields)) {
-          return merged;
-        }
+      if (!fields) {
+        return Err{loaded.error()}; // a field wrong by itself
       }
-      return Err{loaded.error()};
+      auto merged = apply_flags(v, *fields);
+      if (merged) {
+        return merged;
+      }
+      // The flags did not help: the same problem is the file's (said with its position); another
+      // one (a bad flag, or one the flags brought in after fixing the file's) is the flags'.
+      auto alone = validate(*fields);
+      return Err{!alone && alone.error() == merged.error() ? loaded.error() : merged.error()};
     }
     base = *loaded;
   }

@@ -259,7 +259,7 @@ Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string &pa
 Result<Kubeconfig> load_kubeconfig(const std::string &path) {
   auto text = read_file(path);
   if (!text) {
-    return Err{"kubeconfig " + path + ": " + text.error()};
+    return Err{one_line("kubeconfig " + path + ": " + text.error())};
   }
   return parse_kubeconfig(*text, path, read_file);
 }

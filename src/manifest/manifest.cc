@@ -437,6 +437,24 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
         return Err{"--state-file \"" + c.discovery.state_file +
                    "\": must not be inside --config-hostpath, which is mounted read-only"};
       }
+      // The init container gives the state directory to the proxy's user: it must be the state
+      // file's own, not one the credentials live in (prepare-state-dir refuses a directory that
+      // holds files anyway; this says so before the pod exists).
+      std::vector<std::string> shared;
+      for (const auto &m : health_dirs) {
+        shared.push_back(m.path);
+      }
+      for (const auto &m : discovery_ro) {
+        shared.push_back(m.path);
+      }
+      for (const auto &other : shared) {
+        if (*dir == other || under_dir(*dir, other) || under_dir(other, *dir)) {
+          return Err{"--state-file \"" + c.discovery.state_file + "\": its directory " + *dir +
+                     " is shared with the credentials in " + other +
+                     "; give it a directory of its own (e.g. /var/lib/kube-api-lb/discovery.json), "
+                     "which the pod hands to the proxy's user"};
+        }
+      }
       discovery_rw.push_back(DirMount{"discovery-state", *dir});
     }
   }
@@ -477,6 +495,31 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
   out << YAML::Key << "priorityClassName" << YAML::Value << "system-node-critical";
   out << YAML::Key << "terminationGracePeriodSeconds" << YAML::Value << grace_s;
 
+  // The same requests and limits on every container: Kubernetes counts init containers when it
+  // picks the pod's QoS class (a Guaranteed pod stays Guaranteed with its init container).
+  auto emit_resources = [&] {
+    out << YAML::Key << "resources" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "requests" << YAML::Value << YAML::BeginMap;
+    if (!o.cpu_request.empty()) {
+      out << YAML::Key << "cpu" << YAML::Value << o.cpu_request;
+    }
+    if (!o.memory_request.empty()) {
+      out << YAML::Key << "memory" << YAML::Value << o.memory_request;
+    }
+    out << YAML::EndMap;
+    if (!o.cpu_limit.empty() || !o.memory_limit.empty()) {
+      out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
+      if (!o.cpu_limit.empty()) {
+        out << YAML::Key << "cpu" << YAML::Value << o.cpu_limit;
+      }
+      if (!o.memory_limit.empty()) {
+        out << YAML::Key << "memory" << YAML::Value << o.memory_limit;
+      }
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap; // resources
+  };
+
   if (!discovery_rw.empty()) {
     // kubelet creates the state directory root-owned (0755) and fsGroup does not apply to
     // hostPath volumes: an init container gives it to the proxy's user once (`kube-api-lb
@@ -490,6 +533,7 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
         << "--dir=" + state.path
         << "--owner=" + std::to_string(o.run_as_user) + ":" + std::to_string(o.run_as_group)
         << YAML::EndSeq;
+    emit_resources();
     out << YAML::Key << "securityContext" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "allowPrivilegeEscalation" << YAML::Value << false;
     out << YAML::Key << "capabilities" << YAML::Value << YAML::BeginMap;
@@ -526,26 +570,7 @@ Result<std::string> render_manifest(const Config &c, const ManifestOptions &o) {
   }
   out << YAML::EndSeq;
 
-  out << YAML::Key << "resources" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "requests" << YAML::Value << YAML::BeginMap;
-  if (!o.cpu_request.empty()) {
-    out << YAML::Key << "cpu" << YAML::Value << o.cpu_request;
-  }
-  if (!o.memory_request.empty()) {
-    out << YAML::Key << "memory" << YAML::Value << o.memory_request;
-  }
-  out << YAML::EndMap;
-  if (!o.cpu_limit.empty() || !o.memory_limit.empty()) {
-    out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
-    if (!o.cpu_limit.empty()) {
-      out << YAML::Key << "cpu" << YAML::Value << o.cpu_limit;
-    }
-    if (!o.memory_limit.empty()) {
-      out << YAML::Key << "memory" << YAML::Value << o.memory_limit;
-    }
-    out << YAML::EndMap;
-  }
-  out << YAML::EndMap; // resources
+  emit_resources();
 
   const HostPort &admin = c.admin.listen.front();
   emit_probe(out, "livenessProbe", admin, "/healthz");

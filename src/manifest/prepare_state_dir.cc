@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,11 +45,77 @@ Result<std::pair<uid_t, gid_t>> parse_owner(std::string_view s) {
   return std::pair{static_cast<uid_t>(ids[0]), static_cast<gid_t>(ids[1])};
 }
 
+// An absolute path in plain form: no empty, "." or ".." component, no trailing '/' (a trailing
+// slash makes lstat() and lchown() follow a symlink), not "/" itself. Empty when fine.
+std::string bad_dir_path(const std::string &dir) {
+  if (dir.empty() || dir.front() != '/') {
+    return "must be an absolute path, got \"" + dir + "\"";
+  }
+  if (dir == "/" || dir.back() == '/') {
+    return "must name a directory without a trailing '/', got \"" + dir + "\"";
+  }
+  size_t start = 1;
+  while (start <= dir.size()) {
+    const size_t slash = dir.find('/', start);
+    const std::string_view part = std::string_view(dir).substr(
+        start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (part.empty() || part == "." || part == "..") {
+      return "must be a plain absolute path (no empty, \".\" or \"..\" component), got \"" + dir +
+             "\"";
+    }
+    if (slash == std::string::npos) {
+      break;
+    }
+    start = slash + 1;
+  }
+  return {};
+}
+
+// The root-owned directory behind `fd`, handed over if it is empty: a directory that holds
+// anything is shared with something else (a --state-file in /var/lib or /etc/kubernetes would
+// otherwise give that whole directory to the proxy's user), and is refused.
+Result<bool> hand_over(int fd, const std::string &dir, uid_t uid, gid_t gid) {
+  const int list_fd = ::dup(fd);
+  if (list_fd < 0) {
+    return Err{failed(dir, "dup", errno)};
+  }
+  DIR *d = ::fdopendir(list_fd);
+  if (!d) {
+    const int err = errno;
+    ::close(list_fd);
+    return Err{failed(dir, "opendir", err)};
+  }
+  std::string first;
+  while (const dirent *e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (name != "." && name != "..") {
+      first = name;
+      break;
+    }
+  }
+  ::closedir(d);
+  if (!first.empty()) {
+    return Err{dir + " is root's and holds other files (\"" + first +
+               "\"): refusing to give a shared directory to " + owner_text(uid, gid) +
+               "; give --state-file a directory of its own, e.g. "
+               "/var/lib/kube-api-lb/discovery.json"};
+  }
+  // The mode first, while root still owns it; then the owner.
+  if (::fchmod(fd, 0750) != 0) {
+    return Err{failed(dir, "chmod 0750", errno)};
+  }
+  if (::fchown(fd, uid, gid) != 0) {
+    return Err{failed(dir, ("chown " + owner_text(uid, gid)).c_str(), errno) +
+               " (the init container needs CAP_CHOWN)"};
+  }
+  return true;
+}
+
 } // namespace
 
 Result<std::string> prepare_state_dir(const std::string &dir, uid_t uid, gid_t gid) {
-  if (dir.empty() || dir.front() != '/') {
-    return Err{"--dir: must be an absolute path, got \"" + dir + "\""};
+  if (auto bad = bad_dir_path(dir); !bad.empty()) {
+    return Err{"--dir: " + bad};
   }
   std::string done = "handed over to";
   struct stat st {};
@@ -69,16 +137,31 @@ Result<std::string> prepare_state_dir(const std::string &dir, uid_t uid, gid_t g
   if (!S_ISDIR(st.st_mode)) {
     return Err{dir + " exists and is not a directory"};
   }
-  if (st.st_uid == uid && st.st_gid == gid && (st.st_mode & 0700) == 0700) {
-    return std::string("already owned by ") + owner_text(uid, gid);
+  if (st.st_uid == uid && st.st_gid == gid) {
+    // A later start. Group or others able to write could plant the state the proxy starts from.
+    if ((st.st_mode & 07777) == 0750) {
+      return std::string("already owned by ") + owner_text(uid, gid);
+    }
+    if (::chmod(dir.c_str(), 0750) != 0) {
+      return Err{failed(dir, "chmod 0750", errno) + " (the init container needs CAP_FOWNER)"};
+    }
+    return std::string("already owned by ") + owner_text(uid, gid) + ", mode set to 0750";
   }
-  // The mode first, while root (kubelet made it) still owns it; CAP_FOWNER covers the rest.
-  if (::chmod(dir.c_str(), 0750) != 0) {
-    return Err{failed(dir, "chmod 0750", errno) + " (the init container needs CAP_FOWNER)"};
+  if (st.st_uid != 0) {
+    return Err{dir + " is owned by " + owner_text(st.st_uid, st.st_gid) +
+               ", neither root (as kubelet creates it) nor " + owner_text(uid, gid) +
+               ": refusing to take it over"};
   }
-  if (::lchown(dir.c_str(), uid, gid) != 0) {
-    return Err{failed(dir, ("chown " + owner_text(uid, gid)).c_str(), errno) +
-               " (the init container needs CAP_CHOWN)"};
+  // Root's, as kubelet's DirectoryOrCreate makes it. Everything on the descriptor from here: what
+  // was checked is what is changed.
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    return Err{failed(dir, "open", errno)};
+  }
+  auto result = hand_over(fd, dir, uid, gid);
+  ::close(fd);
+  if (!result) {
+    return Err{result.error()};
   }
   return done + " " + owner_text(uid, gid) + ", mode 0750";
 }
@@ -101,11 +184,8 @@ int prepare_state_dir_main(int argc, char **argv) {
     std::fprintf(stderr, "kube-api-lb: error: prepare-state-dir: %s\n", e.what());
     return 2;
   }
-  if (dir.empty() || dir.front() != '/') {
-    std::fprintf(stderr,
-                 "kube-api-lb: error: prepare-state-dir: --dir: must be an absolute path, got "
-                 "\"%s\"\n",
-                 dir.c_str());
+  if (auto bad = bad_dir_path(dir); !bad.empty()) {
+    std::fprintf(stderr, "kube-api-lb: error: prepare-state-dir: --dir: %s\n", bad.c_str());
     return 2;
   }
   auto ids = parse_owner(owner);

@@ -77,11 +77,34 @@ class PrepareStateDir(unittest.TestCase):
         self.assertIn("created, owned by 1000:2000, mode 0750", r.stdout)
         self.assertEqual(self.owner_mode(self.dir), (1000, 2000, 0o750))
 
-    def test_someone_elses_directory_is_handed_over(self):
-        os.mkdir(self.dir, 0o700)
-        os.chown(self.dir, 1234, 1234)
+    def test_shared_or_foreign_directories_are_refused(self):
+        # A --state-file in /etc/kubernetes or /var/lib must not give that directory away.
+        os.mkdir(self.dir, 0o755)
+        with open(os.path.join(self.dir, "admin.conf"), "w"):
+            pass
+        r = init(f"--dir={self.dir}")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn('holds other files ("admin.conf"): refusing to give a shared directory to '
+                      "65532:65532", r.stderr)
+        self.assertEqual(self.owner_mode(self.dir), (0, 0, 0o755))
+        # Not root's (kubelet makes it root's) nor already the proxy's: not ours to take.
+        other = os.path.join(self.parent, "other")
+        os.mkdir(other, 0o700)
+        os.chown(other, 1234, 1234)
+        r = init(f"--dir={other}")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("is owned by 1234:1234, neither root (as kubelet creates it) nor "
+                      "65532:65532", r.stderr)
+        self.assertEqual(self.owner_mode(other), (1234, 1234, 0o700))
+
+    def test_already_owned_with_a_loose_mode_is_tightened(self):
+        # Someone did chown 65532 and chmod 777 by hand: anyone could plant the state.
+        os.mkdir(self.dir)
+        os.chown(self.dir, 65532, 65532)
+        os.chmod(self.dir, 0o777)
         r = init(f"--dir={self.dir}")
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("already owned by 65532:65532, mode set to 0750", r.stdout)
         self.assertEqual(self.owner_mode(self.dir), (65532, 65532, 0o750))
 
     def test_without_its_capabilities_it_says_which_one(self):
@@ -96,6 +119,9 @@ class PrepareStateDir(unittest.TestCase):
         os.symlink("/etc", self.dir)
         cases = [
             ([f"--dir={self.dir}"], 1, "is a symbolic link: refusing to hand over what it points to"),
+            ([f"--dir={self.dir}/"], 2, "without a trailing '/'"),
+            ([f"--dir={self.parent}/../x"], 2, "must be a plain absolute path"),
+            (["--dir=/"], 2, "without a trailing '/'"),
             (["--dir=relative/dir"], 2, "--dir: must be an absolute path"),
             ([f"--dir={self.parent}/x", "--owner=0:0"], 2, "--owner: expected UID:GID with ids"),
             ([f"--dir={self.parent}/x", "--owner=65532"], 2, "--owner: expected UID:GID (e.g."),

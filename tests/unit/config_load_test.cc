@@ -321,3 +321,20 @@ TEST_CASE("effective config: flags put right what a file gets wrong only as a wh
     REQUIRE_MESSAGE(on.ok(), on.error());
   }
 }
+
+TEST_CASE("effective config: when the flags fix the file's problem but bring another, theirs is "
+          "said") {
+  TempDir dir;
+  // clientCert without its key, and discovery without a kubeconfig: the key by flag fixes the
+  // first problem the file reports; the second is then the one to say (no position: it is the
+  // whole's, after the flags).
+  std::string p = dir.write("c.yaml", kYaml + "healthCheck:\n  clientCert: /pki/c.crt\n");
+  auto bad_flag = effective({"--config=" + p, "--health-client-key=/pki/c.key", "--workers=0"});
+  REQUIRE_FALSE(bad_flag.ok());
+  CHECK(bad_flag.error().find("workers") != std::string::npos);
+  CHECK(bad_flag.error().find("clientKey") == std::string::npos);
+  auto unfixed = effective({"--config=" + p, "--workers=3"});
+  REQUIRE_FALSE(unfixed.ok());
+  CHECK(unfixed.error() ==
+        p + ":5:15: healthCheck.clientCert is set but healthCheck.clientKey is not");
+}

@@ -543,6 +543,8 @@ TEST_CASE("manifest: discovery mounts the kubeconfig's directory read-only and t
   CHECK(isc["runAsUser"].as<int>() == 0);
   CHECK(isc["allowPrivilegeEscalation"].as<bool>() == false);
   CHECK(isc["readOnlyRootFilesystem"].as<bool>() == true);
+  // The same resources as the proxy: the pod's QoS class does not change with it.
+  CHECK(YAML::Dump(init[0]["resources"]) == YAML::Dump(container(m)["resources"]));
   REQUIRE(init[0]["volumeMounts"].size() == 1);
   CHECK(init[0]["volumeMounts"][0]["name"].as<std::string>() == "discovery-state");
   CHECK(init[0]["volumeMounts"][0]["mountPath"].as<std::string>() == "/var/lib/kube-api-lb");
@@ -550,6 +552,20 @@ TEST_CASE("manifest: discovery mounts the kubeconfig's directory read-only and t
   o.run_as_group = 2000;
   CHECK(strings(render(c, o)["spec"]["initContainers"][0]["args"])[2] == "--owner=1000:2000");
   o = opts();
+  // The state directory is handed to the proxy's user: never one the credentials live in.
+  {
+    Config shared = c;
+    shared.discovery.state_file = "/etc/kube-api-lb/discovery/state.json";
+    auto r = render_manifest(shared, o);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() ==
+          "--state-file \"/etc/kube-api-lb/discovery/state.json\": its directory "
+          "/etc/kube-api-lb/discovery is shared with the credentials in "
+          "/etc/kube-api-lb/discovery; give it a directory of its own (e.g. "
+          "/var/lib/kube-api-lb/discovery.json), which the pod hands to the proxy's user");
+    shared.discovery.state_file = "/etc/kube-api-lb/state.json"; // the parent of the kubeconfig's
+    CHECK_FALSE(render_manifest(shared, o).ok());
+  }
   // Without a state file: nothing to hand over, no init container.
   Config no_state = c;
   no_state.discovery.state_file.clear();

@@ -56,9 +56,10 @@ std::optional<std::string> find_default_config(const std::vector<std::string> &s
 // The configuration the command line asks for: defaults, then the config file of `v` (if any),
 // then the flags of `v`. Endpoints given as a flag also seed the file's base, so a file without
 // endpoints is valid when --endpoints supplies them. A file that is wrong only as a whole (a
-// client certificate without its key, discovery without a kubeconfig, two listeners on one port)
-// is taken when the flags put that right (--health-client-key, --discovery-kubeconfig,
-// --listen); when they do not, the error is the file's, with its position. Validated
+// client certificate without its key, discovery without a kubeconfig, in a YAML file two
+// listeners on one port) is taken when the flags put that right (--health-client-key,
+// --discovery-kubeconfig, --listen); when they leave that problem as it is, the error is the
+// file's, with its position, else the flags' own (a bad flag, or a new conflict). Validated
 // (kal::validate()); errors are the
 // one-line messages of parse_endpoint_list ("--endpoints: ..."), load_config_file and
 // apply_flags. `notes` receives load_config_file's notes on ignored directives. Pure: reads the

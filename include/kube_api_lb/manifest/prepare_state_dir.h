@@ -12,10 +12,13 @@
 namespace kal {
 
 // Makes `dir` a directory owned by uid:gid with mode 0750: created if missing (its parent must
-// exist), left alone if it already is. A symlink, a non-directory or a relative path is an error.
-// Files inside are not touched (the proxy replaces its state file by rename, whoever owned the
-// old one). Returns what it did, in words ("created, owned by 65532:65532, mode 0750", "handed
-// over to ...", "already owned by ...").
+// exist); left alone if it already is (its mode set back to 0750 if it was not). Only an empty
+// root-owned directory is handed over, as kubelet's DirectoryOrCreate makes it: one that holds
+// files is shared with something else (a state file in /etc/kubernetes would otherwise give that
+// directory to the proxy's user), one owned by another user is not kubelet's; both are refused.
+// So are a symlink, a non-directory and a path not in plain absolute form. The checks and the
+// change are made on one descriptor. Returns what it did, in words ("created, owned by
+// 65532:65532, mode 0750", "handed over to ...", "already owned by ...").
 Result<std::string> prepare_state_dir(const std::string &dir, uid_t uid, gid_t gid);
 
 // Entry point of the subcommand: argv[0] is "prepare-state-dir", then --dir=PATH (required) and
